@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+// Unroll: a distributed, data-parallel TBPTT trainer for recurrent networks.
+// Targets read bottom-up by dependency direction:
+//   C libraries (CMPI, CHDF5, CCBLAS) → C shims (MPIShim, HDF5Shim) and C kernels (CKernels)
+//   → UnrollKernels (math on buffers) → UnrollModels (cells, stacks, flat parameters)
+//   → UnrollData (HDF5) / UnrollDistributed (MPI) → UnrollTraining → unroll (CLI).
+import PackageDescription
+
+/// Release builds of the numeric code drop bounds/overflow checks; debug builds keep them.
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Unroll",
+    products: [
+        .executable(name: "unroll", targets: ["unroll"]),
+        .library(name: "UnrollTraining", targets: ["UnrollTraining"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, flags from pkg-config.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CCBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Getters for the C macros Swift cannot import.
+        .target(name: "MPIShim", dependencies: ["CMPI"]),
+        .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
+        // Hand-vectorised kernels (AVX-512 / AVX2 with runtime dispatch, portable fallback).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+
+        .target(name: "UnrollKernels", dependencies: ["CCBLAS", "CKernels"], swiftSettings: fast),
+        .target(name: "UnrollModels", dependencies: ["UnrollKernels"], swiftSettings: fast),
+        .target(name: "UnrollData", dependencies: ["HDF5Shim", "UnrollModels"], swiftSettings: fast),
+        .target(name: "UnrollDistributed", dependencies: ["MPIShim"], swiftSettings: fast),
+        .target(name: "UnrollTraining",
+                dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed"],
+                swiftSettings: fast),
+        .executableTarget(name: "unroll",
+                          dependencies: ["UnrollTraining",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: fast),
+
+        .target(name: "UnrollTestSupport", dependencies: ["UnrollKernels", "UnrollModels"],
+                path: "Tests/UnrollTestSupport"),
+        .testTarget(name: "UnrollKernelsTests", dependencies: ["UnrollKernels", "UnrollTestSupport"]),
+        .testTarget(name: "UnrollModelsTests", dependencies: ["UnrollModels", "UnrollTestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "UnrollDataTests", dependencies: ["UnrollData", "UnrollTestSupport"]),
+    ]
+)

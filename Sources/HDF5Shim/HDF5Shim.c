@@ -1,0 +1,2 @@
+// Compiled so that SwiftPM tracks edits to HDF5Shim.h.
+#include "HDF5Shim.h"

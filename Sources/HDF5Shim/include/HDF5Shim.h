@@ -1,0 +1,27 @@
+// Getters for HDF5's type, property-list and flag macros, which Swift cannot import (they call
+// H5open() or H5check_version() inside the expansion), and H5P_DEFAULT/H5E_DEFAULT as hid_t.
+#ifndef HDF5SHIM_H
+#define HDF5SHIM_H
+#include <hdf5.h>
+#define CH5_CONST(type, name) \
+  static inline type ch5_##name(void) __attribute__((swift_name("getter:" #name "()"))); \
+  static inline type ch5_##name(void) { return name; }
+CH5_CONST(hid_t, H5T_NATIVE_FLOAT)  CH5_CONST(hid_t, H5T_NATIVE_DOUBLE) CH5_CONST(hid_t, H5T_NATIVE_INT)
+CH5_CONST(hid_t, H5T_NATIVE_INT32)  CH5_CONST(hid_t, H5T_NATIVE_INT64)  CH5_CONST(hid_t, H5T_NATIVE_UINT8)
+CH5_CONST(hid_t, H5T_NATIVE_UINT32) CH5_CONST(hid_t, H5T_NATIVE_UINT64) CH5_CONST(hid_t, H5T_NATIVE_HSIZE)
+CH5_CONST(hid_t, H5T_C_S1)
+CH5_CONST(hid_t, H5T_STD_U8LE)      CH5_CONST(hid_t, H5T_STD_I32LE)     CH5_CONST(hid_t, H5T_STD_I64LE)
+CH5_CONST(hid_t, H5T_STD_U32LE)     CH5_CONST(hid_t, H5T_STD_U64LE)
+CH5_CONST(hid_t, H5T_IEEE_F32LE)    CH5_CONST(hid_t, H5T_IEEE_F64LE)
+CH5_CONST(hid_t, H5P_FILE_CREATE)   CH5_CONST(hid_t, H5P_FILE_ACCESS)   CH5_CONST(hid_t, H5P_DATASET_CREATE)
+CH5_CONST(hid_t, H5P_DATASET_XFER)  CH5_CONST(hid_t, H5P_LINK_CREATE)   CH5_CONST(hid_t, H5P_DATASET_ACCESS)
+CH5_CONST(unsigned, H5F_ACC_RDONLY) CH5_CONST(unsigned, H5F_ACC_RDWR)
+CH5_CONST(unsigned, H5F_ACC_TRUNC)  CH5_CONST(unsigned, H5F_ACC_EXCL)
+CH5_CONST(hsize_t, H5S_UNLIMITED)   CH5_CONST(size_t, H5T_VARIABLE)
+// These import as Int32 otherwise; re-declare as hid_t and hide the macros from Swift.
+CH5_CONST(hid_t, H5P_DEFAULT)
+CH5_CONST(hid_t, H5E_DEFAULT)
+#undef H5P_DEFAULT
+#undef H5E_DEFAULT
+#undef CH5_CONST
+#endif

@@ -1,0 +1,1 @@
+// UnrollData: see README.md for what this module owns.

@@ -1,0 +1,1 @@
+// UnrollDistributed: see README.md for what this module owns.

@@ -1,0 +1,1 @@
+// UnrollTraining: see README.md for what this module owns.
