@@ -1,0 +1,60 @@
+// Matrix products: a thin wrapper over OpenBLAS `cblas_sgemm` (row-major, all transpose variants),
+// the naive reference the tests compare it with, and the BLAS runtime controls (thread count,
+// which CPU kernels OpenBLAS selected). This file is the only importer of CCBLAS.
+import CCBLAS
+
+/// Row-major single-precision matrix products and OpenBLAS runtime controls.
+public enum BLAS {
+    /// C(m×n) = alpha · op(A)(m×k) · op(B)(k×n) + beta · C, all row-major.
+    /// `op(A)` is A (stored m×k, `lda` ≥ k) or, with `transA`, Aᵀ (A stored k×m, `lda` ≥ m); same for B.
+    /// With beta = 0, C is not read (NaNs in C do not propagate).
+    @inlinable
+    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                             b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "sgemm: negative size")
+        precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
+                     "sgemm: leading dimension too small")
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// The naive triple loop with Double accumulation that `sgemm` is tested against.
+    public static func sgemmReference(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                                      b: UnsafePointer<Float>, ldb: Int,
+                                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k {
+                    let av = transA ? a[p * lda + i] : a[i * lda + p]
+                    let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    sum += Double(av) * Double(bv)
+                }
+                let prior = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+                c[i * ldc + j] = Float(Double(alpha) * sum + prior)
+            }
+        }
+    }
+
+    /// Number of threads OpenBLAS uses for one call.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Sets the number of OpenBLAS threads (1 per MPI rank is the rule).
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+    /// The CPU kernel family OpenBLAS selected at load time, e.g. "Haswell" or "SkylakeX".
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// OpenBLAS build configuration string.
+    public static var configuration: String {
+        guard let cfg = openblas_get_config() else { return "unknown" }
+        return String(cString: cfg)
+    }
+}

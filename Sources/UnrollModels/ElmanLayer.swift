@@ -1,0 +1,49 @@
+// Elman RNN layer over a window, h_t = φ(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh) with φ = tanh or
+// relu: forward and backward (BPTT). The pre-activations are built directly in the output slots
+// of `hs`, so the cache is just the outputs.
+import UnrollKernels
+
+final class ElmanLayer: RecurrentLayer {
+    /// (T, B, H) pre-activation gradients.
+    let dPre: FloatBuffer
+
+    override init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection,
+                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String) {
+        dPre = FloatBuffer(count: maxSteps * maxBatch * hiddenSize)
+        super.init(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
+                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+    }
+
+    private var relu: Bool { cell == .rnnRelu }
+
+    override func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
+        begin(input: input, steps: steps, batch: batch)
+        let BH = batch * hiddenSize
+        projectInput(output, includeRecurrentBias: true)   // output slots hold pre-activations
+        slot(initialSlot).update(from: initial.h, count: BH)
+        for s in 0..<steps {
+            let t = time(ofStep: s)
+            let h = slot(outputSlot(t))
+            recurrentProduct(h, hPrev: slot(previousSlot(t)), beta: 1)
+            ElmanKernels.forward(h: h, count: BH, relu: relu)
+        }
+        final.h.update(from: slot(finalSlot), count: BH)
+    }
+
+    override func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
+                           dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
+        let BH = batch * hiddenSize
+        let dh = dhRecurrent.pointer
+        if let dFinal { dh.update(from: dFinal.h, count: BH) } else { dh.update(repeating: 0, count: BH) }
+        for s in stride(from: steps - 1, through: 0, by: -1) {
+            let t = time(ofStep: s)
+            let dOut = dOutput + t * BH
+            RowKernels.add(dOut, dh, count: BH)
+            let dp = dPre.pointer + t * BH
+            ElmanKernels.backward(dPre: dp, dh: dOut, h: slot(outputSlot(t)), count: BH, relu: relu)
+            recurrentBackward(dh, dGates: dp, beta: 0)
+        }
+        if let dInitial { dInitial.h.update(from: dh, count: BH) }
+        finishBackward(dGatesIH: dPre.pointer, dGatesHH: dPre.pointer, dInput: dInput)
+    }
+}

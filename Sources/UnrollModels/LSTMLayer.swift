@@ -1,0 +1,74 @@
+// LSTM layer over a window: forward and backward (BPTT) with the cache backward needs.
+// Gate order i,f,g,o as PyTorch; both biases are added once in the input projection.
+import UnrollKernels
+
+final class LSTMLayer: RecurrentLayer {
+    /// (T, B, 4H) gate activations [i f g o].
+    let gates: FloatBuffer
+    /// (T+1, B, H) cell states, same slot order as `hs`.
+    let cs: FloatBuffer
+    /// (T, B, H) tanh(c_t).
+    let tanhC: FloatBuffer
+    /// (T, B, 4H) pre-activation gradients.
+    let dGates: FloatBuffer
+    /// (B, H) ∂L/∂c carried backwards in time.
+    let dc: FloatBuffer
+
+    override init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection,
+                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String) {
+        let rows = maxSteps * maxBatch
+        gates = FloatBuffer(count: rows * 4 * hiddenSize)
+        cs = FloatBuffer(count: (maxSteps + 1) * maxBatch * hiddenSize)
+        tanhC = FloatBuffer(count: rows * hiddenSize)
+        dGates = FloatBuffer(count: rows * 4 * hiddenSize)
+        dc = FloatBuffer(count: maxBatch * hiddenSize)
+        super.init(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
+                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+    }
+
+    @inline(__always) private func cellSlot(_ s: Int) -> UnsafeMutablePointer<Float> {
+        cs.pointer + s * batch * hiddenSize
+    }
+
+    override func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
+        begin(input: input, steps: steps, batch: batch)
+        guard let c0 = initial.c, let cT = final.c else { preconditionFailure("LSTM state needs c") }
+        let BH = batch * hiddenSize, BG = batch * gateWidth
+        projectInput(gates.pointer, includeRecurrentBias: true)
+        slot(initialSlot).update(from: initial.h, count: BH)
+        cellSlot(initialSlot).update(from: c0, count: BH)
+        for s in 0..<steps {
+            let t = time(ofStep: s)
+            let g = gates.pointer + t * BG
+            recurrentProduct(g, hPrev: slot(previousSlot(t)), beta: 1)
+            LSTMKernels.forward(gates: g, cPrev: cellSlot(previousSlot(t)), c: cellSlot(outputSlot(t)),
+                                tanhC: tanhC.pointer + t * BH, h: slot(outputSlot(t)),
+                                batch: batch, hidden: hiddenSize)
+        }
+        final.h.update(from: slot(finalSlot), count: BH)
+        cT.update(from: cellSlot(finalSlot), count: BH)
+    }
+
+    override func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
+                           dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
+        let BH = batch * hiddenSize, BG = batch * gateWidth
+        let dh = dhRecurrent.pointer
+        if let dFinal { dh.update(from: dFinal.h, count: BH) } else { dh.update(repeating: 0, count: BH) }
+        if let dcT = dFinal?.c { dc.pointer.update(from: dcT, count: BH) } else { dc.zero() }
+        for s in stride(from: steps - 1, through: 0, by: -1) {
+            let t = time(ofStep: s)
+            let dOut = dOutput + t * BH
+            RowKernels.add(dOut, dh, count: BH)
+            let dg = dGates.pointer + t * BG
+            LSTMKernels.backward(dGates: dg, dc: dc.pointer, dh: dOut, gates: gates.pointer + t * BG,
+                                 cPrev: cellSlot(previousSlot(t)), tanhC: tanhC.pointer + t * BH,
+                                 batch: batch, hidden: hiddenSize)
+            recurrentBackward(dh, dGates: dg, beta: 0)
+        }
+        if let dInitial {
+            dInitial.h.update(from: dh, count: BH)
+            dInitial.c?.update(from: dc.pointer, count: BH)
+        }
+        finishBackward(dGatesIH: dGates.pointer, dGatesHH: dGates.pointer, dInput: dInput)
+    }
+}

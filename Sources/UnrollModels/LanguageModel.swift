@@ -1,0 +1,217 @@
+// The recurrent language model: embedding → dropout → L recurrent layers (dropout between them) →
+// dropout → linear readout → softmax cross-entropy; forward and backward over one TBPTT window
+// of T steps for B streams, from a carried state that it updates to the window's final state.
+// Dropout only touches non-recurrent connections (Zaremba et al. 2014).
+import UnrollKernels
+
+/// The carried state of every layer for a batch of streams: h (L, B, H) and, for LSTM, c (L, B, H),
+/// in PyTorch's (num_layers, batch, hidden) layout.
+public final class RecurrentState: @unchecked Sendable {
+    public let layers: Int
+    public let batch: Int
+    public let hiddenSize: Int
+    public let h: FloatBuffer
+    public let c: FloatBuffer?
+
+    public init(layers: Int, batch: Int, hiddenSize: Int, hasCell: Bool) {
+        self.layers = layers
+        self.batch = batch
+        self.hiddenSize = hiddenSize
+        h = FloatBuffer(count: layers * batch * hiddenSize)
+        c = hasCell ? FloatBuffer(count: layers * batch * hiddenSize) : nil
+    }
+
+    /// A zero state shaped for `config` and `batch` streams.
+    public convenience init(config: ModelConfig, batch: Int) {
+        self.init(layers: config.layers, batch: batch, hiddenSize: config.hiddenSize,
+                  hasCell: config.cell.hasCellState)
+    }
+
+    /// Pointers to layer `k`'s part.
+    public func layer(_ k: Int) -> LayerState {
+        let offset = k * batch * hiddenSize
+        return LayerState(h: h.pointer + offset, c: c.map { $0.pointer + offset })
+    }
+
+    /// Resets to zero (start of an epoch).
+    public func zero() {
+        h.zero()
+        c?.zero()
+    }
+
+    /// Copies another state of the same shape.
+    public func copy(from other: RecurrentState) {
+        precondition(other.h.count == h.count && (other.c == nil) == (c == nil), "state shape mismatch")
+        h.pointer.update(from: other.h.pointer, count: h.count)
+        if let c, let oc = other.c { c.pointer.update(from: oc.pointer, count: c.count) }
+    }
+}
+
+/// What selects a dropout mask: masks are defined over the global batch, so a rank owning streams
+/// [firstStream, firstStream + B) of `globalBatch` draws exactly its part and every world size
+/// trains with the same masks.
+public struct DropoutContext: Sendable {
+    public var seed: UInt64
+    /// The optimizer step; each step draws fresh masks.
+    public var step: UInt64
+    public var firstStream: Int
+    public var globalBatch: Int
+
+    public init(seed: UInt64, step: UInt64, firstStream: Int = 0, globalBatch: Int) {
+        self.seed = seed
+        self.step = step
+        self.firstStream = firstStream
+        self.globalBatch = globalBatch
+    }
+}
+
+/// Embedding, recurrent stack and readout over one flat parameter arena.
+public final class RecurrentLanguageModel {
+    public let config: ModelConfig
+    public let arena: ParameterArena
+    public let layers: [RecurrentLayer]
+    public let maxSteps: Int
+    public let maxBatch: Int
+
+    let embeddingView: ParameterView, decoderWeight: ParameterView, decoderBias: ParameterView
+    /// (T, B, E) embedded (and dropped-out) inputs; reused as ∂L/∂embedded in backward.
+    let embedded: FloatBuffer
+    let dEmbedded: FloatBuffer
+    /// Dropout masks per site: site 0 = embedding output (T, B, E), site k ≥ 1 = output of layer k−1 (T, B, H).
+    let masks: [FloatBuffer]
+    /// (T, B, H) dropped-out outputs of layer k (input of layer k+1 or of the readout); only with dropout.
+    let dropped: [FloatBuffer]
+    /// (T, B, V) logits; overwritten by ∂L/∂logits in backward.
+    let logits: FloatBuffer
+    /// (T, B, H) ping-pong gradients flowing down the stack.
+    let dUpper: FloatBuffer, dLower: FloatBuffer
+
+    private var steps = 0, batch = 0
+    private var dropoutActive = false
+    private var tokens: UnsafePointer<Int32>?
+    private var readoutInput: UnsafePointer<Float>?
+
+    /// Builds the model over `arena` (whose layout must be `ParameterLayout.languageModel(config)`),
+    /// with workspaces for windows of up to `maxSteps` × `maxBatch`.
+    public init(config: ModelConfig, arena: ParameterArena, maxSteps: Int, maxBatch: Int) {
+        precondition(config.problem() == nil, config.problem() ?? "")
+        precondition(arena.layout == ParameterLayout.languageModel(config), "arena layout does not match the config")
+        self.config = config
+        self.arena = arena
+        self.maxSteps = maxSteps
+        self.maxBatch = maxBatch
+        let H = config.hiddenSize, E = config.embeddingSize, rows = maxSteps * maxBatch
+        layers = (0..<config.layers).map { k in
+            RecurrentLayer.make(cell: config.cell, index: k, inputSize: config.inputSize(ofLayer: k), hiddenSize: H,
+                                arena: arena, maxSteps: maxSteps, maxBatch: maxBatch)
+        }
+        embeddingView = arena.view("embedding.weight")
+        decoderWeight = arena.view("decoder.weight")
+        decoderBias = arena.view("decoder.bias")
+        embedded = FloatBuffer(count: rows * E)
+        dEmbedded = FloatBuffer(count: rows * E)
+        let withDropout = config.dropout > 0
+        masks = withDropout ? (0...config.layers).map { FloatBuffer(count: rows * ($0 == 0 ? E : H)) } : []
+        dropped = withDropout ? (0..<config.layers).map { _ in FloatBuffer(count: rows * H) } : []
+        logits = FloatBuffer(count: rows * config.vocabSize)
+        dUpper = FloatBuffer(count: rows * H)
+        dLower = FloatBuffer(count: rows * H)
+    }
+
+    /// Convenience: a fresh arena laid out for `config`, initialised with `seed`.
+    public convenience init(config: ModelConfig, seed: UInt64, maxSteps: Int, maxBatch: Int) {
+        let arena = ParameterArena(layout: .languageModel(config))
+        Initializer.initialize(arena, config: config, seed: seed)
+        self.init(config: config, arena: arena, maxSteps: maxSteps, maxBatch: maxBatch)
+    }
+
+    /// Runs the model forward over a window and leaves the logits in `lastLogits`.
+    /// - tokens: (T, B) input ids; must stay valid until `backward`.
+    /// - state: initial state on entry, the window's final state on exit.
+    /// - dropout: masks to use, or nil for none (evaluation, or a model without dropout).
+    public func forward(tokens: UnsafePointer<Int32>, steps: Int, batch: Int, state: RecurrentState,
+                        dropout: DropoutContext?) {
+        precondition(state.batch == batch && state.layers == config.layers, "state shape does not match the batch")
+        precondition(steps >= 1 && steps <= maxSteps && batch >= 1 && batch <= maxBatch, "window exceeds the workspace")
+        self.steps = steps
+        self.batch = batch
+        self.tokens = tokens
+        dropoutActive = dropout != nil && config.dropout > 0
+        let E = config.embeddingSize, H = config.hiddenSize, V = config.vocabSize, rows = steps * batch
+        EmbeddingKernels.forward(embedded.pointer, table: arena.parameters(embeddingView), tokens: tokens,
+                                 count: rows, vocab: V, width: E)
+        if dropoutActive, let dropout {
+            applyDropout(site: 0, x: embedded.pointer, into: embedded.pointer, width: E, context: dropout)
+        }
+        var x = UnsafePointer(embedded.pointer)
+        for (k, layer) in layers.enumerated() {
+            layer.forward(input: x, steps: steps, batch: batch, initial: state.layer(k), final: state.layer(k))
+            if dropoutActive, let dropout {
+                applyDropout(site: k + 1, x: layer.output, into: dropped[k].pointer, width: H, context: dropout)
+                x = UnsafePointer(dropped[k].pointer)
+            } else {
+                x = UnsafePointer(layer.output)
+            }
+        }
+        readoutInput = x
+        RowKernels.broadcastRows(logits.pointer, bias: arena.parameters(decoderBias), rows: rows, cols: V)
+        BLAS.sgemm(transB: true, m: rows, n: V, k: H, a: x, lda: H, b: arena.parameters(decoderWeight), ldb: H,
+                   beta: 1, c: logits.pointer, ldc: V)
+    }
+
+    /// The (T, B, V) logits of the last forward (invalid after `backward`).
+    public var lastLogits: UnsafePointer<Float> { UnsafePointer(logits.pointer) }
+
+    /// Cross-entropy of the last forward's logits against `targets` (T, B) (−1 = ignored), without
+    /// gradients.
+    public func loss(targets: UnsafePointer<Int32>) -> (lossSum: Double, count: Int) {
+        SoftmaxCrossEntropy.loss(logits: logits.pointer, targets: targets, rows: steps * batch,
+                                 vocab: config.vocabSize, scratch: dEmbedded.pointer)
+    }
+
+    /// Backpropagates the summed cross-entropy of the last forward through the window, accumulating
+    /// (+=) into `arena.gradients`.
+    /// - targets: (T, B), −1 = ignored.
+    /// - gradScale: multiplies every gradient (e.g. 1 to get gradients of the SUM of token losses).
+    /// - dFinalState: extra ∂L/∂(final state), or nil (the TBPTT case: the state is detached).
+    /// - dInitialState: receives ∂L/∂(initial state) if given.
+    /// - Returns: the summed loss (Double) and the number of non-ignored targets.
+    @discardableResult
+    public func backward(targets: UnsafePointer<Int32>, gradScale: Float = 1, dFinalState: RecurrentState? = nil,
+                         dInitialState: RecurrentState? = nil) -> (lossSum: Double, count: Int) {
+        guard let tokens, let readoutInput else { preconditionFailure("backward before forward") }
+        let E = config.embeddingSize, H = config.hiddenSize, V = config.vocabSize, rows = steps * batch
+        let result = SoftmaxCrossEntropy.forwardBackward(dLogits: logits.pointer, logits: logits.pointer,
+                                                         targets: targets, rows: rows, vocab: V, gradScale: gradScale)
+        BLAS.sgemm(transA: true, m: V, n: H, k: rows, a: logits.pointer, lda: V, b: readoutInput, ldb: H,
+                   beta: 1, c: arena.gradients(decoderWeight), ldc: H)
+        RowKernels.accumulateColumnSums(arena.gradients(decoderBias), logits.pointer, rows: rows, cols: V)
+        var dOut = dUpper.pointer, dNext = dLower.pointer
+        BLAS.sgemm(m: rows, n: H, k: V, a: logits.pointer, lda: V, b: arena.parameters(decoderWeight), ldb: H,
+                   beta: 0, c: dOut, ldc: H)
+        for k in stride(from: layers.count - 1, through: 0, by: -1) {
+            if dropoutActive { DropoutKernels.apply(dOut, dOut, mask: masks[k + 1].pointer, count: rows * H) }
+            layers[k].backward(dOutput: dOut, dFinal: dFinalState?.layer(k),
+                               dInput: k > 0 ? dNext : dEmbedded.pointer, dInitial: dInitialState?.layer(k))
+            swap(&dOut, &dNext)
+        }
+        if dropoutActive { DropoutKernels.apply(dEmbedded.pointer, dEmbedded.pointer, mask: masks[0].pointer, count: rows * E) }
+        EmbeddingKernels.backward(dTable: arena.gradients(embeddingView), dOut: dEmbedded.pointer, tokens: tokens,
+                                  count: rows, width: E)
+        self.tokens = nil
+        self.readoutInput = nil
+        return result
+    }
+
+    /// Draws the mask of `site` for this window (part of the global-batch mask) and applies it.
+    private func applyDropout(site: Int, x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, width: Int,
+                              context: DropoutContext) {
+        let mask = masks[site].pointer, perStep = batch * width
+        for t in 0..<steps {
+            DropoutKernels.makeMask(mask + t * perStep, count: perStep, probability: config.dropout,
+                                    seed: context.seed, step: context.step, site: UInt32(site),
+                                    startIndex: (t * context.globalBatch + context.firstStream) * width)
+        }
+        DropoutKernels.apply(y, x, mask: mask, count: steps * perStep)
+    }
+}

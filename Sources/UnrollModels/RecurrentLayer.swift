@@ -1,0 +1,179 @@
+// One recurrent layer run over a window of T steps for B streams, forward next to backward (BPTT,
+// Deep Learning §10.2.2). Shared by all cells: the input projection of all T·B rows is one GEMM
+// before the time loop, the weight gradients are one GEMM each over all T·B rows after it; only
+// h·W_hhᵀ (forward) and dGates·W_hh (backward) run per step. Subclasses supply the cell's
+// pointwise step. Time can run forward or reversed (the backward half of a bidirectional layer).
+//
+// Hidden states live in `hs`, (T+1, B, H) in time order with one extra slot for the initial state:
+// forward direction: slot 0 = initial, slot t+1 = h_t; reversed: slot t = h_t, slot T = initial.
+// So the T outputs and the T "previous states" are both contiguous (T·B, H) blocks, which is what
+// lets dW_hh be one GEMM.
+import UnrollKernels
+
+/// Direction in which a layer consumes its input sequence.
+public enum TimeDirection: Sendable {
+    case forward
+    case reverse
+}
+
+/// Pointers to one layer's state for a batch: h (B, H) and, for LSTM, c (B, H).
+public struct LayerState {
+    public var h: UnsafeMutablePointer<Float>
+    public var c: UnsafeMutablePointer<Float>?
+    public init(h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?) {
+        self.h = h
+        self.c = c
+    }
+}
+
+/// A recurrent layer: parameters are views into a `ParameterArena`; the workspace holds what
+/// backward needs from the last forward.
+public class RecurrentLayer {
+    public let cell: CellKind
+    public let inputSize: Int
+    public let hiddenSize: Int
+    public let direction: TimeDirection
+    public let maxSteps: Int
+    public let maxBatch: Int
+    let arena: ParameterArena
+    let weightIH: ParameterView, weightHH: ParameterView, biasIH: ParameterView, biasHH: ParameterView
+
+    /// (T+1, B, H) hidden states, see the file header for slot order.
+    let hs: FloatBuffer
+    /// (B, H) recurrent gradient carried backwards in time.
+    let dhRecurrent: FloatBuffer
+    /// Window of the last forward.
+    public private(set) var steps = 0
+    public private(set) var batch = 0
+    /// Input of the last forward, (T, B, E); must stay valid until backward.
+    var input: UnsafePointer<Float>?
+
+    var gateWidth: Int { cell.gateCount * hiddenSize }
+
+    /// Creates a layer whose parameters are the `rnn.*_l{index}` views of `arena`.
+    public init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection = .forward,
+                arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String = "") {
+        self.cell = cell
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        self.direction = direction
+        self.maxSteps = maxSteps
+        self.maxBatch = maxBatch
+        self.arena = arena
+        weightIH = arena.view("rnn.weight_ih_l\(index)\(suffix)")
+        weightHH = arena.view("rnn.weight_hh_l\(index)\(suffix)")
+        biasIH = arena.view("rnn.bias_ih_l\(index)\(suffix)")
+        biasHH = arena.view("rnn.bias_hh_l\(index)\(suffix)")
+        precondition(weightIH.shape == [cell.gateCount * hiddenSize, inputSize], "weight_ih shape mismatch")
+        hs = FloatBuffer(count: (maxSteps + 1) * maxBatch * hiddenSize)
+        dhRecurrent = FloatBuffer(count: maxBatch * hiddenSize)
+    }
+
+    // MARK: slot arithmetic (see file header)
+
+    @inline(__always) func outputSlot(_ t: Int) -> Int { direction == .forward ? t + 1 : t }
+    @inline(__always) func previousSlot(_ t: Int) -> Int { direction == .forward ? t : t + 1 }
+    @inline(__always) var initialSlot: Int { direction == .forward ? 0 : steps }
+    @inline(__always) var finalSlot: Int { direction == .forward ? steps : 0 }
+    /// Time index of the s-th processed step.
+    @inline(__always) func time(ofStep s: Int) -> Int { direction == .forward ? s : steps - 1 - s }
+
+    /// The (T, B, H) outputs of the last forward, in time order.
+    public var output: UnsafeMutablePointer<Float> {
+        hs.pointer + (direction == .forward ? 1 : 0) * batch * hiddenSize
+    }
+
+    /// The (T, B, H) states preceding each output, in time order.
+    var previousStates: UnsafeMutablePointer<Float> {
+        hs.pointer + (direction == .forward ? 0 : 1) * batch * hiddenSize
+    }
+
+    @inline(__always) func slot(_ s: Int) -> UnsafeMutablePointer<Float> { hs.pointer + s * batch * hiddenSize }
+
+    // MARK: shared GEMMs
+
+    /// gates (T·B, G·H) = input·W_ihᵀ + b_ih (+ b_hh when the cell adds both biases up front).
+    func projectInput(_ gates: UnsafeMutablePointer<Float>, includeRecurrentBias: Bool) {
+        guard let input else { return }
+        let rows = steps * batch, G = gateWidth
+        RowKernels.broadcastRows(gates, bias: arena.parameters(biasIH),
+                                 bias2: includeRecurrentBias ? arena.parameters(biasHH) : nil, rows: rows, cols: G)
+        BLAS.sgemm(transB: true, m: rows, n: G, k: inputSize, a: input, lda: inputSize,
+                   b: arena.parameters(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: G)
+    }
+
+    /// c (B, G·H) = beta·c + hPrev (B, H) · W_hhᵀ — the one product that must run per step.
+    @inline(__always)
+    func recurrentProduct(_ c: UnsafeMutablePointer<Float>, hPrev: UnsafePointer<Float>, beta: Float) {
+        BLAS.sgemm(transB: true, m: batch, n: gateWidth, k: hiddenSize, a: hPrev, lda: hiddenSize,
+                   b: arena.parameters(weightHH), ldb: hiddenSize, beta: beta, c: c, ldc: gateWidth)
+    }
+
+    /// dhPrev (B, H) = beta·dhPrev + dGates (B, G·H) · W_hh.
+    @inline(__always)
+    func recurrentBackward(_ dhPrev: UnsafeMutablePointer<Float>, dGates: UnsafePointer<Float>, beta: Float) {
+        BLAS.sgemm(m: batch, n: hiddenSize, k: gateWidth, a: dGates, lda: gateWidth,
+                   b: arena.parameters(weightHH), ldb: hiddenSize, beta: beta, c: dhPrev, ldc: hiddenSize)
+    }
+
+    /// After the time loop: dW_ih += dGatesIHᵀ·X, dW_hh += dGatesHHᵀ·Hprev, bias gradients, and
+    /// dInput = dGatesIH·W_ih — each one GEMM over all T·B rows.
+    func finishBackward(dGatesIH: UnsafePointer<Float>, dGatesHH: UnsafePointer<Float>,
+                        dInput: UnsafeMutablePointer<Float>?) {
+        guard let input else { return }
+        let rows = steps * batch, G = gateWidth, H = hiddenSize, E = inputSize
+        BLAS.sgemm(transA: true, m: G, n: E, k: rows, a: dGatesIH, lda: G, b: input, ldb: E,
+                   beta: 1, c: arena.gradients(weightIH), ldc: E)
+        BLAS.sgemm(transA: true, m: G, n: H, k: rows, a: dGatesHH, lda: G, b: previousStates, ldb: H,
+                   beta: 1, c: arena.gradients(weightHH), ldc: H)
+        RowKernels.accumulateColumnSums(arena.gradients(biasIH), dGatesIH, rows: rows, cols: G)
+        RowKernels.accumulateColumnSums(arena.gradients(biasHH), dGatesHH, rows: rows, cols: G)
+        if let dInput {
+            BLAS.sgemm(m: rows, n: E, k: G, a: dGatesIH, lda: G, b: arena.parameters(weightIH), ldb: E,
+                       beta: 0, c: dInput, ldc: E)
+        }
+    }
+
+    func begin(input: UnsafePointer<Float>, steps: Int, batch: Int) {
+        precondition(steps >= 1 && steps <= maxSteps, "window of \(steps) steps outside 1...\(maxSteps)")
+        precondition(batch >= 1 && batch <= maxBatch, "batch of \(batch) outside 1...\(maxBatch)")
+        self.input = input
+        self.steps = steps
+        self.batch = batch
+    }
+
+    /// Runs the layer over a window.
+    /// - input: (T, B, E), kept by pointer until `backward`.
+    /// - initial: state before the first processed step; final: receives the state after the last
+    ///   (may alias `initial`).
+    public func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
+        fatalError("RecurrentLayer.forward is abstract")
+    }
+
+    /// Backpropagates through the window of the last forward, accumulating (+=) parameter gradients.
+    /// - dOutput: (T, B, H) ∂L/∂outputs; consumed (overwritten).
+    /// - dFinal: ∂L/∂(final state), or nil for zero.
+    /// - dInput: receives (T, B, E) ∂L/∂input (overwritten), or nil if not needed.
+    /// - dInitial: receives ∂L/∂(initial state), or nil if not needed.
+    public func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
+                         dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
+        fatalError("RecurrentLayer.backward is abstract")
+    }
+
+    /// Creates the layer subclass for `cell`.
+    public static func make(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int,
+                            direction: TimeDirection = .forward, arena: ParameterArena,
+                            maxSteps: Int, maxBatch: Int, suffix: String = "") -> RecurrentLayer {
+        switch cell {
+        case .lstm:
+            LSTMLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
+                      arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+        case .gru:
+            GRULayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
+                     arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+        case .rnnTanh, .rnnRelu:
+            ElmanLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
+                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+        }
+    }
+}
