@@ -1,1 +1,0 @@
-// UnrollTraining: see README.md for what this module owns.

@@ -1,0 +1,83 @@
+// `unroll bench-kernels`: the single-process training-step benchmark (see KernelBenchmark).
+import ArgumentParser
+import UnrollKernels
+import UnrollTraining
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-kernels",
+        abstract: "Time forward+backward+clip+SGD steps of the reference shapes A–E on one process.")
+
+    @Option(help: "Comma-separated shapes among A,B,C,D,E.")
+    var configs: String = "A,B,C,D,E"
+
+    @Option(help: "Seconds of timed steps per shape (after warm-up).")
+    var seconds: Double = 10
+
+    @Option(help: "Untimed warm-up steps per shape.")
+    var warmup: Int = 3
+
+    @Flag(help: "Print one JSON object per shape instead of a table.")
+    var json = false
+
+    func validate() throws {
+        let names = Set(BenchmarkShape.reference.map(\.name))
+        for c in configs.split(separator: ",") where !names.contains(String(c)) {
+            throw ValidationError("--configs: unknown shape '\(c)', expected some of A,B,C,D,E")
+        }
+    }
+
+    func run() throws {
+        let wanted = configs.split(separator: ",").map(String.init)
+        let shapes = BenchmarkShape.reference.filter { wanted.contains($0.name) }
+        print(BLASEnvironment.summary)
+        let peakNN = KernelBenchmark.sgemmGflops(m: 1024, n: 1024, k: 1024)
+        let peakTN = KernelBenchmark.sgemmGflops(m: 2048, n: 512, k: 2048, transA: true)
+        let peak = max(peakNN, peakTN)
+        print("sgemm peak (1 thread, measured now): 1024³ NN \(fmt(peakNN, 1)) GFLOP/s, 2048×512×2048 TN \(fmt(peakTN, 1)) GFLOP/s")
+        print("method: median step time over ≥\(fmt(seconds, 0)) s after \(warmup) warm-up steps; tokens/s = B·T / median step;")
+        print("        GFLOP/s = 3 × forward GEMM FLOPs per token × tokens/s")
+        if !json {
+            print("| config | model | tok/s | ms/step | GFLOP/s | % sgemm peak | steps |")
+            print("|---|---|---:|---:|---:|---:|---:|")
+        }
+        for shape in shapes {
+            let r = KernelBenchmark.run(shape, warmup: warmup, seconds: seconds)
+            if json {
+                print("{\"config\":\"\(shape.name)\",\"tokens_per_s\":\(fmt(r.tokensPerSecond, 1)),"
+                      + "\"median_step_ms\":\(fmt(r.medianStepSeconds * 1000, 3)),\"gflops\":\(fmt(r.gflops, 2)),"
+                      + "\"sgemm_peak_gflops\":\(fmt(peak, 2)),\"steps\":\(r.steps),\"blas_core\":\"\(BLAS.coreName)\"}")
+            } else {
+                print("| \(shape.name) | \(shape.summary) | \(fmt(r.tokensPerSecond, 0)) | \(fmt(r.medianStepSeconds * 1000, 1)) "
+                      + "| \(fmt(r.gflops, 1)) | \(fmt(100 * r.gflops / peak, 0))% | \(r.steps) |")
+            }
+        }
+        print("peak RSS \(fmt(peakResidentMiB(), 0)) MiB")
+    }
+}
+
+/// Fixed-point formatting without Foundation.
+func fmt(_ x: Double, _ digits: Int) -> String {
+    guard x.isFinite else { return "\(x)" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let r = (x * scale).rounded() / scale
+    if digits == 0 { return String(Int(r)) }
+    var s = String(r)
+    if let dot = s.firstIndex(of: ".") {
+        let decimals = s.distance(from: dot, to: s.endIndex) - 1
+        if decimals < digits { s += String(repeating: "0", count: digits - decimals) }
+    }
+    return s
+}
+
+/// Environment access without Foundation.
+enum ProcessInfoLite {
+    static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+}
