@@ -1,0 +1,125 @@
+// Optimizer rules against their textbook definitions (PyTorch's torch.optim documentation),
+// computed independently in Double, and the learning-rate schedules.
+import Testing
+import UnrollKernels
+import UnrollModels
+import UnrollTestSupport
+import UnrollTraining
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct OptimizerTests {
+    /// Runs 3 steps of `kind` on a 1-view arena with fixed gradients and compares with `reference`,
+    /// which maps (θ, g, step, state) → θ' in Double.
+    func check(_ config: OptimizerConfig, lr: Double,
+               reference: (inout [Double], [Double], Int, inout [String: [Double]]) -> Void) {
+        var layout = ParameterLayout()
+        layout.append("w", shape: [5])
+        let arena = ParameterArena(layout: layout)
+        var rng = TestRNG(seed: 1)
+        let optimizer = Optimizer(config: config, parameterCount: arena.parameters.count)
+        var theta = (0..<5).map { _ in Double(rng.uniform(-1, 1)) }
+        for i in 0..<5 { arena.parameters[i] = Float(theta[i]) }
+        var state: [String: [Double]] = [:]
+        for step in 1...3 {
+            let g = (0..<5).map { _ in Double(rng.uniform(-1, 1)) }
+            for i in 0..<5 { arena.gradients[i] = Float(g[i]) }
+            optimizer.update(arena, lr: Float(lr))
+            reference(&theta, g, step, &state)
+        }
+        #expect(optimizer.stepCount == 3)
+        for i in 0..<5 {
+            #expect(abs(Double(arena.parameters[i]) - theta[i]) < 1e-5, "\(config.kind) element \(i)")
+        }
+    }
+
+    @Test func sgdWithWeightDecay() {
+        check(OptimizerConfig(kind: .sgd, weightDecay: 0.1), lr: 0.5) { p, g, _, _ in
+            for i in p.indices { p[i] -= 0.5 * (g[i] + 0.1 * p[i]) }
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func momentumAndNesterov(nesterov: Bool) {
+        check(OptimizerConfig(kind: nesterov ? .nesterov : .momentum, momentum: 0.9), lr: 0.1) { p, g, _, s in
+            var v = s["v"] ?? [Double](repeating: 0, count: p.count)
+            for i in p.indices {
+                v[i] = 0.9 * v[i] + g[i]
+                p[i] -= 0.1 * (nesterov ? g[i] + 0.9 * v[i] : v[i])
+            }
+            s["v"] = v
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func adamAndAdamW(decoupled: Bool) {
+        let config = OptimizerConfig(kind: decoupled ? .adamw : .adam, beta1: 0.9, beta2: 0.99, epsilon: 1e-8,
+                                     weightDecay: 0.01)
+        check(config, lr: 0.01) { p, g, t, s in
+            var m = s["m"] ?? [Double](repeating: 0, count: p.count)
+            var v = s["v"] ?? [Double](repeating: 0, count: p.count)
+            for i in p.indices {
+                var gi = g[i]
+                if decoupled { p[i] *= 1 - 0.01 * 0.01 } else { gi += 0.01 * p[i] }
+                m[i] = 0.9 * m[i] + 0.1 * gi
+                v[i] = 0.99 * v[i] + 0.01 * gi * gi
+                let mHat = m[i] / (1 - pow(0.9, Double(t))), vHat = v[i] / (1 - pow(0.99, Double(t)))
+                p[i] -= 0.01 * mHat / (vHat.squareRoot() + 1e-8)
+            }
+            s["m"] = m
+            s["v"] = v
+        }
+    }
+
+    @Test func adagrad() {
+        check(OptimizerConfig(kind: .adagrad, epsilon: 1e-10), lr: 0.1) { p, g, _, s in
+            var sum = s["s"] ?? [Double](repeating: 0, count: p.count)
+            for i in p.indices {
+                sum[i] += g[i] * g[i]
+                p[i] -= 0.1 * g[i] / (sum[i].squareRoot() + 1e-10)
+            }
+            s["s"] = sum
+        }
+    }
+
+    @Test func clippingScalesOnlyAboveThreshold() {
+        let g = FloatBuffer([3, 4])   // norm 5
+        let (norm, clipped) = Clipping.clipByGlobalNorm(g.pointer, count: 2, maxNorm: 10)
+        #expect(norm == 5 && !clipped && g.array == [3, 4])
+        let (norm2, clipped2) = Clipping.clipByGlobalNorm(g.pointer, count: 2, maxNorm: 1)
+        #expect(norm2 == 5 && clipped2)
+        #expect(abs(g[0] - 0.6) < 1e-7 && abs(g[1] - 0.8) < 1e-7)
+        let bad = FloatBuffer([.nan, 1])
+        let (norm3, clipped3) = Clipping.clipByGlobalNorm(bad.pointer, count: 2, maxNorm: 1)
+        #expect(norm3.isNaN && !clipped3)
+        let e = FloatBuffer([-3, 0.5, 2])
+        Clipping.clipElementwise(e.pointer, count: 3, limit: 1)
+        #expect(e.array == [-1, 0.5, 1])
+    }
+}
+
+@Suite struct ScheduleTests {
+    @Test func zarembaStepDecay() {
+        let s = LRSchedule.stepDecay(afterEpoch: 4, factor: 0.5)
+        let rates = (1...7).map { s.rate(base: 1, step: 0, epoch: $0, state: LRScheduleState()) }
+        #expect(rates == [1, 1, 1, 1, 0.5, 0.25, 0.125])
+    }
+
+    @Test func cosineWithWarmup() {
+        let s = LRSchedule.cosine(warmupSteps: 10, totalSteps: 110, minFactor: 0.1)
+        #expect(abs(s.rate(base: 1, step: 0, epoch: 1, state: .init()) - 0.1) < 1e-12)
+        #expect(abs(s.rate(base: 1, step: 9, epoch: 1, state: .init()) - 1) < 1e-12)
+        #expect(abs(s.rate(base: 1, step: 60, epoch: 1, state: .init()) - 0.55) < 1e-12)
+        #expect(abs(s.rate(base: 1, step: 110, epoch: 1, state: .init()) - 0.1) < 1e-12)
+    }
+
+    @Test func plateauDecaysAfterPatience() {
+        let s = LRSchedule.plateau(factor: 0.5, patience: 1, threshold: 0.01)
+        var state = LRScheduleState()
+        for loss in [5.0, 4.0, 3.99, 3.98] { s.observeValidation(loss, state: &state) }
+        // 4.0 improved; 3.99 and 3.98 are within 1% → second bad evaluation exceeds patience 1.
+        #expect(state.plateauFactor == 0.5)
+        #expect(s.rate(base: 2, step: 0, epoch: 1, state: state) == 1)
+    }
+}
