@@ -49,5 +49,7 @@ let package = Package(
         .testTarget(name: "UnrollModelsTests", dependencies: ["UnrollModels", "UnrollTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "UnrollDataTests", dependencies: ["UnrollData", "UnrollTestSupport"]),
+        .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed"]),
+        .executableTarget(name: "unroll-mpi-tests", dependencies: ["UnrollDistributed"], path: "Tests/UnrollMPITests"),
     ]
 )
