@@ -50,5 +50,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "UnrollDataTests", dependencies: ["UnrollData", "UnrollTestSupport"]),
         .testTarget(name: "UnrollTrainingTests", dependencies: ["UnrollTraining", "UnrollTestSupport"]),
+        .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed"]),
+        .executableTarget(name: "unroll-mpi-tests", dependencies: ["UnrollDistributed"], path: "Tests/UnrollMPITests"),
     ]
 )

@@ -1,1 +1,24 @@
-// UnrollDistributed: see README.md for what this module owns.
+// UnrollDistributed — module overview (kept here rather than in a README.md, which SwiftPM would
+// report as an unhandled file without an `exclude:` in Package.swift).
+//
+// Owns: the `Communicator` protocol (collectives the trainer needs), `MPICommunicator` (MPI over
+// MPI_COMM_WORLD), `SingleProcessCommunicator` (one rank, every collective the identity),
+// `makeCommunicator()` (MPI when started by mpirun, else single process) and `GradientBucketReducer`
+// (overlaps the gradient allreduce with backward, bucket by bucket).
+//
+// Imports: `MPIShim` only. This is the only module that imports MPI; nothing else should.
+//
+// Rules the implementation keeps:
+// - Every MPI return code is checked (MPI_ERRORS_RETURN is set) and thrown as
+//   `DistributedError.mpi(call:code:message:)`.
+// - Float/Double reductions have a fixed summation order (rank 0 + rank 1 + … per element), built
+//   from MPI_Alltoallv + MPI_Allgatherv rather than MPI_Allreduce, whose order depends on Open MPI's
+//   algorithm choice. Results are bit-identical across ranks, runs, and bucketings at a given number of ranks.
+// - Non-blocking reductions: exchanges start on one duplicated communicator in program order; gathers
+//   start on a second one, strictly in start order, so every rank issues collectives per
+//   communicator in the same order however far its polling has got.
+// - MPI is initialised once per process (MPI_THREAD_SERIALIZED) and finalised at exit. A rank that
+//   must stop while others may be inside a collective calls `abort`, not `exit`.
+//
+// Tests: `Tests/UnrollDistributedTests` (swift test: single process and MPI singleton mode) and
+// `Tests/UnrollMPITests` (executable `unroll-mpi-tests`, run by `launch/test-mpi` under mpirun).

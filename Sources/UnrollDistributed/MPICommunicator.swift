@@ -1,0 +1,128 @@
+// `Communicator` over MPI_COMM_WORLD: blocking collectives, consensus helpers (allAgree,
+// checkIdentical) and abort. Floating-point reductions and the non-blocking ones live in
+// MPICommunicator+Reduction.swift. This module is the only importer of the MPI shim.
+#if canImport(Glibc)
+import Glibc
+#endif
+import MPIShim
+
+/// The ranks of an MPI job (MPI_COMM_WORLD). Initialises MPI on first construction in the process
+/// and finalises it at exit.
+///
+/// Constructing one is collective: every rank must construct its communicators in the same order.
+/// Errors are returned by MPI (MPI_ERRORS_RETURN) and thrown as `DistributedError.mpi`. After a
+/// thrown error the ranks may disagree about which collectives ran, so the usual reaction is
+/// `abort(_:code:)`. Wait for every started reduction before releasing the communicator.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+
+    /// Blocking collectives and the first (exchange) phase of reductions, which all ranks start
+    /// in program order.
+    let program: MPI_Comm
+    /// Second (gather) phase of non-blocking reductions. It starts when the exchange is seen to
+    /// have finished, a moment that differs between ranks; a separate communicator keeps those
+    /// starts from interleaving differently with `program`'s collectives on different ranks.
+    let gather: MPI_Comm
+
+    /// Reusable storage for reductions; a handle names a slot. Grows only, so that steady-state
+    /// steps allocate nothing.
+    var slots: [ReductionSlot] = []
+    /// Slots in their exchange phase, in start order; they move to the gather phase in this order.
+    var exchanging: [Int] = []
+    /// Storage for blocking reductions.
+    let blockingSlot: ReductionSlot
+    /// Number of buffer allocations made for reductions (slots or scratch growth); tests use it to
+    /// check that repeated steps of the same shape allocate nothing.
+    var reductionAllocations = 0
+
+    /// Joins MPI_COMM_WORLD, initialising MPI if needed.
+    /// - Throws: `DistributedError` if MPI cannot be initialised or the communicators duplicated.
+    public init() throws {
+        _ = try MPIRuntime.ensureInitialized()
+        var r: Int32 = 0, s: Int32 = 0
+        try mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &r), "MPI_Comm_rank")
+        try mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &s), "MPI_Comm_size")
+        rank = Int(r)
+        size = Int(s)
+        program = try duplicateWorld()
+        do {
+            gather = try duplicateWorld()
+        } catch {
+            var p: MPI_Comm? = program
+            _ = MPI_Comm_free(&p)  // already failing; the first error is the one to report
+            throw error
+        }
+        blockingSlot = ReductionSlot(ranks: size)
+    }
+
+    deinit {
+        // Freeing after MPI_Finalize is erroneous, e.g. for an instance that outlives main.
+        guard !MPIRuntime.isFinalized else { return }
+        var p: MPI_Comm? = program, g: MPI_Comm? = gather
+        _ = MPI_Comm_free(&p)  // deinit cannot throw; a failure here leaks one handle
+        _ = MPI_Comm_free(&g)
+    }
+
+    public func broadcast(_ bytes: inout [UInt8], root: Int) throws {
+        // An out-of-range root is reported by MPI (MPI_ERR_ROOT) on every rank.
+        let root32 = Int32(clamping: root)
+        var count = Int64(bytes.count)
+        try mpiCheck(MPI_Bcast(&count, 1, MPI_INT64_T, root32, program), "MPI_Bcast")
+        if rank != root, bytes.count != Int(count) {
+            bytes = [UInt8](repeating: 0, count: Int(count))
+        }
+        let chunk = Int(Int32.max)
+        try bytes.withUnsafeMutableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = min(chunk, raw.count - offset)
+                try mpiCheck(MPI_Bcast(raw.baseAddress! + offset, Int32(n), MPI_BYTE, root32, program), "MPI_Bcast")
+                offset += n
+            }
+        }
+    }
+
+    public func barrier() throws {
+        try mpiCheck(MPI_Barrier(program), "MPI_Barrier")
+    }
+
+    public func allAgree(_ ok: Bool) throws -> Bool {
+        var verdict: Int32 = ok ? 1 : 0
+        try mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &verdict, 1, MPI_INT32_T, MPI_MIN, program), "MPI_Allreduce")
+        return verdict == 1
+    }
+
+    public func checkIdentical(_ value: String, what: String) throws {
+        let mine = Array(value.utf8)
+        var reference = mine
+        try broadcast(&reference, root: 0)
+        // Lowest rank whose value differs from rank 0's, or `size` if none does.
+        var first = Int32(reference == mine ? size : rank)
+        try mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT32_T, MPI_MIN, program), "MPI_Allreduce")
+        guard first < size else { return }
+        // Fetch the differing value so that every rank can throw the same message.
+        var theirs = mine
+        try broadcast(&theirs, root: Int(first))
+        throw DistributedError.notIdentical(what: what, rank: Int(first),
+                                            rank0Value: String(decoding: reference, as: UTF8.self),
+                                            rankValue: String(decoding: theirs, as: UTF8.self))
+    }
+
+    /// Prints `message` to stderr prefixed with the rank, then MPI_Abort on MPI_COMM_WORLD: the
+    /// launcher kills every rank, including ranks blocked in a collective.
+    public func abort(_ message: String, code: Int32) -> Never {
+        fflush(nil)
+        writeToStandardError("[rank \(rank)] " + (message.hasSuffix("\n") ? message : message + "\n"))
+        _ = MPI_Abort(MPI_COMM_WORLD, code)
+        _exit(code)  // MPI_Abort does not return; this is for a broken MPI only
+    }
+}
+
+/// MPI_Comm_dup of MPI_COMM_WORLD (inherits its MPI_ERRORS_RETURN handler). Collective.
+private func duplicateWorld() throws -> MPI_Comm {
+    var comm: MPI_Comm? = nil
+    try mpiCheck(MPI_Comm_dup(MPI_COMM_WORLD, &comm), "MPI_Comm_dup")
+    guard let comm else { throw DistributedError.unavailable("MPI_Comm_dup returned no communicator") }
+    return comm
+}

@@ -1,0 +1,298 @@
+// The collective tests run on every rank under mpirun: sums against a rank-order fold computed
+// locally, the bucketed reducer against one blocking allreduce bit for bit, non-blocking handles,
+// broadcast, allAgree, checkIdentical and MPI error reporting.
+#if canImport(Glibc)
+import Glibc
+#endif
+import UnrollDistributed
+
+/// All tests, in the order every rank runs them.
+let collectiveTests: [MPITest] = [
+    MPITest(name: "rankAndSizeMatchTheLauncher", body: rankAndSizeMatchTheLauncher),
+    MPITest(name: "allreduceFloatSumOfIntegersIsExact", body: allreduceFloatSumOfIntegersIsExact),
+    MPITest(name: "allreduceFloatSumIsRankOrderFold", body: allreduceFloatSumIsRankOrderFold),
+    MPITest(name: "allreduceDoubleSumIsRankOrderFold", body: allreduceDoubleSumIsRankOrderFold),
+    MPITest(name: "allreduceMaxTakesMaximumAndPropagatesNaN", body: allreduceMaxTakesMaximumAndPropagatesNaN),
+    MPITest(name: "bucketedReducerMatchesBlockingAllreduceBitForBit",
+            body: bucketedReducerMatchesBlockingAllreduceBitForBit),
+    MPITest(name: "reducerIsReusableAcrossSteps", body: reducerIsReusableAcrossSteps),
+    MPITest(name: "nonBlockingReductionsCompleteInAnyWaitOrder", body: nonBlockingReductionsCompleteInAnyWaitOrder),
+    MPITest(name: "reductionIsReproducible", body: reductionIsReproducible),
+    MPITest(name: "reductionResultIsIdenticalOnAllRanks", body: reductionResultIsIdenticalOnAllRanks),
+    MPITest(name: "broadcastCopiesRootBytesAndResizes", body: broadcastCopiesRootBytesAndResizes),
+    MPITest(name: "allAgreeIsFalseWhenAnyRankSaysFalse", body: allAgreeIsFalseWhenAnyRankSaysFalse),
+    MPITest(name: "checkIdenticalPassesWhenValuesMatch", body: checkIdenticalPassesWhenValuesMatch),
+    MPITest(name: "checkIdenticalThrowsTheSameErrorOnEveryRank", body: checkIdenticalThrowsTheSameErrorOnEveryRank),
+    MPITest(name: "invalidBroadcastRootThrowsMPIErrorOnEveryRank", body: invalidBroadcastRootThrowsMPIErrorOnEveryRank),
+]
+
+// MARK: - Inputs
+
+/// SplitMix64: a deterministic value for (seed, rank, index), so every rank can compute every
+/// other rank's input and hence the expected result.
+private func mix(_ seed: Int, _ rank: Int, _ index: Int) -> UInt64 {
+    var z = UInt64(truncatingIfNeeded: seed) &* 0x9E37_79B9_7F4A_7C15
+        &+ UInt64(truncatingIfNeeded: rank) &* 0xBF58_476D_1CE4_E5B9
+        &+ UInt64(truncatingIfNeeded: index) &* 0x94D0_49BB_1331_11EB
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+/// A value in ±[0.5, 1) · 2^e with e in -8...8: magnitudes that differ make rounding depend on
+/// the order of the additions.
+private func input<T: BinaryFloatingPoint>(_: T.Type, seed: Int, rank: Int, index: Int) -> T {
+    let bits = mix(seed, rank, index)
+    let unit = T(bits >> 11) / T(UInt64(1) << 53) * 0.5 + 0.5
+    let exponent = Int(bits & 15) - 8
+    let sign: T = (bits >> 4) & 1 == 0 ? 1 : -1
+    return sign * unit * T(Float(exactly: exp2(Double(exponent))) ?? 1)
+}
+
+private func inputs<T: BinaryFloatingPoint>(_ type: T.Type, seed: Int, rank: Int, count: Int) -> [T] {
+    (0..<count).map { input(type, seed: seed, rank: rank, index: $0) }
+}
+
+/// ((x_0 + x_1) + x_2) + … per element: the order the communicator promises.
+private func rankOrderSum<T: BinaryFloatingPoint>(_ type: T.Type, seed: Int, ranks: Int, count: Int) -> [T] {
+    var sum = inputs(type, seed: seed, rank: 0, count: count)
+    for r in 1..<max(1, ranks) {
+        let x = inputs(type, seed: seed, rank: r, count: count)
+        for i in 0..<count { sum[i] += x[i] }
+    }
+    return sum
+}
+
+private func blockingSum(_ comm: any Communicator, _ x: [Float]) throws -> [Float] {
+    var y = x
+    try y.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+    return y
+}
+
+/// Reduces `buffer` with a fresh reducer, declaring it ready in uneven "layers" from the end and
+/// polling in between, as backward would.
+private func bucketedSum(_ comm: any Communicator, _ x: [Float], bucketBytes: Int) throws -> [Float] {
+    var y = x
+    try y.withUnsafeMutableBufferPointer { buffer in
+        let reducer = GradientBucketReducer(buffer: buffer, bucketBytes: bucketBytes, communicator: comm)
+        try simulateBackward(reducer, count: buffer.count)
+    }
+    return y
+}
+
+private func simulateBackward(_ reducer: GradientBucketReducer, count: Int) throws {
+    let layer = max(1, count / 5 + 3)
+    var offset = count
+    while offset > 0 {
+        offset = max(0, offset - layer)
+        try reducer.ready(from: offset)
+        try reducer.poll()
+    }
+    try reducer.finish()
+}
+
+/// FNV-1a over the bit patterns: a short string to compare across ranks with checkIdentical.
+private func digest(_ x: [Float]) -> String {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for v in x {
+        h = (h ^ UInt64(v.bitPattern)) &* 0x100_0000_01B3
+    }
+    return String(h, radix: 16)
+}
+
+// MARK: - Tests
+
+private func rankAndSizeMatchTheLauncher(_ comm: any Communicator, _ e: inout Expectations) throws {
+    if let size = getenv("OMPI_COMM_WORLD_SIZE").flatMap({ Int(String(cString: $0)) }) {
+        e.expect(comm.size == size, "size \(comm.size), launcher says \(size)")
+    }
+    if let rank = getenv("OMPI_COMM_WORLD_RANK").flatMap({ Int(String(cString: $0)) }) {
+        e.expect(comm.rank == rank, "rank \(comm.rank), launcher says \(rank)")
+    }
+    var ranks = [Double(comm.rank)]
+    try ranks.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+    e.expect(ranks[0] == Double(comm.size * (comm.size - 1) / 2), "sum of ranks \(ranks[0])")
+}
+
+private func allreduceFloatSumOfIntegersIsExact(_ comm: any Communicator, _ e: inout Expectations) throws {
+    let x = (0..<1000).map { Float((comm.rank + 1) * ($0 % 100)) }
+    let y = try blockingSum(comm, x)
+    let factor = comm.size * (comm.size + 1) / 2
+    e.expectSameBits(y, (0..<1000).map { Float(factor * ($0 % 100)) }, "integer sums")
+}
+
+private func allreduceFloatSumIsRankOrderFold(_ comm: any Communicator, _ e: inout Expectations) throws {
+    for count in [1, 3, 1003, 100_000] {
+        let y = try blockingSum(comm, inputs(Float.self, seed: count, rank: comm.rank, count: count))
+        e.expectSameBits(y, rankOrderSum(Float.self, seed: count, ranks: comm.size, count: count), "count \(count)")
+    }
+}
+
+private func allreduceDoubleSumIsRankOrderFold(_ comm: any Communicator, _ e: inout Expectations) throws {
+    for count in [1, 7, 4097] {
+        var y = inputs(Double.self, seed: 11 * count, rank: comm.rank, count: count)
+        try y.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+        e.expectSameBits(y, rankOrderSum(Double.self, seed: 11 * count, ranks: comm.size, count: count),
+                         "count \(count)")
+    }
+}
+
+private func allreduceMaxTakesMaximumAndPropagatesNaN(_ comm: any Communicator, _ e: inout Expectations) throws {
+    let count = 1001
+    var y = inputs(Double.self, seed: 5, rank: comm.rank, count: count)
+    try y.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+    let expected = (0..<count).map { i in
+        (0..<comm.size).map { input(Double.self, seed: 5, rank: $0, index: i) }.max()!
+    }
+    e.expectSameBits(y, expected, "maxima")
+
+    // A NaN on the last rank only must reach every rank, in either position relative to a number.
+    var z: [Double] = [1, 2, 3, 4]
+    if comm.rank == comm.size - 1 { z[1] = .nan }
+    if comm.rank == 0 { z[2] = .nan }
+    try z.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+    e.expect(z[0] == 1 && z[1].isNaN && z[2].isNaN && z[3] == 4, "NaN not propagated: \(z)")
+}
+
+private func bucketedReducerMatchesBlockingAllreduceBitForBit(_ comm: any Communicator,
+                                                               _ e: inout Expectations) throws {
+    let counts = [1, 2, 7, 1000, 4099, 65_537, 300_001]
+    // Bucket sizes not multiples of 4 bytes, nor of the counts; 64 MB is larger than every buffer.
+    let bucketBytes = [4, 12, 1001, 4096, 1 << 20, 64 << 20]
+    for count in counts {
+        for bytes in bucketBytes where count / max(1, bytes / 4) <= 5000 {
+            let x = inputs(Float.self, seed: count &+ 31 &* bytes, rank: comm.rank, count: count)
+            let blocking = try blockingSum(comm, x)
+            let bucketed = try bucketedSum(comm, x, bucketBytes: bytes)
+            e.expectSameBits(bucketed, blocking, "count \(count), bucket \(bytes) B")
+        }
+    }
+}
+
+private func reducerIsReusableAcrossSteps(_ comm: any Communicator, _ e: inout Expectations) throws {
+    let count = 50_003
+    let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+    defer { buffer.deallocate() }
+    let reducer = GradientBucketReducer(buffer: buffer, bucketBytes: 16 << 10, communicator: comm)
+    for step in 0..<4 {
+        let x = inputs(Float.self, seed: 1000 + step, rank: comm.rank, count: count)
+        _ = buffer.initialize(from: x)
+        if step == 2 {
+            try reducer.finish()  // no ready() calls at all: finish starts everything
+        } else {
+            try simulateBackward(reducer, count: count)
+        }
+        e.expectSameBits(Array(buffer), try blockingSum(comm, x), "step \(step)")
+    }
+}
+
+private func nonBlockingReductionsCompleteInAnyWaitOrder(_ comm: any Communicator, _ e: inout Expectations) throws {
+    var a = inputs(Float.self, seed: 71, rank: comm.rank, count: 10)
+    var b = inputs(Float.self, seed: 72, rank: comm.rank, count: 5000)
+    var c = inputs(Float.self, seed: 73, rank: comm.rank, count: 77)
+    let expectedA = try blockingSum(comm, a), expectedB = try blockingSum(comm, b)
+    let expectedC = try blockingSum(comm, c)
+    let d = inputs(Float.self, seed: 74, rank: comm.rank, count: 300)
+    var empty: [Float] = []
+    try a.withUnsafeMutableBufferPointer { pa in
+        try b.withUnsafeMutableBufferPointer { pb in
+            try c.withUnsafeMutableBufferPointer { pc in
+                let ha = try comm.startAllreduceSum(pa)
+                let hb = try comm.startAllreduceSum(pb)
+                // A blocking collective while two reductions are in flight.
+                let sumD = try blockingSum(comm, d)
+                e.expectSameBits(sumD, rankOrderSum(Float.self, seed: 74, ranks: comm.size, count: 300), "blocking d")
+                let hc = try comm.startAllreduceSum(pc)
+                let he = try empty.withUnsafeMutableBufferPointer { try comm.startAllreduceSum($0) }
+                // Ranks poll different numbers of times, so their phases drift apart.
+                for _ in 0..<(comm.rank * 7) { _ = try comm.poll(hb) }
+                var spins = 0
+                while try !comm.poll(hc), spins < 1_000_000 { spins += 1 }
+                e.expect(try comm.poll(hc), "poll(hc) never reported completion")
+                try comm.wait(he)
+                try comm.wait(hc)
+                try comm.wait(ha)
+                try comm.wait(hb)
+            }
+        }
+    }
+    e.expectSameBits(a, expectedA, "a")
+    e.expectSameBits(b, expectedB, "b")
+    e.expectSameBits(c, expectedC, "c")
+}
+
+private func reductionIsReproducible(_ comm: any Communicator, _ e: inout Expectations) throws {
+    let x = inputs(Float.self, seed: 99, rank: comm.rank, count: 123_457)
+    let first = try blockingSum(comm, x), second = try blockingSum(comm, x)
+    e.expectSameBits(second, first, "blocking, second run")
+    let firstBucketed = try bucketedSum(comm, x, bucketBytes: 40_000)
+    let secondBucketed = try bucketedSum(comm, x, bucketBytes: 40_000)
+    e.expectSameBits(firstBucketed, first, "bucketed, first run")
+    e.expectSameBits(secondBucketed, first, "bucketed, second run")
+}
+
+private func reductionResultIsIdenticalOnAllRanks(_ comm: any Communicator, _ e: inout Expectations) throws {
+    let x = inputs(Float.self, seed: 5150, rank: comm.rank, count: 77_777)
+    try comm.checkIdentical(digest(try blockingSum(comm, x)), what: "blocking sum digest")
+    try comm.checkIdentical(digest(try bucketedSum(comm, x, bucketBytes: 10_000)), what: "bucketed sum digest")
+}
+
+private func broadcastCopiesRootBytesAndResizes(_ comm: any Communicator, _ e: inout Expectations) throws {
+    for root in Set([0, comm.size - 1]).sorted() {
+        for length in [0, 1, 1000, 1 << 20] {
+            let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ root &+ length) }
+            // Non-roots start empty, shorter, or longer than the payload.
+            var bytes = comm.rank == root ? payload : [UInt8](repeating: 0xAB, count: comm.rank * 700)
+            try comm.broadcast(&bytes, root: root)
+            e.expect(bytes == payload, "root \(root), length \(length): got \(bytes.count) bytes, wrong content")
+        }
+    }
+}
+
+private func allAgreeIsFalseWhenAnyRankSaysFalse(_ comm: any Communicator, _ e: inout Expectations) throws {
+    e.expect(try comm.allAgree(true), "all true gave false")
+    e.expect(try !comm.allAgree(comm.rank != comm.size - 1), "last rank false gave true")
+    e.expect(try !comm.allAgree(comm.rank != 0), "rank 0 false gave true")
+    e.expect(try !comm.allAgree(false), "all false gave true")
+}
+
+private func checkIdenticalPassesWhenValuesMatch(_ comm: any Communicator, _ e: inout Expectations) throws {
+    try comm.checkIdentical("vocab=65 hidden=512 layers=2 ✓", what: "configuration")
+    try comm.checkIdentical("", what: "empty string")
+}
+
+private func checkIdenticalThrowsTheSameErrorOnEveryRank(_ comm: any Communicator, _ e: inout Expectations) throws {
+    guard comm.size > 1 else { return }  // nothing can differ at one rank
+    let odd = comm.size - 1
+    // A short value, and a long one that differs only after character 300.
+    let long = String(repeating: "layer=lstm hidden=512; ", count: 20)
+    let cases = [("lr=0.1", "lr=0.2", "configuration", #"rank \#(odd) has "lr=0.2" but rank 0 has "lr=0.1""#),
+                 (long + "seed=1", long + "seed=2", "config JSON", "first difference at character \(long.count + 5)")]
+    for (common, different, what, detail) in cases {
+        do {
+            try comm.checkIdentical(comm.rank == odd ? different : common, what: what)
+            e.expect(false, "\(what): no error although rank \(odd) differs")
+        } catch let error as DistributedError {
+            guard case let .notIdentical(reportedWhat, rank, _, _) = error else {
+                e.expect(false, "\(what): unexpected error \(error)")
+                continue
+            }
+            e.expect(reportedWhat == what && rank == odd, "\(what): reported \(reportedWhat) at rank \(rank)")
+            let message = error.description
+            e.expect(message.hasPrefix("\(what) differs between ranks") && message.contains(detail),
+                     "\(what): message \(message)")
+            // The message itself must be identical everywhere.
+            try comm.checkIdentical(message, what: "error message")
+        }
+    }
+}
+
+private func invalidBroadcastRootThrowsMPIErrorOnEveryRank(_ comm: any Communicator, _ e: inout Expectations) throws {
+    var bytes: [UInt8] = [1, 2, 3]
+    do {
+        try comm.broadcast(&bytes, root: comm.size)
+        e.expect(false, "broadcast from root \(comm.size) did not throw")
+    } catch let DistributedError.mpi(call, _, message) {
+        e.expect(call == "MPI_Bcast" && message.contains("root"), "call \(call), message \(message)")
+    }
+}
