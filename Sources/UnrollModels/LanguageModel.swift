@@ -86,6 +86,9 @@ public final class RecurrentLanguageModel {
     /// (T, B, H) ping-pong gradients flowing down the stack.
     let dUpper: FloatBuffer, dLower: FloatBuffer
 
+    /// Loss sum and token count of the last backward, set before its first `gradientsReady` call.
+    public private(set) var lastLoss: (lossSum: Double, count: Int) = (0, 0)
+
     private var steps = 0, batch = 0
     private var dropoutActive = false
     private var tokens: UnsafePointer<Int32>?
@@ -175,29 +178,38 @@ public final class RecurrentLanguageModel {
     /// - gradScale: multiplies every gradient (e.g. 1 to get gradients of the SUM of token losses).
     /// - dFinalState: extra ∂L/∂(final state), or nil (the TBPTT case: the state is detached).
     /// - dInitialState: receives ∂L/∂(initial state) if given.
+    /// - gradientsReady: called as soon as every gradient from arena offset `offset` to the end is
+    ///   final (readout first, then each layer from the top, then the embedding at offset 0), so the
+    ///   caller can start reducing those buckets while backward goes on. `lastLoss` is already set
+    ///   at the first call.
     /// - Returns: the summed loss (Double) and the number of non-ignored targets.
     @discardableResult
     public func backward(targets: UnsafePointer<Int32>, gradScale: Float = 1, dFinalState: RecurrentState? = nil,
-                         dInitialState: RecurrentState? = nil) -> (lossSum: Double, count: Int) {
+                         dInitialState: RecurrentState? = nil,
+                         gradientsReady: ((_ offset: Int) -> Void)? = nil) -> (lossSum: Double, count: Int) {
         guard let tokens, let readoutInput else { preconditionFailure("backward before forward") }
         let E = config.embeddingSize, H = config.hiddenSize, V = config.vocabSize, rows = steps * batch
         let result = SoftmaxCrossEntropy.forwardBackward(dLogits: logits.pointer, logits: logits.pointer,
                                                          targets: targets, rows: rows, vocab: V, gradScale: gradScale)
+        lastLoss = result
         BLAS.sgemm(transA: true, m: V, n: H, k: rows, a: logits.pointer, lda: V, b: readoutInput, ldb: H,
                    beta: 1, c: arena.gradients(decoderWeight), ldc: H)
         RowKernels.accumulateColumnSums(arena.gradients(decoderBias), logits.pointer, rows: rows, cols: V)
         var dOut = dUpper.pointer, dNext = dLower.pointer
         BLAS.sgemm(m: rows, n: H, k: V, a: logits.pointer, lda: V, b: arena.parameters(decoderWeight), ldb: H,
                    beta: 0, c: dOut, ldc: H)
+        gradientsReady?(decoderWeight.offset)
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             if dropoutActive { DropoutKernels.apply(dOut, dOut, mask: masks[k + 1].pointer, count: rows * H) }
             layers[k].backward(dOutput: dOut, dFinal: dFinalState?.layer(k),
                                dInput: k > 0 ? dNext : dEmbedded.pointer, dInitial: dInitialState?.layer(k))
             swap(&dOut, &dNext)
+            gradientsReady?(layers[k].firstParameterOffset)
         }
         if dropoutActive { DropoutKernels.apply(dEmbedded.pointer, dEmbedded.pointer, mask: masks[0].pointer, count: rows * E) }
         EmbeddingKernels.backward(dTable: arena.gradients(embeddingView), dOut: dEmbedded.pointer, tokens: tokens,
                                   count: rows, width: E)
+        gradientsReady?(0)
         self.tokens = nil
         self.readoutInput = nil
         return result

@@ -50,6 +50,9 @@ public class RecurrentLayer {
 
     var gateWidth: Int { cell.gateCount * hiddenSize }
 
+    /// Arena offset of this layer's first parameter (its weight_ih).
+    public var firstParameterOffset: Int { weightIH.offset }
+
     /// Creates a layer whose parameters are the `rnn.*_l{index}` views of `arena`.
     public init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection = .forward,
                 arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String = "") {

@@ -85,8 +85,8 @@ public enum KernelBenchmark {
             arena.zeroGradients()
             model.forward(tokens: tokens, steps: T, batch: B, state: state, dropout: nil)
             let (_, count) = model.backward(targets: targets, gradScale: 1)
-            RowKernels.scale(arena.gradients.pointer, by: 1 / Float(count), count: arena.gradients.count)
-            Clipping.clipByGlobalNorm(arena.gradients.pointer, count: arena.gradients.count, maxNorm: 5)
+            RowKernels.scale(arena.gradients.pointer, by: 1 / Float(count), count: arena.count)
+            Clipping.clipByGlobalNorm(arena.gradients.pointer, count: arena.count, maxNorm: 5)
             OptimizerKernels.sgd(arena.parameters.pointer, grad: arena.gradients.pointer,
                                  count: arena.parameters.count, lr: 0.1)
             let elapsed = monotonicSeconds() - t0

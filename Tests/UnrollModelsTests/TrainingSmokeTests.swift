@@ -26,7 +26,7 @@ import UnrollTestSupport
             let mean = loss / Double(count)
             if step == 0 { first = mean }
             last = mean
-            Clipping.clipByGlobalNorm(arena.gradients.pointer, count: arena.gradients.count, maxNorm: 5)
+            Clipping.clipByGlobalNorm(arena.gradients.pointer, count: arena.count, maxNorm: 5)
             OptimizerKernels.adam(arena.parameters.pointer, grad: arena.gradients.pointer, m: m.pointer, v: v.pointer,
                                   count: arena.parameters.count, lr: 0.01, beta1: 0.9,
                                   beta2: 0.999, epsilon: 1e-8, step: step + 1, weightDecay: 0,
