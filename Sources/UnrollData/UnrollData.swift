@@ -1,1 +1,0 @@
-// UnrollData: see README.md for what this module owns.
