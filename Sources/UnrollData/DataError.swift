@@ -36,3 +36,25 @@ public enum DataError: Error, Equatable, CustomStringConvertible, LocalizedError
         .io(path: path, operation: operation, reason: String(cString: strerror(code)))
     }
 }
+
+/// `s` in double quotes for messages and summaries, with quotes, backslashes and control
+/// characters escaped (unlike `String(reflecting:)`, which also escapes `'`).
+func quoted(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}

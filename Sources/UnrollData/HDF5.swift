@@ -449,7 +449,7 @@ extension H5Location {
         let path = childPath(name)
         if let bad = strings.firstIndex(where: { $0.utf8.contains(0) }) {
             throw DataError.argument(name: "\(file.path): \(path)[\(bad)]", expected: "a string without NUL",
-                                     found: String(reflecting: strings[bad]))
+                                     found: quoted(strings[bad]))
         }
         let type = try H5Handle.utf8String(file: file.path, object: path)
         let dataset = try createDataset(name, fileType: type.id, shape: [strings.count], chunk: nil,
@@ -608,6 +608,25 @@ public final class H5Dataset: H5AttributeHolder {
 
     /// Number of elements.
     public var count: Int { shape.reduce(1, *) }
+
+    /// Chunk shape (nil when not chunked) and whether chunks carry a Fletcher32 checksum.
+    public func storage() throws -> (chunk: [Int]?, fletcher32: Bool) {
+        let dcpl = H5Handle(try H5.call("H5Dget_create_plist", file: file.path, object: path) {
+            H5Dget_create_plist(id)
+        }, closer: H5Pclose)
+        guard H5Pget_layout(dcpl.id) == H5D_CHUNKED else { return (nil, false) }
+        var dims = [hsize_t](repeating: 0, count: shape.count)
+        try H5.call("H5Pget_chunk", file: file.path, object: path) { H5Pget_chunk(dcpl.id, Int32(dims.count), &dims) }
+        let filters = try H5.call("H5Pget_nfilters", file: file.path, object: path) { H5Pget_nfilters(dcpl.id) }
+        var fletcher = false
+        for i in 0..<UInt32(filters) {
+            var flags: UInt32 = 0, nValues = 0, config: UInt32 = 0
+            var name = [CChar](repeating: 0, count: 64)
+            let filter = H5Pget_filter2(dcpl.id, i, &flags, &nValues, nil, 64, &name, &config)
+            if filter == H5Z_FILTER_FLETCHER32 { fletcher = true }
+        }
+        return (dims.map { Int($0) }, fletcher)
+    }
 
     /// Writes the whole dataset; `data.count` must equal `count`.
     public func write<T: H5Scalar>(_ data: [T]) throws {

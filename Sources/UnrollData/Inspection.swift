@@ -10,7 +10,7 @@ public enum DatasetInspector {
         let kind = try requireString(file, "kind")
         guard kind == "tokens" || kind == "sequences" else {
             throw DataError.invalid(file: path, field: "attribute 'kind'", expected: "\"tokens\" or \"sequences\"",
-                                    found: String(reflecting: kind))
+                                    found: quoted(kind))
         }
         return kind
     }
@@ -25,7 +25,7 @@ public enum DatasetInspector {
             let vocab = try dataset.vocabulary()
             lines.append("\(path): token streams, format \(DatasetFormat.name) v\(DatasetFormat.version)")
             for (name, value) in try dataset.attributes() {
-                lines.append("  @\(name) = \(String(reflecting: value))")
+                lines.append("  @\(name) = \(value)")
             }
             let dtype = dataset.vocabSize <= 256 ? "uint8" : "int32"
             for name in DatasetFormat.splits {
@@ -34,12 +34,12 @@ public enum DatasetInspector {
                 if scan {
                     let histogram = try split.countTokens()
                     let top = histogram.indices.sorted { histogram[$0] > histogram[$1] }.prefix(5)
-                        .map { "\(String(reflecting: vocab[$0])) \(histogram[$0])" }
+                        .map { "\(quoted(vocab[$0])) \(histogram[$0])" }
                     line += ", all ids < \(dataset.vocabSize); top: " + top.joined(separator: ", ")
                 }
                 lines.append(line)
             }
-            let shown = vocab.prefix(20).map { String(reflecting: $0) }.joined(separator: " ")
+            let shown = vocab.prefix(20).map { quoted($0) }.joined(separator: " ")
             lines.append("  /vocab: \(vocab.count) entries: \(shown)\(vocab.count > 20 ? " …" : "")")
         default:
             let set = try SequenceSet(path: path)
@@ -47,7 +47,7 @@ public enum DatasetInspector {
                          + "target \(set.targetKind) × \(set.targetDim)"
                          + (set.targetKind == "class" ? ", \(set.numClasses) classes" : ""))
             for (name, value) in try attributeTexts(set.file) {
-                lines.append("  @\(name) = \(String(reflecting: value))")
+                lines.append("  @\(name) = \(value)")
             }
             for name in DatasetFormat.splits {
                 let split = try set.split(name)

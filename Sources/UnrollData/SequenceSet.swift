@@ -170,7 +170,7 @@ public final class SequenceSet {
         }
         guard targetKind == "class" || targetKind == "value" else {
             throw DataError.invalid(file: path, field: "attribute 'target_kind'", expected: "\"class\" or \"value\"",
-                                    found: String(reflecting: targetKind))
+                                    found: quoted(targetKind))
         }
         guard targetKind == "value" || numClasses >= 1 else {
             throw DataError.invalid(file: path, field: "attribute 'num_classes'", expected: "≥ 1 for class targets",
@@ -182,7 +182,7 @@ public final class SequenceSet {
     public func split(_ name: String) throws -> SequenceSplit {
         guard DatasetFormat.splits.contains(name) else {
             throw DataError.argument(name: "split", expected: DatasetFormat.splits.joined(separator: ", "),
-                                     found: String(reflecting: name))
+                                     found: quoted(name))
         }
         guard try file.contains(name) else {
             throw DataError.invalid(file: path, field: "/\(name)", expected: "a split group", found: "missing")

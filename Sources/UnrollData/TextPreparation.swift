@@ -53,7 +53,7 @@ public struct PrepareSummary: Sendable, CustomStringConvertible {
             let unk = unknown[name] ?? 0
             lines.append("  \(name): \(tokens[name] ?? 0) tokens" + (unk > 0 ? " (\(unk) mapped to unknown)" : ""))
         }
-        let top = topTokens.map { "\(String(reflecting: $0.token)) \($0.count)" }.joined(separator: ", ")
+        let top = topTokens.map { "\(quoted($0.token)) \($0.count)" }.joined(separator: ", ")
         lines.append("  top tokens: \(top)")
         return lines.joined(separator: "\n")
     }
@@ -168,8 +168,8 @@ public enum TextPreparation {
                 if id >= 0 { out[i] = id; continue }
                 guard let unkID else {
                     throw DataError.invalid(file: origins[s], field: "\(name) token \(i)",
-                                            expected: "a token of the training vocabulary (or a \(String(reflecting: options.unk)) entry; --max-vocab N reserves one)",
-                                            found: String(reflecting: unitTexts[Int(p)]))
+                                            expected: "a token of the training vocabulary (or a \(quoted(options.unk)) entry; --max-vocab N reserves one)",
+                                            found: quoted(unitTexts[Int(p)]))
                 }
                 out[i] = unkID
                 missing += 1
@@ -212,11 +212,11 @@ public enum TextPreparation {
             throw DataError.argument(name: "--max-vocab", expected: "≥ 1", found: "\(m)")
         }
         if options.unk.isEmpty || options.unk.utf8.contains(0) {
-            throw DataError.argument(name: "--unk", expected: "a non-empty token without NUL", found: String(reflecting: options.unk))
+            throw DataError.argument(name: "--unk", expected: "a non-empty token without NUL", found: quoted(options.unk))
         }
         if options.level == .word, options.eos.isEmpty || options.eos.contains(where: { $0.isWhitespace }) {
             throw DataError.argument(name: "--eos", expected: "a non-empty token without whitespace",
-                                     found: String(reflecting: options.eos))
+                                     found: quoted(options.eos))
         }
     }
 
@@ -279,7 +279,8 @@ public enum TextPreparation {
     static func tokenizeWords(_ bytes: [UInt8], origin: String, eos: String,
                               interner: inout Interner<String>) throws -> [Int32] {
         _ = try validatedString(bytes, origin)
-        let eosID = interner.id(eos)
+        // Interned at its first use, so `<eos>` ties are broken by first occurrence like any word.
+        var eosID: Int32 = -1
         var out: [Int32] = []
         out.reserveCapacity(bytes.count / 5)
         bytes.withUnsafeBufferPointer { b in
@@ -304,7 +305,10 @@ public enum TextPreparation {
                         out.append(interner.id(String(decoding: UnsafeBufferPointer(rebasing: b[wordStart..<i]), as: UTF8.self)))
                         wordStart = -1
                     }
-                    if byte == 0x0A { out.append(eosID) }
+                    if byte == 0x0A {
+                        if eosID < 0 { eosID = interner.id(eos) }
+                        out.append(eosID)
+                    }
                 } else if wordStart < 0 {
                     wordStart = i
                 }
@@ -314,7 +318,10 @@ public enum TextPreparation {
                 out.append(interner.id(String(decoding: UnsafeBufferPointer(rebasing: b[wordStart..<n]), as: UTF8.self)))
             }
             // A last line without "\n" still ends with <eos> (Python's line iteration).
-            if n > 0 && b[n - 1] != 0x0A { out.append(eosID) }
+            if n > 0 && b[n - 1] != 0x0A {
+                if eosID < 0 { eosID = interner.id(eos) }
+                out.append(eosID)
+            }
         }
         return out
     }

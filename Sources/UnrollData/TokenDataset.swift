@@ -153,7 +153,7 @@ public final class TokenDataset {
         let levelName = try requireString(file, "level")
         guard let level = TokenLevel(rawValue: levelName) else {
             throw DataError.invalid(file: path, field: "attribute 'level'", expected: "char, byte or word",
-                                    found: String(reflecting: levelName))
+                                    found: quoted(levelName))
         }
         self.level = level
         vocabSize = try requireInt(file, "vocab_size")
@@ -189,13 +189,13 @@ public final class TokenDataset {
     public func split(_ name: String, chunkCacheBytes: Int? = nil) throws -> TokenSplit {
         guard DatasetFormat.splits.contains(name) else {
             throw DataError.argument(name: "split", expected: DatasetFormat.splits.joined(separator: ", "),
-                                     found: String(reflecting: name))
+                                     found: quoted(name))
         }
         return TokenSplit(name: name, dataset: try openTokenStream(file, name, chunkCacheBytes: chunkCacheBytes),
                           vocabSize: vocabSize)
     }
 
-    /// Root attribute names and values as text (for `unroll inspect`).
+    /// Root attribute names and values as text, strings quoted (for `unroll inspect`).
     public func attributes() throws -> [(String, String)] {
         try attributeTexts(file)
     }
@@ -262,11 +262,11 @@ public final class TokenSplit {
 
 // MARK: - Shared validation helpers
 
-/// Root attributes as (name, value text) pairs, in name order.
+/// Root attributes as (name, value text) pairs, in name order; strings are quoted.
 func attributeTexts(_ holder: some H5AttributeHolder) throws -> [(String, String)] {
     try holder.attributeNames().map { name in
         switch try holder.attributeType(name) {
-        case .string: return (name, try holder.stringAttribute(name))
+        case .string: return (name, quoted(try holder.stringAttribute(name)))
         case .integer: return (name, String(try holder.intAttribute(name)))
         case .float: return (name, String(try holder.doubleAttribute(name)))
         case .other: return (name, "(unsupported type)")
@@ -287,8 +287,8 @@ func openDatasetFile(_ path: String, kind: String?) throws -> H5File {
     let file = try H5File.open(path)
     let format = try requireString(file, "format")
     guard format == DatasetFormat.name else {
-        throw DataError.invalid(file: path, field: "attribute 'format'", expected: String(reflecting: DatasetFormat.name),
-                                found: String(reflecting: format))
+        throw DataError.invalid(file: path, field: "attribute 'format'", expected: quoted(DatasetFormat.name),
+                                found: quoted(format))
     }
     let version = try requireInt(file, "version")
     guard version == DatasetFormat.version else {
@@ -298,8 +298,8 @@ func openDatasetFile(_ path: String, kind: String?) throws -> H5File {
     guard let kind else { return file }
     let found = try requireString(file, "kind")
     guard found == kind else {
-        throw DataError.invalid(file: path, field: "attribute 'kind'", expected: String(reflecting: kind),
-                                found: String(reflecting: found))
+        throw DataError.invalid(file: path, field: "attribute 'kind'", expected: quoted(kind),
+                                found: quoted(found))
     }
     return file
 }
