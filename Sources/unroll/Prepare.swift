@@ -57,16 +57,24 @@ struct PrepareText: ParsableCommand {
         default:
             throw ValidationError("give both --valid and --test, or --split (not both)")
         }
+        _ = try fractions()
+    }
+
+    /// The parsed --split value, if given.
+    private func fractions() throws -> [Double]? {
+        guard let split else { return nil }
+        let fields = split.split(separator: ",", omittingEmptySubsequences: false)
+        let parts = fields.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard fields.count == 3, parts.count == 3 else {
+            throw ValidationError("--split: expected three fractions like 0.9,0.05,0.05, found \(split)")
+        }
+        return parts
     }
 
     func run() throws {
         let source: TextInput
-        if let split {
-            let parts = split.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 3, split.split(separator: ",").count == 3 else {
-                throw ValidationError("--split: expected three fractions like 0.9,0.05,0.05, found \(split)")
-            }
-            source = .split(input: input, fractions: parts)
+        if let fractions = try fractions() {
+            source = .split(input: input, fractions: fractions)
         } else {
             source = .files(train: input, valid: valid!, test: test!)
         }
@@ -104,15 +112,23 @@ struct PrepareSynthetic: ParsableCommand {
     @Option(help: "Output HDF5 file (written atomically).")
     var output: String
 
-    func run() throws {
-        var sizes: [Int]?
-        if let size {
-            let parts = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 3, size.split(separator: ",").count == 3 else {
-                throw ValidationError("--size: expected three integers TRAIN,VALID,TEST, found \(size)")
-            }
-            sizes = parts
+    func validate() throws {
+        _ = try sizes()
+    }
+
+    /// The parsed --size value, if given.
+    private func sizes() throws -> [Int]? {
+        guard let size else { return nil }
+        let fields = size.split(separator: ",", omittingEmptySubsequences: false)
+        let parts = fields.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard fields.count == 3, parts.count == 3 else {
+            throw ValidationError("--size: expected three integers TRAIN,VALID,TEST, found \(size)")
         }
+        return parts
+    }
+
+    func run() throws {
+        let sizes = try sizes()
         let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength)
         print(try SyntheticPreparation.prepare(options, output: output))
     }
