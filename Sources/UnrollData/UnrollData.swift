@@ -1,1 +1,12 @@
-// UnrollData: see README.md for what this module owns.
+// UnrollData: what this module owns (a README.md here would need an `exclude:` in Package.swift).
+//
+// - HDF5.swift: the typed HDF5 wrapper (H5File, H5Group, H5Dataset, attributes). UnrollData is the
+//   only module that imports HDF5Shim; other modules use this wrapper (e.g. for checkpoints).
+// - AtomicFile.swift: temp file + fsync + rename + directory fsync for every file written.
+// - TokenDataset.swift, SequenceSet.swift: dataset format v1 (datasets/FORMATS.md), writers and
+//   validating readers.
+// - TextPreparation.swift, Synthetic.swift, Random.swift, SHA256.swift: `unroll prepare`.
+// - StreamReaders.swift: sharded training windows (batchify), evaluation streams, read-ahead.
+// - Inspection.swift: `unroll inspect`.
+//
+// Must not import MPI, BLAS or the training code: Foundation and HDF5Shim only.

@@ -1,0 +1,774 @@
+// A small typed wrapper over the HDF5 C API: files, groups, datasets (whole-array and hyperslab
+// I/O of Float/Double/Int32/Int64/UInt8, chunked + Fletcher32 creation, UTF-8 string datasets) and
+// attributes. Every call silences HDF5's automatic error printing on the calling thread first
+// (silencing is per thread) and turns a failure into `DataError.hdf5` carrying HDF5's error stack.
+// Every handle is closed in `deinit`; child objects retain their file so the file closes last.
+import Foundation
+import HDF5Shim
+
+// MARK: - Element types
+
+/// A Swift scalar that maps to an HDF5 memory type and a little-endian file type.
+public protocol H5Scalar: Sendable {
+    /// Memory (native) type used for reads and writes.
+    static var h5NativeType: hid_t { get }
+    /// Portable type used when creating datasets and attributes.
+    static var h5FileType: hid_t { get }
+}
+
+extension Float: H5Scalar {
+    public static var h5NativeType: hid_t { H5T_NATIVE_FLOAT }
+    public static var h5FileType: hid_t { H5T_IEEE_F32LE }
+}
+extension Double: H5Scalar {
+    public static var h5NativeType: hid_t { H5T_NATIVE_DOUBLE }
+    public static var h5FileType: hid_t { H5T_IEEE_F64LE }
+}
+extension Int32: H5Scalar {
+    public static var h5NativeType: hid_t { H5T_NATIVE_INT32 }
+    public static var h5FileType: hid_t { H5T_STD_I32LE }
+}
+extension Int64: H5Scalar {
+    public static var h5NativeType: hid_t { H5T_NATIVE_INT64 }
+    public static var h5FileType: hid_t { H5T_STD_I64LE }
+}
+extension UInt8: H5Scalar {
+    public static var h5NativeType: hid_t { H5T_NATIVE_UINT8 }
+    public static var h5FileType: hid_t { H5T_STD_U8LE }
+}
+
+/// The element type of a dataset or attribute as stored in the file.
+public enum H5ElementType: Equatable, Sendable, CustomStringConvertible {
+    case integer(signed: Bool, bytes: Int)
+    case float(bytes: Int)
+    case string
+    case other
+
+    public static let uint8 = H5ElementType.integer(signed: false, bytes: 1)
+    public static let int32 = H5ElementType.integer(signed: true, bytes: 4)
+    public static let int64 = H5ElementType.integer(signed: true, bytes: 8)
+    public static let float32 = H5ElementType.float(bytes: 4)
+    public static let float64 = H5ElementType.float(bytes: 8)
+
+    /// numpy-style name: `uint8`, `int32`, `float32`, `string`, ...
+    public var description: String {
+        switch self {
+        case let .integer(signed, bytes): return "\(signed ? "" : "u")int\(bytes * 8)"
+        case let .float(bytes): return "float\(bytes * 8)"
+        case .string: return "string"
+        case .other: return "non-numeric type"
+        }
+    }
+
+    static func of(typeID t: hid_t) -> H5ElementType {
+        let size = H5Tget_size(t)
+        switch H5Tget_class(t) {
+        case H5T_INTEGER: return .integer(signed: H5Tget_sign(t) != H5T_SGN_NONE, bytes: size)
+        case H5T_FLOAT: return .float(bytes: size)
+        case H5T_STRING: return .string
+        default: return .other
+        }
+    }
+}
+
+// MARK: - Error plumbing
+
+/// Collects the lines of an HDF5 error stack during `H5Ewalk2`. File scope on purpose: a class
+/// declared inside a function body crashes swift-frontend 6.3.1 under cross-module optimisation.
+final class H5ErrorLines {
+    var lines: [String] = []
+}
+
+/// Internal helpers shared by all wrapper types.
+enum H5 {
+    /// Turns off HDF5's printing of error stacks on the calling thread. Per-thread in the
+    /// thread-safe build, so it is repeated before every call rather than done once.
+    @inline(__always)
+    static func silence() {
+        _ = H5Eset_auto2(H5E_DEFAULT, nil, nil)
+    }
+
+    /// The current thread's error stack as one line (outermost call first), then clears it.
+    static func currentErrorStack() -> String {
+        let stack = H5Eget_current_stack()
+        guard stack >= 0 else { return "(no HDF5 error stack)" }
+        defer { H5Eclose_stack(stack) }
+        let box = H5ErrorLines()
+        _ = H5Ewalk2(stack, H5E_WALK_DOWNWARD, { _, errPointer, context in
+            guard let err = errPointer?.pointee, let context else { return 0 }
+            let box = Unmanaged<H5ErrorLines>.fromOpaque(context).takeUnretainedValue()
+            let function = err.func_name.map { String(cString: $0) } ?? "?"
+            let desc = err.desc.map { String(cString: $0) } ?? ""
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = H5Eget_msg(err.min_num, nil, &buffer, 256)
+            let minor = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            box.lines.append("\(function): \(desc) (\(minor))")
+            return 0
+        }, Unmanaged.passUnretained(box).toOpaque())
+        let text = box.lines.isEmpty ? "(empty HDF5 error stack)" : box.lines.joined(separator: " | ")
+        return text.replacingOccurrences(of: "\n", with: " ")
+    }
+
+    /// Runs one HDF5 call with printing silenced; a negative result throws `DataError.hdf5`.
+    @discardableResult
+    static func call<R: BinaryInteger>(_ operation: String, file: String, object: String,
+                                       _ body: () -> R) throws -> R {
+        silence()
+        let result = body()
+        if result < 0 {
+            throw DataError.hdf5(file: file, object: object, operation: operation,
+                                 detail: currentErrorStack())
+        }
+        return result
+    }
+
+    /// Closes an identifier from a `deinit`, where nothing can be thrown.
+    static func closeQuietly(_ id: hid_t, _ close: (hid_t) -> herr_t) {
+        guard id >= 0 else { return }
+        silence()
+        _ = close(id)
+    }
+
+    /// Whether this libhdf5 build serialises calls from several threads (Debian's does).
+    static let isThreadSafe: Bool = {
+        var flag: hbool_t = false
+        return H5is_library_threadsafe(&flag) >= 0 && flag
+    }()
+}
+
+/// A dataspace identifier that closes itself.
+final class H5Space {
+    let id: hid_t
+    init(_ id: hid_t) { self.id = id }
+    deinit { H5.closeQuietly(id, H5Sclose) }
+
+    static func simple(_ dims: [Int], file: String, object: String) throws -> H5Space {
+        let d = dims.map { hsize_t($0) }
+        return H5Space(try H5.call("H5Screate_simple", file: file, object: object) {
+            H5Screate_simple(Int32(d.count), d, nil)
+        })
+    }
+
+    static func scalar(file: String, object: String) throws -> H5Space {
+        H5Space(try H5.call("H5Screate", file: file, object: object) { H5Screate(H5S_SCALAR) })
+    }
+}
+
+/// A datatype or property-list identifier that closes itself.
+final class H5Handle {
+    let id: hid_t
+    let closer: (hid_t) -> herr_t
+    init(_ id: hid_t, closer: @escaping (hid_t) -> herr_t) { self.id = id; self.closer = closer }
+    deinit { H5.closeQuietly(id, closer) }
+
+    /// A UTF-8 variable-length string type.
+    static func utf8String(file: String, object: String) throws -> H5Handle {
+        let t = H5Handle(try H5.call("H5Tcopy", file: file, object: object) { H5Tcopy(H5T_C_S1) },
+                         closer: H5Tclose)
+        try H5.call("H5Tset_size", file: file, object: object) { H5Tset_size(t.id, H5T_VARIABLE) }
+        try H5.call("H5Tset_cset", file: file, object: object) { H5Tset_cset(t.id, H5T_CSET_UTF8) }
+        return t
+    }
+
+    static func propertyList(_ cls: hid_t, file: String, object: String) throws -> H5Handle {
+        H5Handle(try H5.call("H5Pcreate", file: file, object: object) { H5Pcreate(cls) },
+                 closer: H5Pclose)
+    }
+}
+
+// MARK: - Objects with attributes
+
+/// An HDF5 object that can carry attributes (file root, group or dataset).
+public protocol H5AttributeHolder {
+    /// The open HDF5 identifier of this object.
+    var objectID: hid_t { get }
+    /// The file this object belongs to.
+    var file: H5File { get }
+    /// Absolute path of the object inside the file, for error messages.
+    var objectPath: String { get }
+}
+
+extension H5AttributeHolder {
+    private func attrObject(_ name: String) -> String { "\(objectPath)@\(name)" }
+
+    /// Whether an attribute `name` exists on this object.
+    public func hasAttribute(_ name: String) throws -> Bool {
+        try H5.call("H5Aexists", file: file.path, object: attrObject(name)) {
+            H5Aexists(objectID, name)
+        } > 0
+    }
+
+    /// Names of all attributes, in name order.
+    public func attributeNames() throws -> [String] {
+        let box = H5NameList()
+        try H5.call("H5Aiterate2", file: file.path, object: objectPath) {
+            H5Aiterate2(objectID, H5_INDEX_NAME, H5_ITER_INC, nil, { _, name, _, context in
+                guard let name, let context else { return 0 }
+                Unmanaged<H5NameList>.fromOpaque(context).takeUnretainedValue().names
+                    .append(String(cString: name))
+                return 0
+            }, Unmanaged.passUnretained(box).toOpaque())
+        }
+        return box.names
+    }
+
+    private func replaceAttribute(_ name: String, type: hid_t, space: H5Space) throws -> H5Handle {
+        let object = attrObject(name)
+        if try hasAttribute(name) {
+            try H5.call("H5Adelete", file: file.path, object: object) { H5Adelete(objectID, name) }
+        }
+        return H5Handle(try H5.call("H5Acreate2", file: file.path, object: object) {
+            H5Acreate2(objectID, name, type, space.id, H5P_DEFAULT, H5P_DEFAULT)
+        }, closer: H5Aclose)
+    }
+
+    /// Writes (or replaces) a scalar UTF-8 variable-length string attribute.
+    public func setAttribute(_ name: String, string value: String) throws {
+        let object = attrObject(name)
+        let type = try H5Handle.utf8String(file: file.path, object: object)
+        let space = try H5Space.scalar(file: file.path, object: object)
+        let attr = try replaceAttribute(name, type: type.id, space: space)
+        try value.withCString { cString in
+            var pointer: UnsafePointer<CChar>? = cString
+            try H5.call("H5Awrite", file: file.path, object: object) { H5Awrite(attr.id, type.id, &pointer) }
+        }
+    }
+
+    /// Writes (or replaces) a scalar numeric attribute.
+    public func setAttribute<T: H5Scalar>(_ name: String, _ value: T) throws {
+        let object = attrObject(name)
+        let space = try H5Space.scalar(file: file.path, object: object)
+        let attr = try replaceAttribute(name, type: T.h5FileType, space: space)
+        try withUnsafePointer(to: value) { pointer in
+            _ = try H5.call("H5Awrite", file: file.path, object: object) {
+                H5Awrite(attr.id, T.h5NativeType, UnsafeRawPointer(pointer))
+            }
+        }
+    }
+
+    private func openAttribute(_ name: String) throws -> H5Handle {
+        H5Handle(try H5.call("H5Aopen", file: file.path, object: attrObject(name)) {
+            H5Aopen(objectID, name, H5P_DEFAULT)
+        }, closer: H5Aclose)
+    }
+
+    /// Element type of attribute `name`.
+    public func attributeType(_ name: String) throws -> H5ElementType {
+        let attr = try openAttribute(name)
+        let type = H5Handle(try H5.call("H5Aget_type", file: file.path, object: attrObject(name)) {
+            H5Aget_type(attr.id)
+        }, closer: H5Tclose)
+        return H5ElementType.of(typeID: type.id)
+    }
+
+    /// Reads a scalar string attribute (variable or fixed length).
+    public func stringAttribute(_ name: String) throws -> String {
+        let object = attrObject(name)
+        let attr = try openAttribute(name)
+        let fileType = H5Handle(try H5.call("H5Aget_type", file: file.path, object: object) {
+            H5Aget_type(attr.id)
+        }, closer: H5Tclose)
+        guard H5Tget_class(fileType.id) == H5T_STRING else {
+            throw DataError.invalid(file: file.path, field: object, expected: "a string attribute",
+                                    found: H5ElementType.of(typeID: fileType.id).description)
+        }
+        if H5Tis_variable_str(fileType.id) > 0 {
+            let memType = try H5Handle.utf8String(file: file.path, object: object)
+            var pointer: UnsafeMutablePointer<CChar>? = nil
+            try H5.call("H5Aread", file: file.path, object: object) { H5Aread(attr.id, memType.id, &pointer) }
+            guard let pointer else { return "" }
+            defer { H5free_memory(pointer) }
+            return String(cString: pointer)
+        }
+        let size = H5Tget_size(fileType.id)
+        var bytes = [UInt8](repeating: 0, count: size + 1)
+        try H5.call("H5Aread", file: file.path, object: object) { H5Aread(attr.id, fileType.id, &bytes) }
+        let end = bytes.firstIndex(of: 0) ?? size
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+
+    /// Reads a scalar integer attribute (any stored integer width) as `Int`.
+    public func intAttribute(_ name: String) throws -> Int {
+        let type = try attributeType(name)
+        guard case .integer = type else {
+            throw DataError.invalid(file: file.path, field: attrObject(name), expected: "an integer attribute",
+                                    found: type.description)
+        }
+        let attr = try openAttribute(name)
+        var value: Int64 = 0
+        try H5.call("H5Aread", file: file.path, object: attrObject(name)) {
+            H5Aread(attr.id, H5T_NATIVE_INT64, &value)
+        }
+        return Int(value)
+    }
+
+    /// Reads a scalar numeric attribute (integer or float) as `Double`.
+    public func doubleAttribute(_ name: String) throws -> Double {
+        let type = try attributeType(name)
+        switch type {
+        case .integer, .float: break
+        default:
+            throw DataError.invalid(file: file.path, field: attrObject(name), expected: "a numeric attribute",
+                                    found: type.description)
+        }
+        let attr = try openAttribute(name)
+        var value: Double = 0
+        try H5.call("H5Aread", file: file.path, object: attrObject(name)) {
+            H5Aread(attr.id, H5T_NATIVE_DOUBLE, &value)
+        }
+        return value
+    }
+}
+
+/// Collects names during `H5Literate`/`H5Aiterate2` (file scope for the same reason as H5ErrorLines).
+final class H5NameList {
+    var names: [String] = []
+}
+
+// MARK: - Locations (file root and groups)
+
+/// An object that can hold links: the file's root group or a group.
+public protocol H5Location: H5AttributeHolder {}
+
+extension H5Location {
+    private func childPath(_ name: String) -> String {
+        name.hasPrefix("/") ? name : (objectPath == "/" ? "/" + name : objectPath + "/" + name)
+    }
+
+    /// Whether a link `name` exists directly below this location.
+    public func contains(_ name: String) throws -> Bool {
+        try H5.call("H5Lexists", file: file.path, object: childPath(name)) {
+            H5Lexists(objectID, name, H5P_DEFAULT)
+        } > 0
+    }
+
+    /// Names of the links directly below this location, in name order.
+    public func memberNames() throws -> [String] {
+        let box = H5NameList()
+        try H5.call("H5Literate", file: file.path, object: objectPath) {
+            H5Literate(objectID, H5_INDEX_NAME, H5_ITER_INC, nil, { _, name, _, context in
+                guard let name, let context else { return 0 }
+                Unmanaged<H5NameList>.fromOpaque(context).takeUnretainedValue().names
+                    .append(String(cString: name))
+                return 0
+            }, Unmanaged.passUnretained(box).toOpaque())
+        }
+        return box.names
+    }
+
+    /// Creates a group below this location.
+    public func createGroup(_ name: String) throws -> H5Group {
+        let path = childPath(name)
+        let gcpl = try file.groupCreationList()
+        let id = try H5.call("H5Gcreate2", file: file.path, object: path) {
+            H5Gcreate2(objectID, name, H5P_DEFAULT, gcpl.id, H5P_DEFAULT)
+        }
+        return H5Group(id: id, file: file, path: path)
+    }
+
+    /// Opens an existing group below this location.
+    public func openGroup(_ name: String) throws -> H5Group {
+        let path = childPath(name)
+        let id = try H5.call("H5Gopen2", file: file.path, object: path) { H5Gopen2(objectID, name, H5P_DEFAULT) }
+        return H5Group(id: id, file: file, path: path)
+    }
+
+    /// Opens an existing dataset below this location. `chunkCacheBytes` sizes HDF5's per-dataset
+    /// chunk cache (default 1 MiB); readers that touch many chunks per read should raise it.
+    public func openDataset(_ name: String, chunkCacheBytes: Int? = nil) throws -> H5Dataset {
+        let path = childPath(name)
+        let dapl = try H5Handle.propertyList(H5P_DATASET_ACCESS, file: file.path, object: path)
+        if let bytes = chunkCacheBytes {
+            // 12421 slots (prime) keeps hash collisions rare for caches of a few hundred chunks.
+            try H5.call("H5Pset_chunk_cache", file: file.path, object: path) {
+                H5Pset_chunk_cache(dapl.id, 12421, bytes, 0.75)
+            }
+        }
+        let id = try H5.call("H5Dopen2", file: file.path, object: path) { H5Dopen2(objectID, name, dapl.id) }
+        return H5Dataset(id: id, file: file, path: path)
+    }
+
+    /// Creates a numeric dataset of the given shape. With `chunk`, the dataset is chunked (chunk
+    /// dimensions are clamped to the shape) and `fletcher32` adds a checksum per chunk.
+    public func createDataset<T: H5Scalar>(_ name: String, of type: T.Type, shape: [Int],
+                                           chunk: [Int]? = nil, fletcher32: Bool = false) throws -> H5Dataset {
+        try createDataset(name, fileType: T.h5FileType, shape: shape, chunk: chunk, fletcher32: fletcher32)
+    }
+
+    fileprivate func createDataset(_ name: String, fileType: hid_t, shape: [Int], chunk: [Int]?,
+                                   fletcher32: Bool) throws -> H5Dataset {
+        let path = childPath(name)
+        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }) else {
+            throw DataError.argument(name: "\(file.path): \(path): shape", expected: "non-negative dimensions",
+                                     found: "\(shape)")
+        }
+        let space = try H5Space.simple(shape, file: file.path, object: path)
+        let dcpl = try H5Handle.propertyList(H5P_DATASET_CREATE, file: file.path, object: path)
+        // No timestamps in object headers, so the same content gives the same file bytes.
+        try H5.call("H5Pset_obj_track_times", file: file.path, object: path) {
+            H5Pset_obj_track_times(dcpl.id, false)
+        }
+        // A chunk may not exceed a fixed extent, and an empty extent cannot be chunked.
+        if let chunk, !shape.contains(0) {
+            guard chunk.count == shape.count, chunk.allSatisfy({ $0 > 0 }) else {
+                throw DataError.argument(name: "\(file.path): \(path): chunk",
+                                         expected: "\(shape.count) positive dimensions", found: "\(chunk)")
+            }
+            let dims = zip(chunk, shape).map { hsize_t(Swift.min($0, $1)) }
+            try H5.call("H5Pset_chunk", file: file.path, object: path) {
+                H5Pset_chunk(dcpl.id, Int32(dims.count), dims)
+            }
+            if fletcher32 {
+                try H5.call("H5Pset_fletcher32", file: file.path, object: path) { H5Pset_fletcher32(dcpl.id) }
+            }
+        }
+        let id = try H5.call("H5Dcreate2", file: file.path, object: path) {
+            H5Dcreate2(objectID, name, fileType, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT)
+        }
+        return H5Dataset(id: id, file: file, path: path)
+    }
+
+    /// Creates a dataset and writes `data` into it. `shape` defaults to 1-D `[data.count]`.
+    @discardableResult
+    public func write<T: H5Scalar>(_ name: String, _ data: [T], shape: [Int]? = nil, chunk: [Int]? = nil,
+                                   fletcher32: Bool = false) throws -> H5Dataset {
+        let dims = shape ?? [data.count]
+        guard dims.reduce(1, *) == data.count else {
+            throw DataError.argument(name: "\(file.path): \(childPath(name)): shape",
+                                     expected: "\(data.count) elements", found: "\(dims)")
+        }
+        let dataset = try createDataset(name, of: T.self, shape: dims, chunk: chunk, fletcher32: fletcher32)
+        try dataset.write(data)
+        return dataset
+    }
+
+    /// Creates a 1-D dataset of UTF-8 variable-length strings (e.g. a vocabulary).
+    /// Strings must not contain NUL characters (HDF5 stores them as C strings).
+    @discardableResult
+    public func writeStrings(_ name: String, _ strings: [String]) throws -> H5Dataset {
+        let path = childPath(name)
+        if let bad = strings.firstIndex(where: { $0.utf8.contains(0) }) {
+            throw DataError.argument(name: "\(file.path): \(path)[\(bad)]", expected: "a string without NUL",
+                                     found: quoted(strings[bad]))
+        }
+        let type = try H5Handle.utf8String(file: file.path, object: path)
+        let dataset = try createDataset(name, fileType: type.id, shape: [strings.count], chunk: nil,
+                                        fletcher32: false)
+        guard !strings.isEmpty else { return dataset }
+        let cStrings: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        var pointers = cStrings.map { UnsafePointer<CChar>($0) }
+        try H5.call("H5Dwrite", file: file.path, object: path) {
+            H5Dwrite(dataset.id, type.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, &pointers)
+        }
+        return dataset
+    }
+}
+
+// MARK: - File
+
+/// An open HDF5 file. Closed when the last reference (including child objects) goes away, or
+/// explicitly with `close()`, which reports flush errors.
+public final class H5File: H5Location {
+    /// How to open an existing file.
+    public enum Mode: Sendable {
+        /// Read only, without taking a file lock (see `open`).
+        case readOnly
+        /// Read and write, with HDF5's default (exclusive) file lock.
+        case readWrite
+    }
+
+    /// Path the file was opened or created with.
+    public let path: String
+    let id: hid_t
+    private let lock = NSLock()
+    private var isClosed = false
+
+    private init(id: hid_t, path: String) {
+        self.id = id
+        self.path = path
+    }
+
+    deinit {
+        if !isClosed { H5.closeQuietly(id, H5Fclose) }
+    }
+
+    public var objectID: hid_t { id }
+    public var file: H5File { self }
+    public var objectPath: String { "/" }
+
+    /// Creates (truncating) a file. Writers should normally go through `AtomicFile`.
+    public static func create(_ path: String) throws -> H5File {
+        let id = try H5.call("H5Fcreate", file: path, object: "/") {
+            H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)
+        }
+        return H5File(id: id, path: path)
+    }
+
+    /// Opens an existing file. Read-only opens take no file lock: Unroll's writers never modify
+    /// a file in place (they write a temporary file and rename it), so readers need no protection,
+    /// and a lock-free open also works on parallel filesystems without flock support, where many
+    /// ranks read the same file.
+    public static func open(_ path: String, mode: Mode = .readOnly) throws -> H5File {
+        let fapl = try H5Handle.propertyList(H5P_FILE_ACCESS, file: path, object: "/")
+        if mode == .readOnly {
+            try H5.call("H5Pset_file_locking", file: path, object: "/") {
+                H5Pset_file_locking(fapl.id, false, true)
+            }
+        }
+        let flags = mode == .readOnly ? H5F_ACC_RDONLY : H5F_ACC_RDWR
+        let id = try H5.call("H5Fopen", file: path, object: "/") { H5Fopen(path, flags, fapl.id) }
+        return H5File(id: id, path: path)
+    }
+
+    /// Whether `path` starts with an HDF5 signature (false for missing files too).
+    public static func isHDF5(_ path: String) -> Bool {
+        H5.silence()
+        return H5Fis_hdf5(path) > 0
+    }
+
+    /// Flushes everything to the OS and closes the file identifier. Objects still open keep the
+    /// file open until they are released; callers that need the bytes on disk release them first.
+    public func close() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !isClosed else { return }
+        isClosed = true
+        try H5.call("H5Fflush", file: path, object: "/") { H5Fflush(id, H5F_SCOPE_GLOBAL) }
+        try H5.call("H5Fclose", file: path, object: "/") { H5Fclose(id) }
+    }
+
+    /// A group-creation property list without timestamps (for reproducible bytes). The shim has no
+    /// getter for the group-creation class, so a copy of the root group's list is used.
+    func groupCreationList() throws -> H5Handle {
+        let root = H5Handle(try H5.call("H5Gopen2", file: path, object: "/") { H5Gopen2(id, "/", H5P_DEFAULT) },
+                            closer: H5Gclose)
+        let gcpl = H5Handle(try H5.call("H5Gget_create_plist", file: path, object: "/") {
+            H5Gget_create_plist(root.id)
+        }, closer: H5Pclose)
+        try H5.call("H5Pset_obj_track_times", file: path, object: "/") { H5Pset_obj_track_times(gcpl.id, false) }
+        return gcpl
+    }
+}
+
+// MARK: - Group
+
+/// An open group.
+public final class H5Group: H5Location {
+    let id: hid_t
+    /// The file this group belongs to (retained so the file closes after the group).
+    public let file: H5File
+    /// Absolute path inside the file.
+    public let path: String
+
+    init(id: hid_t, file: H5File, path: String) {
+        self.id = id
+        self.file = file
+        self.path = path
+    }
+
+    deinit { H5.closeQuietly(id, H5Gclose) }
+
+    public var objectID: hid_t { id }
+    public var objectPath: String { path }
+}
+
+// MARK: - Dataset
+
+/// An open dataset.
+public final class H5Dataset: H5AttributeHolder {
+    let id: hid_t
+    /// The file this dataset belongs to (retained so the file closes after the dataset).
+    public let file: H5File
+    /// Absolute path inside the file.
+    public let path: String
+    /// Extent, slowest-varying dimension first.
+    public let shape: [Int]
+    /// Element type as stored.
+    public let elementType: H5ElementType
+
+    init(id: hid_t, file: H5File, path: String) {
+        self.id = id
+        self.file = file
+        self.path = path
+        H5.silence()
+        let space = H5Space(H5Dget_space(id))
+        let rank = Int(H5Sget_simple_extent_ndims(space.id))
+        var dims = [hsize_t](repeating: 0, count: Swift.max(rank, 0))
+        if rank > 0 { _ = H5Sget_simple_extent_dims(space.id, &dims, nil) }
+        shape = dims.map { Int($0) }
+        let type = H5Handle(H5Dget_type(id), closer: H5Tclose)
+        elementType = type.id >= 0 ? H5ElementType.of(typeID: type.id) : .other
+    }
+
+    deinit { H5.closeQuietly(id, H5Dclose) }
+
+    public var objectID: hid_t { id }
+    public var objectPath: String { path }
+
+    /// Number of elements.
+    public var count: Int { shape.reduce(1, *) }
+
+    /// Chunk shape (nil when not chunked) and whether chunks carry a Fletcher32 checksum.
+    public func storage() throws -> (chunk: [Int]?, fletcher32: Bool) {
+        let dcpl = H5Handle(try H5.call("H5Dget_create_plist", file: file.path, object: path) {
+            H5Dget_create_plist(id)
+        }, closer: H5Pclose)
+        guard H5Pget_layout(dcpl.id) == H5D_CHUNKED else { return (nil, false) }
+        var dims = [hsize_t](repeating: 0, count: shape.count)
+        try H5.call("H5Pget_chunk", file: file.path, object: path) { H5Pget_chunk(dcpl.id, Int32(dims.count), &dims) }
+        let filters = try H5.call("H5Pget_nfilters", file: file.path, object: path) { H5Pget_nfilters(dcpl.id) }
+        var fletcher = false
+        for i in 0..<UInt32(filters) {
+            var flags: UInt32 = 0, nValues = 0, config: UInt32 = 0
+            var name = [CChar](repeating: 0, count: 64)
+            let filter = H5Pget_filter2(dcpl.id, i, &flags, &nValues, nil, 64, &name, &config)
+            if filter == H5Z_FILTER_FLETCHER32 { fletcher = true }
+        }
+        return (dims.map { Int($0) }, fletcher)
+    }
+
+    /// Writes the whole dataset; `data.count` must equal `count`.
+    public func write<T: H5Scalar>(_ data: [T]) throws {
+        guard data.count == count else {
+            throw DataError.argument(name: "\(file.path): \(path)", expected: "\(count) elements to write",
+                                     found: "\(data.count)")
+        }
+        guard count > 0 else { return }
+        _ = try data.withUnsafeBufferPointer { buffer in
+            try H5.call("H5Dwrite", file: file.path, object: path) {
+                H5Dwrite(id, T.h5NativeType, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.baseAddress)
+            }
+        }
+    }
+
+    /// Reads the whole dataset, converting to `T` (e.g. uint8 in the file → Int32 in memory).
+    public func read<T: H5Scalar>(as type: T.Type) throws -> [T] {
+        guard count > 0 else { return [] }
+        try requireNumeric(T.self)
+        return try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try H5.call("H5Dread", file: file.path, object: path) {
+                H5Dread(id, T.h5NativeType, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.baseAddress)
+            }
+            initialized = count
+        }
+    }
+
+    /// Reads elements `range` of a 1-D dataset.
+    public func read<T: H5Scalar>(range: Range<Int>, as type: T.Type) throws -> [T] {
+        try [T](unsafeUninitializedCapacity: range.count) { buffer, initialized in
+            try read(range: range, into: buffer)
+            initialized = range.count
+        }
+    }
+
+    /// Reads elements `range` of a 1-D dataset into `buffer` (which must hold `range.count`).
+    public func read<T: H5Scalar>(range: Range<Int>, into buffer: UnsafeMutableBufferPointer<T>) throws {
+        guard shape.count == 1 else {
+            throw DataError.invalid(file: file.path, field: path, expected: "a 1-D dataset", found: "shape \(shape)")
+        }
+        try readSelection(start: [range.lowerBound], stride: nil, count: [range.count], block: nil,
+                          total: range.count, into: buffer)
+    }
+
+    /// Reads rows `rows` of a 2-D dataset, row-major `(rows.count, shape[1])`.
+    public func readRows<T: H5Scalar>(_ rows: Range<Int>, as type: T.Type) throws -> [T] {
+        guard shape.count == 2 else {
+            throw DataError.invalid(file: file.path, field: path, expected: "a 2-D dataset", found: "shape \(shape)")
+        }
+        let total = rows.count * shape[1]
+        return try [T](unsafeUninitializedCapacity: total) { buffer, initialized in
+            try readSelection(start: [rows.lowerBound, 0], stride: nil, count: [rows.count, shape[1]], block: nil,
+                              total: total, into: buffer)
+            initialized = total
+        }
+    }
+
+    /// Reads `count` blocks of `block` consecutive elements of a 1-D dataset, block k starting at
+    /// `start + k * stride`, into `buffer` (blocks back to back). One HDF5 read for all blocks.
+    public func readStrided<T: H5Scalar>(start: Int, stride: Int, count: Int, block: Int,
+                                         into buffer: UnsafeMutableBufferPointer<T>) throws {
+        guard shape.count == 1 else {
+            throw DataError.invalid(file: file.path, field: path, expected: "a 1-D dataset", found: "shape \(shape)")
+        }
+        guard block <= stride || count <= 1 else {
+            throw DataError.argument(name: "\(file.path): \(path): block", expected: "≤ stride \(stride)",
+                                     found: "\(block)")
+        }
+        try readSelection(start: [start], stride: [Swift.max(stride, 1)], count: [count], block: [block],
+                          total: count * block, into: buffer)
+    }
+
+    private func requireNumeric<T: H5Scalar>(_: T.Type) throws {
+        switch elementType {
+        case .integer, .float: return
+        default:
+            throw DataError.invalid(file: file.path, field: path, expected: "a numeric dataset to read as \(T.self)",
+                                    found: elementType.description)
+        }
+    }
+
+    private func readSelection<T: H5Scalar>(start: [Int], stride: [Int]?, count: [Int], block: [Int]?,
+                                            total: Int, into buffer: UnsafeMutableBufferPointer<T>) throws {
+        guard buffer.count >= total else {
+            throw DataError.argument(name: "\(file.path): \(path): buffer", expected: "≥ \(total) elements",
+                                     found: "\(buffer.count)")
+        }
+        // Bounds are checked here so the error names the request, not HDF5's internal function.
+        for d in 0..<start.count {
+            let extent = (count[d] - 1) * (stride?[d] ?? 1) + (block?[d] ?? 1)
+            guard start[d] >= 0, count[d] >= 0, count[d] == 0 || start[d] + extent <= shape[d] else {
+                throw DataError.argument(name: "\(file.path): \(path): selection",
+                                         expected: "within shape \(shape)",
+                                         found: "start \(start) count \(count) block \(block ?? [])")
+            }
+        }
+        try requireNumeric(T.self)
+        guard total > 0 else { return }
+        let fileSpace = H5Space(try H5.call("H5Dget_space", file: file.path, object: path) { H5Dget_space(id) })
+        let s = start.map { hsize_t($0) }, c = count.map { hsize_t($0) }
+        let st = stride?.map { hsize_t($0) }, b = block?.map { hsize_t($0) }
+        try H5.call("H5Sselect_hyperslab", file: file.path, object: path) {
+            H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, s, st, c, b)
+        }
+        let memSpace = try H5Space.simple([total], file: file.path, object: path)
+        try H5.call("H5Dread", file: file.path, object: path) {
+            H5Dread(id, T.h5NativeType, memSpace.id, fileSpace.id, H5P_DEFAULT, buffer.baseAddress)
+        }
+    }
+
+    /// Reads a 1-D dataset of strings (variable or fixed length).
+    public func readStrings() throws -> [String] {
+        guard elementType == .string, shape.count == 1 else {
+            throw DataError.invalid(file: file.path, field: path, expected: "a 1-D string dataset",
+                                    found: "\(elementType) shape \(shape)")
+        }
+        let n = count
+        guard n > 0 else { return [] }
+        let fileType = H5Handle(try H5.call("H5Dget_type", file: file.path, object: path) { H5Dget_type(id) },
+                                closer: H5Tclose)
+        if H5Tis_variable_str(fileType.id) > 0 {
+            let memType = try H5Handle.utf8String(file: file.path, object: path)
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
+            try H5.call("H5Dread", file: file.path, object: path) {
+                H5Dread(id, memType.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, &pointers)
+            }
+            let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
+            let space = H5Space(try H5.call("H5Dget_space", file: file.path, object: path) { H5Dget_space(id) })
+            try H5.call("H5Dvlen_reclaim", file: file.path, object: path) {
+                H5Dvlen_reclaim(memType.id, space.id, H5P_DEFAULT, &pointers)
+            }
+            return strings
+        }
+        let size = H5Tget_size(fileType.id)
+        var bytes = [UInt8](repeating: 0, count: size * n)
+        try H5.call("H5Dread", file: file.path, object: path) {
+            H5Dread(id, fileType.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, &bytes)
+        }
+        return (0..<n).map { i in
+            let slice = bytes[(i * size)..<((i + 1) * size)]
+            let end = slice.firstIndex(of: 0) ?? slice.endIndex
+            return String(decoding: slice[..<end], as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+// `unroll prepare text|synthetic`: builds dataset files (HDF5, format unroll.dataset v1) from text
+// files or a synthetic task. Options are parsed and checked here; the work is in UnrollData.
+import ArgumentParser
+import UnrollData
+
+extension TokenLevel: ExpressibleByArgument {}
+extension SyntheticTask: ExpressibleByArgument {}
+
+/// `unroll prepare`: groups the dataset builders.
+struct Prepare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build a dataset file from text or a synthetic task.",
+        subcommands: [PrepareText.self, PrepareSynthetic.self])
+}
+
+/// `unroll prepare text`.
+struct PrepareText: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "text",
+        abstract: "Tokenize text files into train/valid/test token streams.",
+        discussion: """
+            Either give --valid and --test (then --input is the training text), or --split to cut \
+            the token stream of --input. The vocabulary comes from the training split only, ordered \
+            by descending frequency, ties by first occurrence.
+            """)
+
+    @Option(help: "Training text (or the whole text with --split).")
+    var input: String
+
+    @Option(help: "Validation text.")
+    var valid: String?
+
+    @Option(help: "Test text.")
+    var test: String?
+
+    @Option(help: "Fractions TRAIN,VALID,TEST of --input's tokens, e.g. 0.9,0.05,0.05.")
+    var split: String?
+
+    @Option(help: "Token level: char (Unicode scalars), byte (V = 256) or word (whitespace, <eos> per line).")
+    var level: TokenLevel
+
+    @Option(help: "Keep at most N vocabulary entries, including the unknown token, which is then always present (default: no limit).")
+    var maxVocab: Int?
+
+    @Option(help: "Unknown token.")
+    var unk: String = "<unk>"
+
+    @Option(help: "End-of-line token (word level).")
+    var eos: String = "<eos>"
+
+    @Option(help: "Output HDF5 file (written atomically).")
+    var output: String
+
+    func validate() throws {
+        switch (valid, test, split) {
+        case (.some, .some, nil), (nil, nil, .some): break
+        default:
+            throw ValidationError("give both --valid and --test, or --split (not both)")
+        }
+        _ = try fractions()
+    }
+
+    /// The parsed --split value, if given.
+    private func fractions() throws -> [Double]? {
+        guard let split else { return nil }
+        let fields = split.split(separator: ",", omittingEmptySubsequences: false)
+        let parts = fields.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard fields.count == 3, parts.count == 3 else {
+            throw ValidationError("--split: expected three fractions like 0.9,0.05,0.05, found \(split)")
+        }
+        return parts
+    }
+
+    func run() throws {
+        let source: TextInput
+        if let fractions = try fractions() {
+            source = .split(input: input, fractions: fractions)
+        } else {
+            source = .files(train: input, valid: valid!, test: test!)
+        }
+        let options = TextPrepareOptions(level: level, maxVocab: maxVocab, unk: unk, eos: eos)
+        print(try TextPreparation.prepare(source, options: options, output: output))
+    }
+}
+
+/// `unroll prepare synthetic`.
+struct PrepareSynthetic: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synthetic",
+        abstract: "Generate a synthetic dataset (deterministic per seed).",
+        discussion: """
+            arith: character corpus of small programs and their results (token streams). \
+            parity: bit sequences → parity class. adding: (value, marker) pairs → sum of the two \
+            marked values. parity and adding are sequence sets.
+            """)
+
+    @Option(help: "Task: arith, parity or adding.")
+    var task: SyntheticTask
+
+    @Option(help: "Random seed.")
+    var seed: UInt64
+
+    @Option(help: "Sizes TRAIN,VALID,TEST: characters for arith (default 1000000,100000,100000), sequences otherwise (default 10000,1000,1000).")
+    var size: String?
+
+    @Option(help: "Shortest sequence (parity default 20, adding default 50).")
+    var minLength: Int?
+
+    @Option(help: "Longest sequence (default: the task's default, or --min-length).")
+    var maxLength: Int?
+
+    @Option(help: "Output HDF5 file (written atomically).")
+    var output: String
+
+    func validate() throws {
+        _ = try sizes()
+    }
+
+    /// The parsed --size value, if given.
+    private func sizes() throws -> [Int]? {
+        guard let size else { return nil }
+        let fields = size.split(separator: ",", omittingEmptySubsequences: false)
+        let parts = fields.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard fields.count == 3, parts.count == 3 else {
+            throw ValidationError("--size: expected three integers TRAIN,VALID,TEST, found \(size)")
+        }
+        return parts
+    }
+
+    func run() throws {
+        let sizes = try sizes()
+        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength)
+        print(try SyntheticPreparation.prepare(options, output: output))
+    }
+}

@@ -1,0 +1,93 @@
+// Tests of AtomicFile (success, simulated disk-full at each stage, unwritable destination) and of
+// SHA-256 against the FIPS 180-4 / NIST example vectors.
+import Foundation
+import Testing
+@testable import UnrollData
+
+struct DiskFull: Error {}
+
+@Suite struct AtomicFileTests {
+    @Test func successLeavesOnlyTheFinalFile() throws {
+        let dir = try TempDir()
+        let path = dir.file("out.h5")
+        let value = try AtomicFile.write(to: path) { tmp -> Int in
+            #expect(tmp == path + ".tmp.\(getpid())")
+            #expect(FileManager.default.fileExists(atPath: tmp))
+            #expect(!FileManager.default.fileExists(atPath: path))
+            let f = try H5File.create(tmp)
+            try f.write("x", [Float(1.5)])
+            try f.close()
+            return 42
+        }
+        #expect(value == 42)
+        #expect(try dir.contents() == ["out.h5"])
+        #expect(try H5File.open(path).openDataset("x").read(as: Float.self) == [1.5])
+    }
+
+    @Test(arguments: [AtomicFile.Stage.contentWritten, .synced])
+    func simulatedDiskFullLeavesNothingBehindAndKeepsTheOldFile(stage: AtomicFile.Stage) throws {
+        let dir = try TempDir()
+        let path = try dir.write("out.txt", "old content")
+        #expect(throws: DiskFull.self) {
+            try AtomicFile.write(to: path, failureHook: { if $0 == stage { throw DiskFull() } }) { tmp in
+                try "new, partly written".write(toFile: tmp, atomically: false, encoding: .utf8)
+            }
+        }
+        #expect(try dir.contents() == ["out.txt"])
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "old content")
+    }
+
+    @Test func writerErrorMidwayLeavesNothing() throws {
+        let dir = try TempDir()
+        let path = dir.file("new.h5")
+        #expect(throws: DiskFull.self) {
+            try AtomicFile.write(to: path) { tmp in
+                let f = try H5File.create(tmp)
+                try f.write("half", [Int32](repeating: 1, count: 1000))
+                throw DiskFull()
+            }
+        }
+        #expect(try dir.contents() == [])
+    }
+
+    @Test func unwritableDestinationIsAOneLineIOError() throws {
+        let dir = try TempDir()
+        let regular = try dir.write("file.txt", "x")
+        // A regular file used as a directory fails even for root (ENOTDIR).
+        let failure = dataErrorMessage { try AtomicFile.write(to: regular + "/out.h5") { _ in } }
+        guard case .io? = failure?.0 else {
+            Issue.record("expected an io error, got \(String(describing: failure))")
+            return
+        }
+        #expect(failure!.1.contains(regular + "/out.h5"))
+        #expect(failure!.1.contains("Not a directory"))
+        #expect(try dir.contents() == ["file.txt"])
+    }
+}
+
+@Suite struct SHA256Tests {
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        ("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+         "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"),
+    ])
+    func knownVectors(message: String, digest: String) {
+        #expect(SHA256.hexHash(Array(message.utf8)) == digest)
+    }
+
+    @Test func millionAsAndStreamingInPiecesGiveTheSameDigest() {
+        let a = [UInt8](repeating: 0x61, count: 1_000_000)
+        #expect(SHA256.hexHash(a) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        var s = SHA256()
+        var offset = 0
+        for size in [1, 63, 64, 65, 1000, 998_807] {
+            s.update(a[offset..<(offset + size)])
+            offset += size
+        }
+        #expect(offset == a.count)
+        #expect(s.finalize() == SHA256.hash(a))
+    }
+}
