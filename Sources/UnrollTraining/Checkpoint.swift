@@ -1,0 +1,282 @@
+// Checkpoint format v1 (`unroll.checkpoint`): one HDF5 file holding everything needed to continue
+// a run exactly — parameters under PyTorch state-dict names, optimizer moments, the run's
+// progress and schedule state, the carried state of every GLOBAL stream (so a run can resume on a
+// different number of ranks), the vocabulary, and the full configuration as JSON. Written by rank
+// 0 through AtomicFile (temp name, fsync, rename, fsync dir): a crash leaves the previous
+// checkpoint or the new one, never a broken one. Documented in README.md ("Checkpoint format").
+import Foundation
+import UnrollData
+import UnrollDistributed
+import UnrollKernels
+import UnrollModels
+
+/// Names and version of the checkpoint format.
+public enum CheckpointFormat {
+    public static let name = "unroll.checkpoint"
+    public static let version = 1
+}
+
+/// A checkpoint read into memory (parameters, optimizer, progress, global hidden state).
+public struct CheckpointContent {
+    public var config: TrainingConfig
+    public var progress: TrainingProgress
+    public var optimizerSteps: Int
+    /// Parameter values by state-dict name (row-major).
+    public var parameters: [String: [Float]]
+    /// Optimizer slot → parameter name → values.
+    public var optimizerSlots: [String: [String: [Float]]]
+    /// (L, B_global, H) carried h, and c for LSTM.
+    public var hidden: [Float]
+    public var cell: [Float]?
+    public var vocabulary: [String]
+    public var worldSize: Int
+    public var dataFile: String
+    public var dataSHA256: String
+}
+
+/// SHA-256 of a whole file, hex.
+public func fileSHA256(_ path: String) throws -> String {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw TrainingError.data("\(path): cannot open for reading (SHA-256)")
+    }
+    defer { try? handle.close() }
+    var hasher = SHA256()
+    while true {
+        let chunk = handle.readData(ofLength: 1 << 22)
+        if chunk.isEmpty { break }
+        hasher.update(chunk)
+    }
+    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+}
+
+public enum Checkpoint {
+    /// Writes the trainer's state to `path` (collective: every rank calls it; rank 0 writes).
+    /// The global hidden state is gathered from all ranks first. On failure every rank throws.
+    public static func save(_ trainer: Trainer, to path: String, dataSHA256: String,
+                            failureHook: AtomicFile.FailureHook? = nil) throws {
+        let comm = trainer.communicator, config = trainer.config, model = trainer.model
+        let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize
+        let local = trainer.state.batch, first = trainer.reader.firstStream
+        // Gather (L, B_global, H) by summing zero-filled buffers where each rank filled its streams.
+        var h = [Float](repeating: 0, count: L * B * H)
+        var c = [Float](repeating: 0, count: config.model.cell.hasCellState ? L * B * H : 0)
+        for k in 0..<L {
+            let layer = trainer.state.layer(k)
+            for b in 0..<local {
+                for j in 0..<H {
+                    h[(k * B + first + b) * H + j] = layer.h[b * H + j]
+                    if let lc = layer.c { c[(k * B + first + b) * H + j] = lc[b * H + j] }
+                }
+            }
+        }
+        try h.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+        if !c.isEmpty { try c.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) } }
+
+        var failure: (any Error)?
+        if comm.rank == 0 {
+            do {
+                let vocab = try trainer.dataset.vocabulary()
+                try AtomicFile.write(to: path, failureHook: failureHook) { tmp in
+                    let file = try H5File.create(tmp)
+                    try file.setAttribute("format", string: CheckpointFormat.name)
+                    try file.setAttribute("version", Int64(CheckpointFormat.version))
+                    try file.setAttribute("unroll_version", string: UnrollVersion.string)
+                    try file.setAttribute("config", string: try jsonString(config))
+                    try file.setAttribute("world_size", Int64(comm.size))
+                    try file.setAttribute("created", string: ISO8601DateFormatter().string(from: Date()))
+                    try file.setAttribute("data_file", string: config.data)
+                    try file.setAttribute("data_sha256", string: dataSHA256)
+                    let params = try file.createGroup("params")
+                    for view in model.arena.layout.views {
+                        try writeView(params, view, model.arena.parameters(view))
+                    }
+                    let opt = try file.createGroup("optimizer")
+                    try opt.setAttribute("kind", string: config.optimizer.kind.rawValue)
+                    try opt.setAttribute("step", Int64(trainer.optimizer.stepCount))
+                    for (slot, buffer) in trainer.optimizer.slots.sorted(by: { $0.key < $1.key }) {
+                        let g = try opt.createGroup(slot)
+                        for view in model.arena.layout.views { try writeView(g, view, buffer.pointer + view.offset) }
+                    }
+                    let st = try file.createGroup("state")
+                    let p = trainer.progress
+                    try st.setAttribute("step", Int64(p.step))
+                    try st.setAttribute("epoch", Int64(p.epoch))
+                    try st.setAttribute("best_valid_loss", p.bestValidLoss)
+                    try st.setAttribute("seed", Int64(bitPattern: config.seed))
+                    try st.setAttribute("progress", string: try jsonString(p))
+                    // Every stream's next window (all streams advance together in TBPTT).
+                    try st.write("stream_cursor", [Int64](repeating: Int64(p.window), count: B))
+                    let hidden = try file.createGroup("hidden")
+                    for k in 0..<L {
+                        let g = try hidden.createGroup("l\(k)")
+                        try g.write("h", Array(h[(k * B * H)..<((k + 1) * B * H)]), shape: [B, H])
+                        if !c.isEmpty { try g.write("c", Array(c[(k * B * H)..<((k + 1) * B * H)]), shape: [B, H]) }
+                    }
+                    try file.writeStrings("vocab", vocab)
+                    try file.close()
+                }
+            } catch {
+                failure = error
+            }
+        }
+        guard try comm.allAgree(failure == nil) else {
+            throw failure ?? TrainingError.checkpoint("\(path): rank 0 failed to write the checkpoint")
+        }
+    }
+
+    private static func writeView(_ group: H5Group, _ view: ParameterView, _ p: UnsafePointer<Float>) throws {
+        let values = Array(UnsafeBufferPointer(start: p, count: view.count))
+        // Chunks of about 1 MiB of rows, each with a Fletcher32 checksum.
+        let rowLength = view.shape.dropFirst().reduce(1, *)
+        var chunk = view.shape
+        chunk[0] = max(1, min(view.shape[0], (1 << 18) / max(1, rowLength)))
+        try group.write(view.name, values, shape: view.shape, chunk: chunk, fletcher32: true)
+    }
+
+    private static func jsonString<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                     nan: "nan")
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ text: String, file: String, field: String) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                       nan: "nan")
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw TrainingError.checkpoint("\(file): \(field): expected a JSON \(type), found unreadable text (\(error))")
+        }
+    }
+
+    /// Reads and validates a checkpoint: format and version, every expected dataset present with
+    /// the expected shape and dtype, Fletcher32 checksums (read errors name the dataset).
+    public static func load(_ path: String) throws -> CheckpointContent {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TrainingError.checkpoint("\(path): no such checkpoint file")
+        }
+        guard H5File.isHDF5(path) else {
+            throw TrainingError.checkpoint("\(path): not an HDF5 file (expected an Unroll checkpoint)")
+        }
+        let file = try H5File.open(path)
+        let format = try file.hasAttribute("format") ? try file.stringAttribute("format") : "(none)"
+        guard format == CheckpointFormat.name else {
+            throw TrainingError.checkpoint("\(path): attribute format: expected \(CheckpointFormat.name), found \(format)")
+        }
+        let version = try file.intAttribute("version")
+        guard version == CheckpointFormat.version else {
+            throw TrainingError.checkpoint("\(path): attribute version: expected \(CheckpointFormat.version), found \(version)")
+        }
+        let config = try decode(TrainingConfig.self, try file.stringAttribute("config"), file: path, field: "config")
+        let layout = ParameterLayout.languageModel(config.model)
+        var parameters: [String: [Float]] = [:]
+        let params = try file.openGroup("params")
+        for view in layout.views { parameters[view.name] = try readView(params, view, file: path, group: "params") }
+        let opt = try file.openGroup("optimizer")
+        var slots: [String: [String: [Float]]] = [:]
+        for slot in config.optimizer.slotNames {
+            guard try opt.contains(slot) else {
+                throw TrainingError.checkpoint("\(path): /optimizer/\(slot): missing (optimizer \(config.optimizer.kind.rawValue))")
+            }
+            let g = try opt.openGroup(slot)
+            var values: [String: [Float]] = [:]
+            for view in layout.views { values[view.name] = try readView(g, view, file: path, group: "optimizer/\(slot)") }
+            slots[slot] = values
+        }
+        let st = try file.openGroup("state")
+        let progress = try decode(TrainingProgress.self, try st.stringAttribute("progress"), file: path, field: "/state progress")
+        let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize
+        var hidden: [Float] = [], cell: [Float]? = config.model.cell.hasCellState ? [] : nil
+        let hg = try file.openGroup("hidden")
+        for k in 0..<L {
+            let g = try hg.openGroup("l\(k)")
+            hidden += try readArray(g, "h", shape: [B, H], file: path, field: "/hidden/l\(k)/h")
+            if cell != nil { cell! += try readArray(g, "c", shape: [B, H], file: path, field: "/hidden/l\(k)/c") }
+        }
+        let vocab = try file.openDataset("vocab").readStrings()
+        guard vocab.count == config.model.vocabSize else {
+            throw TrainingError.checkpoint("\(path): /vocab: expected \(config.model.vocabSize) entries, found \(vocab.count)")
+        }
+        return CheckpointContent(config: config, progress: progress, optimizerSteps: try opt.intAttribute("step"),
+                                 parameters: parameters, optimizerSlots: slots, hidden: hidden, cell: cell,
+                                 vocabulary: vocab, worldSize: try file.intAttribute("world_size"),
+                                 dataFile: try file.stringAttribute("data_file"),
+                                 dataSHA256: try file.stringAttribute("data_sha256"))
+    }
+
+    private static func readView(_ group: H5Group, _ view: ParameterView, file: String, group name: String) throws -> [Float] {
+        try readArray(group, view.name, shape: view.shape, file: file, field: "/\(name)/\(view.name)")
+    }
+
+    private static func readArray(_ group: H5Group, _ name: String, shape: [Int], file: String,
+                                  field: String) throws -> [Float] {
+        guard try group.contains(name) else { throw TrainingError.checkpoint("\(file): \(field): missing") }
+        let d = try group.openDataset(name)
+        guard d.shape == shape else {
+            throw TrainingError.checkpoint("\(file): \(field): expected shape \(shape), found \(d.shape)")
+        }
+        guard d.elementType == .float32 else {
+            throw TrainingError.checkpoint("\(file): \(field): expected float32, found \(d.elementType)")
+        }
+        do {
+            return try d.read(as: Float.self)
+        } catch {
+            throw TrainingError.checkpoint("\(file): \(field): read failed (checksum or I/O): \(error)")
+        }
+    }
+
+    /// Checks that a checkpoint's model can be used with `config` (cell kind, sizes, vocabulary).
+    public static func checkCompatible(_ content: CheckpointContent, with config: ModelConfig, file: String) throws {
+        let c = content.config.model
+        func mismatch(_ what: String, _ expected: Any, _ found: Any) -> TrainingError {
+            .checkpoint("\(file): \(what): the run expects \(expected), the checkpoint has \(found)")
+        }
+        if c.cell != config.cell { throw mismatch("cell", config.cell.rawValue, c.cell.rawValue) }
+        if c.layers != config.layers { throw mismatch("layers", config.layers, c.layers) }
+        if c.hiddenSize != config.hiddenSize { throw mismatch("hidden size", config.hiddenSize, c.hiddenSize) }
+        if c.embeddingSize != config.embeddingSize { throw mismatch("embedding size", config.embeddingSize, c.embeddingSize) }
+        if c.vocabSize != config.vocabSize { throw mismatch("vocabulary size", config.vocabSize, c.vocabSize) }
+    }
+
+    /// Restores parameters, optimizer state, progress and this rank's part of the global hidden
+    /// state into `trainer` (whose world size may differ from the one that saved).
+    public static func restore(_ content: CheckpointContent, into trainer: Trainer, file: String) throws {
+        try checkCompatible(content, with: trainer.config.model, file: file)
+        let vocab = try trainer.dataset.vocabulary()
+        if vocab != content.vocabulary {
+            let i = zip(vocab, content.vocabulary).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(vocab.count, content.vocabulary.count)
+            throw TrainingError.checkpoint("\(file): /vocab differs from the dataset \(trainer.config.data) vocabulary at entry \(i)")
+        }
+        guard content.config.batchSize == trainer.config.batchSize else {
+            throw TrainingError.checkpoint("\(file): batch size: the run expects \(trainer.config.batchSize) global streams, the checkpoint has \(content.config.batchSize)")
+        }
+        let arena = trainer.model.arena
+        for view in arena.layout.views {
+            guard let values = content.parameters[view.name] else { continue }
+            arena.parameters(view).update(from: values, count: view.count)
+        }
+        for (slot, buffer) in trainer.optimizer.slots {
+            guard let values = content.optimizerSlots[slot] else {
+                throw TrainingError.checkpoint("\(file): /optimizer/\(slot): missing for optimizer \(trainer.config.optimizer.kind.rawValue)")
+            }
+            for view in arena.layout.views {
+                if let v = values[view.name] { (buffer.pointer + view.offset).update(from: v, count: view.count) }
+            }
+        }
+        trainer.optimizer.stepCount = content.optimizerSteps
+        trainer.progress = content.progress
+        let B = trainer.config.batchSize, H = trainer.config.model.hiddenSize
+        let first = trainer.reader.firstStream, local = trainer.state.batch
+        for k in 0..<trainer.config.model.layers {
+            let layer = trainer.state.layer(k)
+            for b in 0..<local {
+                let src = (k * B + first + b) * H
+                (layer.h + b * H).update(from: Array(content.hidden[src..<(src + H)]), count: H)
+                if let c = content.cell, let lc = layer.c { (lc + b * H).update(from: Array(c[src..<(src + H)]), count: H) }
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+// Exact distributed evaluation: the split is laid out as a fixed number of streams that does not
+// depend on the world size (every target predicted exactly once, no padding duplicates); each rank
+// runs its streams; Σ NLL (Double) and the token count are summed over ranks.
+import UnrollData
+import UnrollDistributed
+import UnrollModels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Result of evaluating a split.
+public struct EvaluationResult: Sendable, Equatable {
+    /// Σ −log p(target) over every target token of the split.
+    public var nllSum: Double
+    public var tokens: Int
+    public var meanLoss: Double { nllSum / Double(max(tokens, 1)) }
+    public var perplexity: Double { exp(meanLoss) }
+    /// Bits per token (per character for char/byte data).
+    public var bitsPerToken: Double { meanLoss / log(2) }
+}
+
+public enum Evaluator {
+    /// Evaluates `model` on `split` of `path` laid out as `streams` streams with windows of `bptt`
+    /// (collective: every rank must call it). The model's workspace must hold `bptt` steps and this
+    /// rank's share of the streams.
+    public static func evaluate(model: RecurrentLanguageModel, path: String, split: String, streams: Int, bptt: Int,
+                                communicator: any Communicator) throws -> EvaluationResult {
+        let local = Trainer.evalRange(streams: streams, rank: communicator.rank, size: communicator.size)
+        var nll = 0.0, count = 0.0
+        var failure: (any Error)?
+        do {
+            let reader = try EvalStreamReader(path: path, split: split, streams: streams, bptt: bptt, localStreams: local)
+            if !local.isEmpty {
+                let state = RecurrentState(config: model.config, batch: local.count)
+                var inputs: [Int32] = [], targets: [Int32] = []
+                for w in 0..<reader.windowCount {
+                    let len = try reader.readWindow(w, inputs: &inputs, targets: &targets)
+                    model.forward(tokens: inputs, steps: len, batch: local.count, state: state, dropout: nil)
+                    let (s, c) = model.loss(targets: targets)
+                    nll += s
+                    count += Double(c)
+                }
+            }
+        } catch {
+            failure = error
+        }
+        // Agree before the reduction so one rank's bad file ends the evaluation on every rank.
+        guard try communicator.allAgree(failure == nil) else {
+            throw failure ?? TrainingError.data("evaluation of \(path) split \(split) failed on another rank")
+        }
+        var sums = [nll, count]
+        try sums.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+        return EvaluationResult(nllSum: sums[0], tokens: Int(sums[1]))
+    }
+}

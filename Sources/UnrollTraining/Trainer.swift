@@ -1,0 +1,223 @@
+// The distributed TBPTT training step. Each rank runs forward/backward over its own streams'
+// window from the carried state; one allreduce (in buckets, started as backward finishes them)
+// carries the gradient SUM together with the loss SUM, the token COUNT and a stop flag; gradients
+// are divided by the global token count, the global norm is computed once on the reduced gradient
+// (identical on every rank), clipped, and every rank applies the same update — or every rank skips
+// it when the norm is not finite. The window's final state is carried, detached, into the next.
+import UnrollData
+import UnrollDistributed
+import UnrollKernels
+import UnrollModels
+
+/// Errors that end a run.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case config(String)
+    case tooManySkips(Int)
+    case data(String)
+    case checkpoint(String)
+
+    public var description: String {
+        switch self {
+        case .config(let m): "configuration: \(m)"
+        case .tooManySkips(let n):
+            "training stopped: the gradient norm was NaN or Inf on \(n) consecutive steps (lower --lr or --clip)"
+        case .data(let m): m
+        case .checkpoint(let m): m
+        }
+    }
+}
+
+/// Where the run is: saved in checkpoints, identical on every rank.
+public struct TrainingProgress: Codable, Equatable, Sendable {
+    /// Optimizer steps taken (including skipped ones).
+    public var step = 0
+    /// Current epoch, 1-based.
+    public var epoch = 1
+    /// Next window of the epoch (the data cursor of every stream: all streams advance together).
+    public var window = 0
+    public var bestValidLoss: Double = .infinity
+    public var scheduleState = LRScheduleState()
+    public var consecutiveSkips = 0
+    public var skippedSteps = 0
+    public init() {}
+}
+
+/// What one step did.
+public struct StepReport: Sendable {
+    public var step: Int
+    public var epoch: Int
+    /// Mean loss per token over the global batch.
+    public var loss: Double
+    public var tokens: Int
+    /// Global gradient norm before clipping.
+    public var gradNorm: Double
+    public var clipped: Bool
+    public var skipped: Bool
+    public var learningRate: Double
+    public var computeSeconds: Double
+    public var communicationSeconds: Double
+    public var ioSeconds: Double
+    public var stepSeconds: Double
+    /// Some rank asked to stop (signal): every rank sees it at the same step.
+    public var stopRequested: Bool
+    /// This step finished an epoch.
+    public var endedEpoch: Bool
+}
+
+/// Indices into the gradient arena's reduction extras.
+enum Extra {
+    static let lossInteger = 0, lossFraction = 1, tokenCount = 2, stop = 3
+}
+
+/// The per-rank training state and step.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let communicator: any Communicator
+    public let model: RecurrentLanguageModel
+    public let optimizer: Optimizer
+    /// Carried hidden state of this rank's streams, (L, B_local, H).
+    public let state: RecurrentState
+    public let reader: TrainStreamReader
+    public let dataset: TokenDataset
+    public var progress = TrainingProgress()
+    let reducer: GradientBucketReducer
+    private var prefetcher: WindowPrefetcher?
+    /// Set from a signal handler; reduced with the gradients so all ranks stop together.
+    public var stopRequested = false
+
+    /// Opens the data, builds the model (initialised from `config.seed`, identical on every rank)
+    /// and the optimizer. `config.model.vocabSize` must equal the dataset's.
+    public init(config: TrainingConfig, communicator: any Communicator) throws {
+        if let p = config.problem() { throw TrainingError.config(p) }
+        self.config = config
+        self.communicator = communicator
+        dataset = try TokenDataset(path: config.data)
+        guard dataset.vocabSize == config.model.vocabSize else {
+            throw TrainingError.config("model vocabulary \(config.model.vocabSize) ≠ dataset \(config.data) vocabulary \(dataset.vocabSize)")
+        }
+        reader = try TrainStreamReader(path: config.data, split: "train", globalBatch: config.batchSize,
+                                       bptt: config.bptt, rank: communicator.rank, worldSize: communicator.size)
+        let evalLocal = Self.evalRange(streams: config.evalStreams, rank: communicator.rank, size: communicator.size).count
+        model = RecurrentLanguageModel(config: config.model, seed: config.seed, maxSteps: config.bptt,
+                                       maxBatch: max(reader.localBatch, evalLocal, 1))
+        optimizer = Optimizer(config: config.optimizer, parameterCount: model.arena.count)
+        state = RecurrentState(config: config.model, batch: reader.localBatch)
+        reducer = GradientBucketReducer(buffer: model.arena.gradients.buffer, bucketBytes: config.bucketBytes,
+                                        communicator: communicator)
+    }
+
+    /// Streams of the evaluation layout read by `rank`.
+    static func evalRange(streams: Int, rank: Int, size: Int) -> Range<Int> {
+        (rank * streams / size)..<((rank + 1) * streams / size)
+    }
+
+    public var windowsPerEpoch: Int { reader.windowsPerEpoch }
+
+    /// Total optimizer steps of the run.
+    public var totalSteps: Int { config.steps ?? config.epochs * windowsPerEpoch }
+
+    public var isFinished: Bool { progress.step >= totalSteps }
+
+    /// The learning rate of the next step.
+    public var currentLearningRate: Double {
+        config.schedule.rate(base: config.learningRate, step: progress.step, epoch: progress.epoch,
+                             state: progress.scheduleState)
+    }
+
+    /// Runs one optimizer step on every rank (collective).
+    public func step() throws -> StepReport {
+        let stepStart = monotonicSeconds()
+        if progress.window >= windowsPerEpoch {
+            progress.epoch += 1
+            progress.window = 0
+            state.zero()          // a new epoch starts every stream from a zero state
+            prefetcher = nil
+        }
+        if prefetcher == nil {
+            prefetcher = WindowPrefetcher(source: reader, windows: progress.window..<windowsPerEpoch)
+        }
+        let lr = currentLearningRate
+        let ioStart = monotonicSeconds()
+        guard let window = try prefetcher?.next() else {
+            throw TrainingError.data("\(config.data): window \(progress.window) of the train split could not be read")
+        }
+        let ioSeconds = monotonicSeconds() - ioStart
+        precondition(window.index == progress.window, "prefetcher out of step")
+
+        let arena = model.arena, extras = arena.gradientExtras
+        arena.zeroGradients()
+        var communicationSeconds = 0.0
+        var reductionError: (any Error)?
+        let computeStart = monotonicSeconds()
+        window.inputs.withUnsafeBufferPointer { inputs in
+            window.targets.withUnsafeBufferPointer { targets in
+                model.forward(tokens: inputs.baseAddress!, steps: window.length, batch: window.batch, state: state,
+                              dropout: DropoutContext(seed: config.seed, step: UInt64(progress.step),
+                                                      firstStream: reader.firstStream, globalBatch: config.batchSize))
+                var first = true
+                let model = self.model, stopRequested = self.stopRequested, reducer = self.reducer
+                let injectNaN = config.faultInjection.map { $0.rank == communicator.rank && $0.step == progress.step } ?? false
+                model.backward(targets: targets.baseAddress!, gradScale: 1) { offset in
+                    if first {
+                        first = false
+                        let (lossSum, count) = model.lastLoss
+                        let whole = lossSum.rounded()
+                        extras[Extra.lossInteger] = Float(whole)
+                        extras[Extra.lossFraction] = Float(lossSum - whole)
+                        extras[Extra.tokenCount] = Float(count)
+                        extras[Extra.stop] = stopRequested ? 1 : 0
+                    }
+                    if offset == 0 && injectNaN {
+                        arena.gradients[0] = .nan
+                    }
+                    guard reductionError == nil else { return }
+                    let t0 = monotonicSeconds()
+                    do { try reducer.ready(from: offset) } catch { reductionError = error }
+                    communicationSeconds += monotonicSeconds() - t0
+                }
+            }
+        }
+        if let reductionError { throw reductionError }
+        let finishStart = monotonicSeconds()
+        try reducer.finish()
+        communicationSeconds += monotonicSeconds() - finishStart
+        let computeSeconds = monotonicSeconds() - computeStart - communicationSeconds
+
+        let tokens = Int(extras[Extra.tokenCount])
+        let lossSum = Double(extras[Extra.lossInteger]) + Double(extras[Extra.lossFraction])
+        let stop = extras[Extra.stop] > 0
+        let g = arena.gradients.pointer, n = arena.count
+        if tokens > 0 { RowKernels.scale(g, by: 1 / Float(tokens), count: n) }
+        let norm = Clipping.globalNorm(g, count: n)
+        var clipped = false, skipped = false
+        if !norm.isFinite || tokens == 0 {
+            skipped = true
+            progress.consecutiveSkips += 1
+            progress.skippedSteps += 1
+        } else {
+            progress.consecutiveSkips = 0
+            switch config.clipMode {
+            case .norm:
+                if norm > config.clip {
+                    RowKernels.scale(g, by: Float(config.clip / norm), count: n)
+                    clipped = true
+                }
+            case .value:
+                Clipping.clipElementwise(g, count: n, limit: Float(config.clip))
+            }
+            optimizer.update(arena, lr: Float(lr))
+        }
+        let report = StepReport(step: progress.step, epoch: progress.epoch,
+                                loss: tokens > 0 ? lossSum / Double(tokens) : .nan, tokens: tokens,
+                                gradNorm: norm, clipped: clipped, skipped: skipped, learningRate: lr,
+                                computeSeconds: computeSeconds, communicationSeconds: communicationSeconds,
+                                ioSeconds: ioSeconds, stepSeconds: monotonicSeconds() - stepStart,
+                                stopRequested: stop, endedEpoch: progress.window + 1 >= windowsPerEpoch)
+        progress.step += 1
+        progress.window += 1
+        if progress.consecutiveSkips >= config.maxConsecutiveSkips {
+            throw TrainingError.tooManySkips(progress.consecutiveSkips)
+        }
+        return report
+    }
+}

@@ -1,0 +1,92 @@
+// Everything that defines a training run. Codable: rank 0 prints it resolved at start, every rank
+// checks it is identical across ranks, and every checkpoint stores it as JSON.
+import UnrollModels
+
+/// How gradients are clipped.
+public enum ClipMode: String, Codable, CaseIterable, Sendable {
+    /// Rescale the whole gradient when its global L2 norm exceeds the threshold (Pascanu et al. 2013).
+    case norm
+    /// Clamp every element to [−clip, clip] (Mikolov 2012).
+    case value
+}
+
+/// A complete training configuration.
+public struct TrainingConfig: Codable, Equatable, Sendable {
+    // Data
+    /// Dataset file (format unroll.dataset v1).
+    public var data: String
+    /// Global number of streams B (split across ranks; must divide by the world size).
+    public var batchSize: Int = 32
+    /// Truncated-BPTT window T.
+    public var bptt: Int = 35
+    /// Streams of the evaluation layout (fixed, so the result does not depend on the world size).
+    public var evalStreams: Int = 8
+
+    // Model
+    public var model: ModelConfig
+
+    // Optimisation
+    public var optimizer = OptimizerConfig()
+    public var learningRate: Double = 1
+    public var schedule: LRSchedule = .constant
+    public var clip: Double = 5
+    public var clipMode: ClipMode = .norm
+    /// Stop with an error after this many consecutive steps whose gradient norm is NaN or Inf.
+    public var maxConsecutiveSkips: Int = 10
+    /// Epochs to train (used when `steps` is nil).
+    public var epochs: Int = 1
+    /// Total optimizer steps of the run counted from step 0 (a resumed run continues up to it).
+    public var steps: Int?
+    public var seed: UInt64 = 1
+
+    // Bookkeeping
+    /// Evaluate on the validation split every N steps (0: at the end of every epoch only).
+    public var evalEvery: Int = 0
+    /// Print a progress line every N steps.
+    public var logEvery: Int = 20
+    public var checkpointDir: String?
+    /// Write a checkpoint every N steps (0: at epoch ends and at the end only).
+    public var checkpointEvery: Int = 0
+    /// Number of recent checkpoints kept (the best one is kept as well).
+    public var keep: Int = 3
+    /// JSON-lines metrics file (rank 0).
+    public var metrics: String?
+
+    // Distributed
+    /// Gradient allreduce bucket size in bytes.
+    public var bucketBytes: Int = 4 << 20
+
+    /// Test hook: make the gradient NaN on `rank` at global step `step` (never set from the CLI).
+    public var faultInjection: FaultInjection?
+
+    public init(data: String, model: ModelConfig) {
+        self.data = data
+        self.model = model
+    }
+
+    /// Checks ranges; returns a one-line description of the first problem, or nil.
+    public func problem() -> String? {
+        if let p = model.problem() { return p }
+        if batchSize < 1 { return "--batch-size must be ≥ 1, got \(batchSize)" }
+        if bptt < 1 { return "--bptt must be ≥ 1, got \(bptt)" }
+        if evalStreams < 1 { return "--eval-streams must be ≥ 1, got \(evalStreams)" }
+        if !(learningRate > 0) { return "--lr must be > 0, got \(learningRate)" }
+        if !(clip > 0) { return "--clip must be > 0, got \(clip)" }
+        if epochs < 1 { return "--epochs must be ≥ 1, got \(epochs)" }
+        if let steps, steps < 1 { return "--steps must be ≥ 1, got \(steps)" }
+        if keep < 1 { return "--keep must be ≥ 1, got \(keep)" }
+        if bucketBytes < 64 { return "--bucket-bytes must be ≥ 64, got \(bucketBytes)" }
+        if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }
+        return nil
+    }
+}
+
+/// A deliberately broken gradient, to test that every rank skips the same step.
+public struct FaultInjection: Codable, Equatable, Sendable {
+    public var rank: Int
+    public var step: Int
+    public init(rank: Int, step: Int) {
+        self.rank = rank
+        self.step = step
+    }
+}
