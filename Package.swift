@@ -39,7 +39,7 @@ let package = Package(
                 dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed"],
                 swiftSettings: fast),
         .executableTarget(name: "unroll",
-                          dependencies: ["UnrollTraining",
+                          dependencies: ["UnrollTraining", "UnrollData",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 
