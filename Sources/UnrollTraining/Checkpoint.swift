@@ -280,3 +280,36 @@ public enum Checkpoint {
         }
     }
 }
+
+extension Checkpoint {
+    /// True if `path` is an HDF5 file whose `format` attribute names a checkpoint.
+    public static func isCheckpoint(_ path: String) -> Bool {
+        guard H5File.isHDF5(path), let file = try? H5File.open(path), (try? file.hasAttribute("format")) == true,
+              let format = try? file.stringAttribute("format") else { return false }
+        return format == CheckpointFormat.name
+    }
+
+    /// A validated, human-readable summary of a checkpoint (for `unroll inspect`).
+    public static func describe(_ path: String) throws -> String {
+        let c = try load(path)
+        let file = try H5File.open(path)
+        let m = c.config.model
+        let layout = ParameterLayout.languageModel(m)
+        var lines = ["\(path): checkpoint, format \(CheckpointFormat.name) v\(CheckpointFormat.version), "
+                     + "written by Unroll \(try file.stringAttribute("unroll_version")) on \(try file.stringAttribute("created"))"]
+        lines.append("  model: \(m.cell.rawValue), \(m.layers) layer(s) × \(m.hiddenSize), embedding \(m.embeddingSize), "
+                     + "vocabulary \(m.vocabSize), dropout \(m.dropout)")
+        lines.append("  parameters: \(layout.parameterCount)")
+        for view in layout.views { lines.append("    /params/\(view.name) \(view.shape)") }
+        let p = c.progress
+        lines.append("  state: step \(p.step), epoch \(p.epoch), next window \(p.window), best valid loss \(p.bestValidLoss), "
+                     + "skipped steps \(p.skippedSteps)")
+        lines.append("  optimizer: \(c.config.optimizer.kind.rawValue), \(c.optimizerSteps) updates, slots \(c.config.optimizer.slotNames)")
+        lines.append("  hidden: \(m.layers) layer(s) × \(c.config.batchSize) global streams × \(m.hiddenSize)"
+                     + (c.cell != nil ? " (h and c)" : " (h)"))
+        lines.append("  data: \(c.dataFile) sha256 \(c.dataSHA256), saved by \(c.worldSize) rank(s)")
+        lines.append("  training: batch \(c.config.batchSize) bptt \(c.config.bptt) lr \(c.config.learningRate) "
+                     + "schedule \(c.config.schedule) clip \(c.config.clip) seed \(c.config.seed)")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -120,7 +120,12 @@ public final class Trainer {
 
     /// The learning rate of the next step.
     public var currentLearningRate: Double {
-        config.schedule.rate(base: config.learningRate, step: progress.step, epoch: progress.epoch,
+        var schedule = config.schedule
+        // A cosine schedule without an explicit horizon decays over the whole run.
+        if case .cosine(let warmup, 0, let minFactor) = schedule {
+            schedule = .cosine(warmupSteps: warmup, totalSteps: totalSteps, minFactor: minFactor)
+        }
+        return schedule.rate(base: config.learningRate, step: progress.step, epoch: progress.epoch,
                              state: progress.scheduleState)
     }
 

@@ -1,0 +1,283 @@
+// A whole training run, read top to bottom: set up (agree across ranks, resume), then
+// step → log → validate/checkpoint when due → until the step budget is spent or a signal asks to
+// stop; always a final checkpoint and a summary. Rank 0 prints; every rank runs the same sequence
+// of collectives.
+import Foundation
+import UnrollData
+import UnrollDistributed
+import UnrollKernels
+import UnrollModels
+
+/// Receives progress lines (rank 0 only).
+public typealias LogSink = @Sendable (String) -> Void
+
+/// Final figures of a run.
+public struct RunSummary: Sendable {
+    public var steps: Int
+    public var finalTrainLoss: Double
+    public var bestValidLoss: Double
+    public var lastCheckpoint: String?
+    public var stoppedBySignal: Bool
+    public var skippedSteps: Int
+    public var seconds: Double
+}
+
+/// Checkpoint files of a run directory: `step-NNNNNNNN.h5`, with `latest.h5` and `best.h5` links.
+public enum CheckpointDirectory {
+    public static func fileName(step: Int) -> String {
+        let digits = String(step)
+        return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".h5"
+    }
+
+    /// Checkpoints in `dir` by ascending step.
+    public static func list(_ dir: String) -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("step-"), name.hasSuffix(".h5"), let step = Int(name.dropFirst(5).dropLast(3)) else { return nil }
+            return (step, (dir as NSString).appendingPathComponent(name))
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    /// The newest checkpoint in `dir`, or nil.
+    public static func latest(_ dir: String) -> String? { list(dir).last?.path }
+
+    /// Points `link` (in `dir`) at `target` atomically (symlink to a temp name, then rename).
+    static func setLink(_ link: String, to target: String, in dir: String) throws {
+        let path = (dir as NSString).appendingPathComponent(link)
+        let tmp = path + ".tmp.\(getpid())"
+        unlink(tmp)
+        guard symlink((target as NSString).lastPathComponent, tmp) == 0, rename(tmp, path) == 0 else {
+            throw TrainingError.checkpoint("\(path): cannot update link: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Deletes all but the newest `keep` checkpoints, never the one `best.h5` points at.
+    static func prune(_ dir: String, keep: Int) {
+        let best = (try? FileManager.default.destinationOfSymbolicLink(
+            atPath: (dir as NSString).appendingPathComponent("best.h5")))
+        let all = list(dir)
+        for entry in all.dropLast(keep) where (entry.path as NSString).lastPathComponent != best {
+            unlink(entry.path)
+        }
+    }
+}
+
+public final class TrainingRun {
+    public let trainer: Trainer
+    let logLine: LogSink
+    let isRoot: Bool
+    let dataSHA256: String
+    private var metrics: FileHandle?
+    /// Raised by SIGTERM/SIGINT (see `installSignalHandlers`).
+    nonisolated(unsafe) static var signalled: sig_atomic_t = 0
+
+    /// Sets up a run: every rank checks that the configuration, dataset and binary agree, then the
+    /// trainer is built and, with `resume`, restored from a checkpoint (path or "latest").
+    public init(config: TrainingConfig, communicator: any Communicator, resume: String?, log: @escaping LogSink) throws {
+        isRoot = communicator.rank == 0
+        self.logLine = log
+        try communicator.checkIdentical(UnrollVersion.string, what: "binary version")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]   // key order must not depend on the process
+        let configText = String(decoding: try encoder.encode(config), as: UTF8.self)
+        try communicator.checkIdentical(configText, what: "configuration")
+        var sha = ""
+        var failure: (any Error)?
+        do { sha = try fileSHA256(config.data) } catch { failure = error }
+        guard try communicator.allAgree(failure == nil) else {
+            throw failure ?? TrainingError.data("\(config.data): unreadable on another rank")
+        }
+        try communicator.checkIdentical(sha, what: "dataset SHA-256 of \(config.data)")
+        dataSHA256 = sha
+        var built: Trainer?
+        do { built = try Trainer(config: config, communicator: communicator) } catch { failure = error }
+        guard try communicator.allAgree(failure == nil), let trainer = built else {
+            throw failure ?? TrainingError.config("set-up failed on another rank")
+        }
+        self.trainer = trainer
+        if let resume {
+            var path = resume
+            if resume == "latest" {
+                guard let dir = config.checkpointDir, let found = CheckpointDirectory.latest(dir) else {
+                    throw TrainingError.checkpoint("--resume latest: no checkpoint in \(config.checkpointDir ?? "(no --checkpoint-dir)")")
+                }
+                path = found
+            }
+            do {
+                let content = try Checkpoint.load(path)
+                if content.dataSHA256 != sha {
+                    throw TrainingError.checkpoint("\(path): data_sha256 \(content.dataSHA256.prefix(12))… differs from \(config.data) (\(sha.prefix(12))…)")
+                }
+                try Checkpoint.restore(content, into: trainer, file: path)
+            } catch { failure = error }
+            guard try communicator.allAgree(failure == nil) else {
+                throw failure ?? TrainingError.checkpoint("\(path): restoring failed on another rank")
+            }
+            if isRoot { logLine("resumed from \(path) at step \(trainer.progress.step), epoch \(trainer.progress.epoch)") }
+        }
+        if isRoot, let path = config.metrics {
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+            guard let handle = FileHandle(forWritingAtPath: path) else {
+                throw TrainingError.config("--metrics \(path): cannot open for writing")
+            }
+            handle.seekToEndOfFile()
+            metrics = handle
+        }
+    }
+
+    /// SIGTERM/SIGINT finish the current step, save a checkpoint and end the run normally.
+    public static func installSignalHandlers() {
+        signal(SIGTERM) { _ in TrainingRun.signalled = 1 }
+        signal(SIGINT) { _ in TrainingRun.signalled = 1 }
+    }
+
+    private func emit(_ fields: [(String, Any)]) {
+        guard let metrics else { return }
+        var parts: [String] = []
+        for (k, v) in fields {
+            switch v {
+            case let d as Double: parts.append("\"\(k)\":\(d.isFinite ? String(d) : "null")")
+            case let i as Int: parts.append("\"\(k)\":\(i)")
+            case let b as Bool: parts.append("\"\(k)\":\(b)")
+            default: parts.append("\"\(k)\":\"\(v)\"")
+            }
+        }
+        metrics.write(Data(("{" + parts.joined(separator: ",") + "}\n").utf8))
+    }
+
+    private var perTokenUnit: String {
+        trainer.dataset.level == .word ? "" : " bpc"
+    }
+
+    /// Validates on the valid split (collective) and feeds the schedule and best-loss tracking.
+    @discardableResult
+    public func validate() throws -> EvaluationResult {
+        let c = trainer.config
+        let result = try Evaluator.evaluate(model: trainer.model, path: c.data, split: "valid", streams: c.evalStreams,
+                                            bptt: c.bptt, communicator: trainer.communicator)
+        c.schedule.observeValidation(result.meanLoss, state: &trainer.progress.scheduleState)
+        let improved = result.meanLoss < trainer.progress.bestValidLoss
+        if improved { trainer.progress.bestValidLoss = result.meanLoss }
+        if isRoot {
+            var line = "valid | epoch \(trainer.progress.epoch) step \(trainer.progress.step) | loss \(f(result.meanLoss, 4)) "
+                + "ppl \(f(result.perplexity, 2))"
+            if trainer.dataset.level != .word { line += " bpc \(f(result.bitsPerToken, 4))" }
+            line += " | \(result.tokens) tokens" + (improved ? " | best" : "")
+            logLine(line)
+            emit([("kind", "valid"), ("step", trainer.progress.step), ("epoch", trainer.progress.epoch),
+                  ("loss", result.meanLoss), ("ppl", result.perplexity), ("bpc", result.bitsPerToken),
+                  ("tokens", result.tokens), ("best", improved)])
+        }
+        lastValidationImproved = improved
+        return result
+    }
+
+    private var lastValidationImproved = false
+
+    /// Writes `step-N.h5`, updates `latest.h5` (and `best.h5` if `best`), prunes old ones.
+    @discardableResult
+    public func saveCheckpoint(best: Bool) throws -> String? {
+        guard let dir = trainer.config.checkpointDir else { return nil }
+        let path = (dir as NSString).appendingPathComponent(CheckpointDirectory.fileName(step: trainer.progress.step))
+        let t0 = monotonicSeconds()
+        try Checkpoint.save(trainer, to: path, dataSHA256: dataSHA256)
+        if isRoot {
+            try CheckpointDirectory.setLink("latest.h5", to: path, in: dir)
+            if best { try CheckpointDirectory.setLink("best.h5", to: path, in: dir) }
+            CheckpointDirectory.prune(dir, keep: trainer.config.keep)
+            logLine("checkpoint \(path)\(best ? " (best)" : "") in \(f(monotonicSeconds() - t0, 2)) s")
+        }
+        return path
+    }
+
+    /// Trains until the step budget is spent or a signal asks to stop.
+    public func run() throws -> RunSummary {
+        let c = trainer.config
+        let start = monotonicSeconds()
+        if isRoot {
+            logLine("training: \(trainer.communicator.size) rank(s) × \(trainer.reader.localBatch) streams, "
+                + "\(trainer.windowsPerEpoch) windows per epoch, steps \(trainer.progress.step)→\(trainer.totalSteps), "
+                + "\(trainer.model.arena.layout.parameterCount) parameters")
+        }
+        var lastCheckpoint: String?, lastLoss = Double.nan, stopped = false
+        var windowTokens = 0, windowSeconds = 0.0, windowLoss = 0.0, windowSteps = 0
+        var savedAtStep = -1
+        while !trainer.isFinished {
+            trainer.stopRequested = TrainingRun.signalled != 0
+            let r = try trainer.step()
+            lastLoss = r.loss
+            windowTokens += r.tokens
+            windowSeconds += r.stepSeconds
+            windowLoss += r.loss
+            windowSteps += 1
+            if r.skipped && isRoot {
+                logLine("step \(r.step): gradient norm \(r.gradNorm) — update skipped on every rank (\(trainer.progress.skippedSteps) so far)")
+            }
+            let step = trainer.progress.step
+            if isRoot {
+                emit([("kind", "train"), ("step", step), ("epoch", r.epoch), ("loss", r.loss), ("grad_norm", r.gradNorm),
+                      ("clipped", r.clipped), ("skipped", r.skipped), ("lr", r.learningRate), ("tokens", r.tokens),
+                      ("step_s", r.stepSeconds), ("compute_s", r.computeSeconds),
+                      ("comm_s", r.communicationSeconds), ("io_s", r.ioSeconds)])
+                if step % c.logEvery == 0 || step == trainer.totalSteps || r.stopRequested {
+                    let mean = windowLoss / Double(max(windowSteps, 1))
+                    let tps = Double(windowTokens) / max(windowSeconds, 1e-9)
+                    let eta = Double(trainer.totalSteps - step) * windowSeconds / Double(max(windowSteps, 1))
+                    var line = "epoch \(r.epoch) | step \(step)/\(trainer.totalSteps) | loss \(f(mean, 4)) ppl \(f(exp(mean), 2))"
+                    if trainer.dataset.level != .word { line += " bpc \(f(mean / log(2), 3))" }
+                    line += " | grad \(f(r.gradNorm, 3)) | lr \(f(r.learningRate, 5)) | \(Int(tps)) tok/s | ETA \(duration(eta))"
+                    logLine(line)
+                    windowTokens = 0; windowSeconds = 0; windowLoss = 0; windowSteps = 0
+                }
+            }
+            let evalDue = c.evalEvery > 0 ? step % c.evalEvery == 0 : r.endedEpoch
+            if evalDue || trainer.isFinished {
+                try validate()
+                if lastValidationImproved || (c.checkpointEvery == 0 && r.endedEpoch) {
+                    lastCheckpoint = try saveCheckpoint(best: lastValidationImproved) ?? lastCheckpoint
+                    savedAtStep = step
+                }
+            }
+            if c.checkpointEvery > 0 && step % c.checkpointEvery == 0 && savedAtStep != step {
+                lastCheckpoint = try saveCheckpoint(best: false) ?? lastCheckpoint
+                savedAtStep = step
+            }
+            if r.stopRequested {
+                stopped = true
+                break
+            }
+        }
+        if savedAtStep != trainer.progress.step {
+            lastCheckpoint = try saveCheckpoint(best: false) ?? lastCheckpoint
+        }
+        let summary = RunSummary(steps: trainer.progress.step, finalTrainLoss: lastLoss,
+                                 bestValidLoss: trainer.progress.bestValidLoss, lastCheckpoint: lastCheckpoint,
+                                 stoppedBySignal: stopped, skippedSteps: trainer.progress.skippedSteps,
+                                 seconds: monotonicSeconds() - start)
+        if isRoot {
+            if stopped {
+                logLine("stopped by signal at step \(summary.steps); resume with: unroll train … --resume \(lastCheckpoint ?? "latest")")
+            }
+            logLine("done: \(summary.steps) steps in \(duration(summary.seconds)), best valid loss \(f(summary.bestValidLoss, 4)) "
+                + "(ppl \(f(exp(summary.bestValidLoss), 2))), skipped \(summary.skippedSteps)"
+                + (lastCheckpoint.map { ", last checkpoint \($0)" } ?? ""))
+        }
+        try? metrics?.close()
+        return summary
+    }
+}
+
+/// Fixed-point formatting.
+func f(_ x: Double, _ digits: Int) -> String {
+    guard x.isFinite else { return "\(x)" }
+    return String(format: "%.\(digits)f", x)
+}
+
+/// "1h02m", "3m05s", "12s".
+func duration(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return "\(s / 3600)h" + String(format: "%02dm", (s % 3600) / 60) }
+    if s >= 60 { return "\(s / 60)m" + String(format: "%02ds", s % 60) }
+    return "\(s)s"
+}

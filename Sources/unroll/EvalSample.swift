@@ -1,0 +1,106 @@
+// `unroll eval` (exact distributed evaluation of a checkpoint on a split) and `unroll sample`
+// (text generation from a checkpoint), plus the error reporting shared by the commands.
+import ArgumentParser
+import Foundation
+import UnrollData
+import UnrollDistributed
+import UnrollKernels
+import UnrollModels
+import UnrollTraining
+
+/// Runs `body`; on error prints one line (rank 0, or every rank if the error is rank-local) and
+/// ends every rank with a non-zero status without leaving any rank in a collective.
+func runReportingErrors(communicator: any Communicator, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        if communicator.size > 1 {
+            // Other ranks may be inside a collective: end the whole job now.
+            communicator.abort("error: \(error)", code: 1)
+        }
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a checkpoint on a split: Σ NLL and token count summed exactly over the ranks.")
+
+    @Option(help: "Checkpoint file.")
+    var checkpoint: String
+    @Option(help: "Dataset file (default: the one the checkpoint was trained on).")
+    var data: String?
+    @Option(help: "Split: train, valid or test.")
+    var split: String = "test"
+    @Option(help: "Streams of the evaluation layout (default: the checkpoint's).")
+    var evalStreams: Int?
+    @Option(help: "Window length (default: the checkpoint's --bptt).")
+    var bptt: Int?
+    @Flag(help: "Print one JSON object (rank 0).")
+    var json = false
+
+    func run() throws {
+        let comm = try makeCommunicator()
+        try runReportingErrors(communicator: comm) {
+            let content = try Checkpoint.load(checkpoint)
+            let path = data ?? content.dataFile
+            let dataset = try TokenDataset(path: path)
+            guard try dataset.vocabulary() == content.vocabulary else {
+                throw TrainingError.checkpoint("\(checkpoint): /vocab does not match the vocabulary of \(path)")
+            }
+            let streams = evalStreams ?? content.config.evalStreams, T = bptt ?? content.config.bptt
+            let local = (comm.rank * streams / comm.size)..<((comm.rank + 1) * streams / comm.size)
+            let arena = ParameterArena(layout: .languageModel(content.config.model))
+            for view in arena.layout.views {
+                if let v = content.parameters[view.name] { arena.parameters(view).update(from: v, count: view.count) }
+            }
+            let model = RecurrentLanguageModel(config: content.config.model, arena: arena, maxSteps: T,
+                                               maxBatch: max(1, local.count))
+            let r = try Evaluator.evaluate(model: model, path: path, split: split, streams: streams, bptt: T,
+                                           communicator: comm)
+            guard comm.rank == 0 else { return }
+            if json {
+                print("{\"checkpoint\":\"\(checkpoint)\",\"data\":\"\(path)\",\"split\":\"\(split)\",\"tokens\":\(r.tokens),"
+                      + "\"nll_sum\":\(r.nllSum),\"loss\":\(r.meanLoss),\"perplexity\":\(r.perplexity),"
+                      + "\"bits_per_token\":\(r.bitsPerToken),\"ranks\":\(comm.size)}")
+            } else {
+                let unit = dataset.level == .word ? "bits/word" : "bits/char"
+                print("\(split): loss \(String(format: "%.6f", r.meanLoss)) | perplexity \(String(format: "%.3f", r.perplexity)) "
+                      + "| \(String(format: "%.4f", r.bitsPerToken)) \(unit) | \(r.tokens) tokens | \(comm.size) rank(s)")
+            }
+        }
+    }
+}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint.")
+
+    @Option(help: "Checkpoint file.")
+    var checkpoint: String
+    @Option(help: "Text to prime the model with.")
+    var prime: String = ""
+    @Option(help: "Tokens to generate.")
+    var length: Int = 200
+    @Option(help: "Softmax temperature (lower is more conservative).")
+    var temperature: Double = 0.8
+    @Option(help: "Sample only among the K most likely tokens.")
+    var topK: Int?
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 1
+
+    func run() throws {
+        let comm = SingleProcessCommunicator()
+        try runReportingErrors(communicator: comm) {
+            let content = try Checkpoint.load(checkpoint)
+            let dataset = try TokenDataset(path: content.dataFile)
+            let model = Sampler.model(from: content)
+            let primeTokens = try Sampler.encode(prime, vocabulary: content.vocabulary, level: dataset.level, unk: dataset.unk)
+            let out = Sampler.generate(model: model, prime: primeTokens, length: length, temperature: temperature,
+                                       topK: topK, seed: seed)
+            print(prime + Sampler.decode(out, vocabulary: content.vocabulary, level: dataset.level))
+        }
+    }
+}
