@@ -49,5 +49,6 @@ let package = Package(
         .testTarget(name: "UnrollModelsTests", dependencies: ["UnrollModels", "UnrollTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "UnrollDataTests", dependencies: ["UnrollData", "UnrollTestSupport"]),
+        .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
     ]
 )
