@@ -1,5 +1,6 @@
 // AVX2+FMA GEMM against packed op(B). Each UK_NR-column panel is processed as 16-column strips
-// with a 6×16 micro-tile (12 ymm accumulators); partial tiles go through a small buffer.
+// with a 6×16 micro-tile (12 ymm accumulators), K in blocks of 256 so a strip block stays in
+// L1; partial tiles go through a small buffer.
 #include <immintrin.h>
 #include <string.h>
 #include "uk_internal.h"

@@ -9,20 +9,42 @@ size_t uk_packed_floats(int k, int n) {
     return panels * UK_NR * (size_t)k;
 }
 
-/// Transposes a (≤UK_NR)×kc block of B (rows = columns of op(B)) into panel rows.
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/// Writes the transpose of a `cols`×k block of B (rows of B are columns of op(B)) into one panel.
 static void pack_transposed_panel(float *restrict dst, const float *restrict b, int k, int cols,
                                   size_t ldb) {
-    // Blocks of 64 k-values keep the UK_NR source rows' cache lines live while they are used.
-    enum { KB = 64 };
-    for (int k0 = 0; k0 < k; k0 += KB) {
-        int kend = k0 + KB < k ? k0 + KB : k;
-        for (int j = 0; j < cols; ++j) {
-            const float *src = b + (size_t)j * ldb;
-            for (int kk = k0; kk < kend; ++kk) dst[(size_t)kk * UK_NR + j] = src[kk];
+    int j = 0;
+#if defined(__SSE2__)
+    // 4×4 register transposes (SSE2 is part of baseline x86-64): 4 rows of B, 4 k at a time.
+    for (; j + 4 <= cols; j += 4) {
+        const float *r0 = b + (size_t)j * ldb, *r1 = r0 + ldb, *r2 = r1 + ldb, *r3 = r2 + ldb;
+        int kk = 0;
+        for (; kk + 4 <= k; kk += 4) {
+            __m128 x0 = _mm_loadu_ps(r0 + kk), x1 = _mm_loadu_ps(r1 + kk);
+            __m128 x2 = _mm_loadu_ps(r2 + kk), x3 = _mm_loadu_ps(r3 + kk);
+            _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+            float *d = dst + (size_t)kk * UK_NR + j;
+            _mm_storeu_ps(d, x0);
+            _mm_storeu_ps(d + UK_NR, x1);
+            _mm_storeu_ps(d + 2 * UK_NR, x2);
+            _mm_storeu_ps(d + 3 * UK_NR, x3);
         }
-        for (int kk = k0; kk < kend; ++kk) {
-            for (int j = cols; j < UK_NR; ++j) dst[(size_t)kk * UK_NR + j] = 0.0f;
+        for (; kk < k; ++kk) {
+            float *d = dst + (size_t)kk * UK_NR + j;
+            d[0] = r0[kk], d[1] = r1[kk], d[2] = r2[kk], d[3] = r3[kk];
         }
+    }
+#endif
+    for (; j < cols; ++j) {
+        const float *src = b + (size_t)j * ldb;
+        for (int kk = 0; kk < k; ++kk) dst[(size_t)kk * UK_NR + j] = src[kk];
+    }
+    if (cols < UK_NR) {
+        for (int kk = 0; kk < k; ++kk)
+            for (int jj = cols; jj < UK_NR; ++jj) dst[(size_t)kk * UK_NR + jj] = 0.0f;
     }
 }
 

@@ -9,7 +9,7 @@
 /// [p·UK_NR, p·UK_NR + UK_NR) as K rows of UK_NR contiguous floats (zero-padded past N),
 /// panels one after another. Every ISA path reads this same layout.
 #ifndef UK_NR
-#define UK_NR 48
+#define UK_NR 32
 #endif
 
 #define UK_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
