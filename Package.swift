@@ -52,5 +52,6 @@ let package = Package(
         .testTarget(name: "UnrollTrainingTests", dependencies: ["UnrollTraining", "UnrollTestSupport"]),
         .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed"]),
         .executableTarget(name: "unroll-mpi-tests", dependencies: ["UnrollDistributed"], path: "Tests/UnrollMPITests"),
+        .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
     ]
 )

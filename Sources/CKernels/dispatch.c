@@ -1,9 +1,87 @@
-// Runtime selection of the widest instruction set this CPU supports.
-#include "CKernels.h"
+// Runtime selection of the widest instruction set this CPU supports, and the public entry points
+// that forward to it. The choice is made once and cached in an atomic pointer; a race between
+// first callers is benign because they all compute the same table.
+#include <stdatomic.h>
+#include "uk_internal.h"
 
-const char *uk_isa_name(void) {
+static const uk_kernel_table generic_table = {
+    "generic", uk_sigmoid_generic, uk_tanh_generic, uk_exp_generic, uk_gemm_packed_generic,
+};
+static const uk_kernel_table avx2_table = {
+    "avx2", uk_sigmoid_avx2, uk_tanh_avx2, uk_exp_avx2, uk_gemm_packed_avx2,
+};
+static const uk_kernel_table avx512_table = {
+    "avx512", uk_sigmoid_avx512, uk_tanh_avx512, uk_exp_avx512, uk_gemm_packed_avx512,
+};
+
+static _Atomic(const uk_kernel_table *) active_table;
+
+static int cpu_has(int isa) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return "avx512";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
-    return "generic";
+    switch (isa) {
+    case UK_ISA_GENERIC:
+        return 1;
+    case UK_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case UK_ISA_AVX512:
+        // The AVX-512 functions are compiled with avx2+fma enabled too.
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    default:
+        return 0;
+    }
+}
+
+const uk_kernel_table *uk_kernels_for_isa(int isa) {
+    if (!cpu_has(isa)) return NULL;
+    switch (isa) {
+    case UK_ISA_AVX512: return &avx512_table;
+    case UK_ISA_AVX2: return &avx2_table;
+    default: return &generic_table;
+    }
+}
+
+static const uk_kernel_table *best_table(void) {
+    if (cpu_has(UK_ISA_AVX512)) return &avx512_table;
+    if (cpu_has(UK_ISA_AVX2)) return &avx2_table;
+    return &generic_table;
+}
+
+static inline const uk_kernel_table *active(void) {
+    const uk_kernel_table *t = atomic_load_explicit(&active_table, memory_order_acquire);
+    if (__builtin_expect(t != NULL, 1)) return t;
+    const uk_kernel_table *expected = NULL;
+    t = best_table();
+    // Only fill an empty slot, so a concurrent uk_force_isa is not overwritten.
+    if (!atomic_compare_exchange_strong_explicit(&active_table, &expected, t,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        t = expected;
+    }
+    return t;
+}
+
+int uk_force_isa(int isa) {
+    const uk_kernel_table *t = isa == UK_ISA_AUTO ? best_table() : uk_kernels_for_isa(isa);
+    if (t == NULL) return -1;
+    atomic_store_explicit(&active_table, t, memory_order_release);
+    return 0;
+}
+
+const char *uk_isa_name(void) { return active()->name; }
+
+int uk_active_isa(void) {
+    const uk_kernel_table *t = active();
+    if (t == &avx512_table) return UK_ISA_AVX512;
+    if (t == &avx2_table) return UK_ISA_AVX2;
+    return UK_ISA_GENERIC;
+}
+
+void uk_sigmoid(float *y, const float *x, size_t n) { active()->sigmoid(y, x, n); }
+void uk_tanh(float *y, const float *x, size_t n) { active()->tanh_(y, x, n); }
+void uk_exp(float *y, const float *x, size_t n) { active()->exp_(y, x, n); }
+
+void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *packed, float beta, float *c, int ldc) {
+    active()->gemm_packed(m, n, k, alpha, a, lda, packed, beta, c, ldc);
 }

@@ -1,9 +1,89 @@
-// Hand-vectorised float kernels with runtime CPU dispatch (AVX-512, AVX2, portable C).
+// Hand-vectorised float32 kernels for Unroll's hot loops: elementwise exp / sigmoid / tanh and
+// a small-M GEMM against a pre-packed right operand. Every entry point dispatches at run time
+// to AVX-512, AVX2+FMA or portable C, picked once from the CPU (see uk_isa_name).
+// All matrices are row-major float32. Letters: M rows of A and C, N columns of op(B) and C,
+// K the contracted dimension.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 #include <stddef.h>
 
-/// Name of the instruction set the dispatcher picked ("avx512", "avx2" or "generic").
+#pragma clang assume_nonnull begin
+
+/// Instruction-set paths, for uk_force_isa / uk_kernels_for_isa.
+enum {
+    UK_ISA_AUTO = -1,    ///< the widest path this CPU supports
+    UK_ISA_GENERIC = 0,  ///< portable C (whatever the compiler makes of it for baseline x86-64)
+    UK_ISA_AVX2 = 1,     ///< AVX2 + FMA
+    UK_ISA_AVX512 = 2,   ///< AVX-512 F/DQ/VL
+};
+
+/// Name of the instruction set in use ("avx512", "avx2" or "generic").
 const char *uk_isa_name(void);
+
+/// The path in use (UK_ISA_GENERIC, UK_ISA_AVX2 or UK_ISA_AVX512).
+int uk_active_isa(void);
+
+/// Makes every later call use `isa` (UK_ISA_AUTO restores the automatic choice).
+/// Process-wide; meant for experiments and benchmarks, not for concurrent use with other callers
+/// that expect a particular path (the packed layout is the same on every path, so results stay
+/// correct). Returns 0, or -1 (and changes nothing) if the CPU lacks that instruction set.
+int uk_force_isa(int isa);
+
+// MARK: Activations
+// Max relative error ≤ 2e-6 against double-precision libm wherever the float result is a normal
+// number; results in the subnormal range are within a few units of 2^-149. NaN in gives NaN out.
+
+/// y[i] = 1 / (1 + exp(-x[i])) for i < n. `y` may equal `x` (in place); no other overlap.
+/// Saturates to exactly 0 or 1 for large |x|, never NaN/Inf for finite x.
+void uk_sigmoid(float *y, const float *x, size_t n);
+
+/// y[i] = tanh(x[i]) for i < n. `y` may equal `x` (in place); no other overlap.
+/// Saturates to exactly ±1 for |x| ≥ 9.02, never NaN/Inf for finite x; keeps the sign of ±0.
+void uk_tanh(float *y, const float *x, size_t n);
+
+/// y[i] = exp(x[i]) for i < n. `y` may equal `x` (in place); no other overlap.
+/// Underflows gradually to 0 (exactly 0 for x ≤ -104) and returns +Inf above ln(FLT_MAX) ≈ 88.72,
+/// as IEEE rounding of the true value requires.
+void uk_exp(float *y, const float *x, size_t n);
+
+// MARK: GEMM with a packed right operand
+
+/// Number of floats uk_pack_b writes for a K×N operand. Zero when k or n is not positive.
+size_t uk_packed_floats(int k, int n);
+
+/// Packs op(B) (K×N) for uk_gemm_packed, so that one weight matrix packed once can be used for
+/// many products (all time steps of a window).
+/// - trans = 0: `b` holds op(B) itself, K×N with row stride `ldb` ≥ n.
+/// - trans = 1: `b` holds B, N×K with row stride `ldb` ≥ k, and op(B) = Bᵀ
+///   (e.g. W_hh (4H×H) for h · W_hhᵀ).
+/// `packed` must have room for uk_packed_floats(k, n) floats; 64-byte alignment is fastest but
+/// not required. The layout is private to this library and the same on every ISA path.
+void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans);
+
+/// C (M×N, row stride `ldc`) = alpha · A (M×K, row stride `lda`) · op(B) + beta · C, with op(B)
+/// packed by uk_pack_b(packed, _, k, n, _, _) using the same k and n. When beta == 0, C is
+/// written without being read (NaN or garbage in C is ignored). Single-threaded; allocates
+/// nothing. Does nothing when m or n is not positive; with k ≤ 0, C = beta · C.
+/// Requires lda ≥ k, ldc ≥ n, and C not overlapping A or packed.
+void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *packed, float beta, float *c, int ldc);
+
+// MARK: Direct access to one path (tests)
+
+/// The kernels of one instruction-set path; the same contracts as the functions above.
+typedef struct uk_kernel_table {
+    const char *name;
+    void (*sigmoid)(float *y, const float *x, size_t n);
+    void (*tanh_)(float *y, const float *x, size_t n);
+    void (*exp_)(float *y, const float *x, size_t n);
+    void (*gemm_packed)(int m, int n, int k, float alpha, const float *a, int lda,
+                        const float *packed, float beta, float *c, int ldc);
+} uk_kernel_table;
+
+/// The kernels of path `isa` (UK_ISA_GENERIC / UK_ISA_AVX2 / UK_ISA_AVX512), or NULL if this CPU
+/// cannot run it. Lets tests exercise every path without touching process-wide state.
+const uk_kernel_table *_Nullable uk_kernels_for_isa(int isa);
+
+#pragma clang assume_nonnull end
 
 #endif

@@ -1,0 +1,80 @@
+// Packing of op(B) into UK_NR-column panels (layout in uk_internal.h), shared by every GEMM path,
+// and the degenerate-shape handling the paths have in common.
+#include <string.h>
+#include "uk_internal.h"
+
+size_t uk_packed_floats(int k, int n) {
+    if (k <= 0 || n <= 0) return 0;
+    size_t panels = ((size_t)n + UK_NR - 1) / UK_NR;
+    return panels * UK_NR * (size_t)k;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/// Writes the transpose of a `cols`×k block of B (rows of B are columns of op(B)) into one panel.
+static void pack_transposed_panel(float *restrict dst, const float *restrict b, int k, int cols,
+                                  size_t ldb) {
+    // Blocks of 64 k keep both the panel rows being written (8 KiB) and the source lines being
+    // read (UK_NR rows × 256 B) in L1 until they are finished.
+    enum { KB = 64 };
+    for (int k0 = 0; k0 < k; k0 += KB) {
+        int k1 = k0 + KB < k ? k0 + KB : k;
+        int j = 0;
+#if defined(__SSE2__)
+        // 4×4 register transposes (SSE2 is part of baseline x86-64): 4 rows of B, 4 k at a time.
+        for (; j + 4 <= cols; j += 4) {
+            const float *r0 = b + (size_t)j * ldb, *r1 = r0 + ldb, *r2 = r1 + ldb, *r3 = r2 + ldb;
+            int kk = k0;
+            for (; kk + 4 <= k1; kk += 4) {
+                __m128 x0 = _mm_loadu_ps(r0 + kk), x1 = _mm_loadu_ps(r1 + kk);
+                __m128 x2 = _mm_loadu_ps(r2 + kk), x3 = _mm_loadu_ps(r3 + kk);
+                _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+                float *d = dst + (size_t)kk * UK_NR + j;
+                _mm_storeu_ps(d, x0);
+                _mm_storeu_ps(d + UK_NR, x1);
+                _mm_storeu_ps(d + 2 * UK_NR, x2);
+                _mm_storeu_ps(d + 3 * UK_NR, x3);
+            }
+            for (; kk < k1; ++kk) {
+                float *d = dst + (size_t)kk * UK_NR + j;
+                d[0] = r0[kk], d[1] = r1[kk], d[2] = r2[kk], d[3] = r3[kk];
+            }
+        }
+#endif
+        for (; j < cols; ++j) {
+            const float *src = b + (size_t)j * ldb;
+            for (int kk = k0; kk < k1; ++kk) dst[(size_t)kk * UK_NR + j] = src[kk];
+        }
+        for (int kk = k0; kk < k1; ++kk)
+            for (int jj = cols; jj < UK_NR; ++jj) dst[(size_t)kk * UK_NR + jj] = 0.0f;
+    }
+}
+
+void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans) {
+    if (k <= 0 || n <= 0) return;
+    for (int n0 = 0; n0 < n; n0 += UK_NR) {
+        int cols = n - n0 < UK_NR ? n - n0 : UK_NR;
+        float *dst = packed + (size_t)(n0 / UK_NR) * UK_NR * (size_t)k;
+        if (trans) {
+            pack_transposed_panel(dst, b + (size_t)n0 * (size_t)ldb, k, cols, (size_t)ldb);
+        } else {
+            for (int kk = 0; kk < k; ++kk) {
+                float *row = dst + (size_t)kk * UK_NR;
+                memcpy(row, b + (size_t)kk * (size_t)ldb + n0, (size_t)cols * sizeof(float));
+                if (cols < UK_NR) memset(row + cols, 0, (size_t)(UK_NR - cols) * sizeof(float));
+            }
+        }
+    }
+}
+
+int uk_gemm_degenerate(int m, int n, int k, float beta, float *c, int ldc) {
+    if (m <= 0 || n <= 0) return 1;
+    if (k > 0) return 0;
+    for (int i = 0; i < m; ++i) {
+        float *row = c + (size_t)i * (size_t)ldc;
+        for (int j = 0; j < n; ++j) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+    }
+    return 1;
+}
