@@ -2,6 +2,7 @@
 // the naive reference the tests compare it with, and the BLAS runtime controls (thread count,
 // which CPU kernels OpenBLAS selected). This file is the only importer of CCBLAS.
 import CCBLAS
+import CKernels
 
 /// Row-major single-precision matrix products and OpenBLAS runtime controls.
 public enum BLAS {
@@ -38,6 +39,26 @@ public enum BLAS {
                 c[i * ldc + j] = Float(Double(alpha) * sum + prior)
             }
         }
+    }
+
+    /// Floats needed to hold a K×N right operand packed by `pack`.
+    public static func packedCount(k: Int, n: Int) -> Int { uk_packed_floats(Int32(k), Int32(n)) }
+
+    /// Packs op(B) (K×N) once for many `gemmPacked` calls: `transB` means B is stored N×K (ldb ≥ k)
+    /// and used transposed, e.g. W_hh (G·H × H) for h·W_hhᵀ; otherwise B is stored K×N (ldb ≥ n).
+    @inlinable
+    public static func pack(_ packed: UnsafeMutablePointer<Float>, b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int,
+                            transB: Bool) {
+        uk_pack_b(packed, b, Int32(k), Int32(n), Int32(ldb), transB ? 1 : 0)
+    }
+
+    /// C(m×n) = alpha · A(m×k) · op(B) + beta · C with op(B) packed by `pack`: the per-time-step
+    /// product of a recurrent layer, where B (W_hh) stays the same for the whole window and
+    /// repacking it on every call (as sgemm does) would cost as much as the product at small m.
+    @inlinable
+    public static func gemmPacked(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                                  packed: UnsafePointer<Float>, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        uk_gemm_packed(Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), packed, beta, c, Int32(ldc))
     }
 
     /// Number of threads OpenBLAS uses for one call.

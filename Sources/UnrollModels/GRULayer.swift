@@ -43,6 +43,7 @@ final class GRULayer: RecurrentLayer {
 
     override func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
                            dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
+        packBackward()
         let BH = batch * hiddenSize, BG = batch * gateWidth
         let dh = dhRecurrent.pointer
         if let dFinal { dh.update(from: dFinal.h, count: BH) } else { dh.update(repeating: 0, count: BH) }

@@ -42,6 +42,10 @@ public class RecurrentLayer {
     let hs: FloatBuffer
     /// (B, H) recurrent gradient carried backwards in time.
     let dhRecurrent: FloatBuffer
+    /// W_hh packed once per window for the per-step products: as W_hhᵀ (H × G·H) for forward, as
+    /// W_hh (G·H × H) for backward.
+    let packedForward: FloatBuffer
+    let packedBackward: FloatBuffer
     /// Window of the last forward.
     public private(set) var steps = 0
     public private(set) var batch = 0
@@ -70,6 +74,9 @@ public class RecurrentLayer {
         precondition(weightIH.shape == [cell.gateCount * hiddenSize, inputSize], "weight_ih shape mismatch")
         hs = FloatBuffer(count: (maxSteps + 1) * maxBatch * hiddenSize)
         dhRecurrent = FloatBuffer(count: maxBatch * hiddenSize)
+        let G = cell.gateCount * hiddenSize
+        packedForward = FloatBuffer(count: BLAS.packedCount(k: hiddenSize, n: G))
+        packedBackward = FloatBuffer(count: BLAS.packedCount(k: G, n: hiddenSize))
     }
 
     // MARK: slot arithmetic (see file header)
@@ -105,18 +112,30 @@ public class RecurrentLayer {
                    b: arena.parameters(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: G)
     }
 
+    /// Packs W_hhᵀ for this window's forward steps.
+    func packForward() {
+        BLAS.pack(packedForward.pointer, b: arena.parameters(weightHH), k: hiddenSize, n: gateWidth,
+                  ldb: hiddenSize, transB: true)
+    }
+
+    /// Packs W_hh for this window's backward steps.
+    func packBackward() {
+        BLAS.pack(packedBackward.pointer, b: arena.parameters(weightHH), k: gateWidth, n: hiddenSize,
+                  ldb: hiddenSize, transB: false)
+    }
+
     /// c (B, G·H) = beta·c + hPrev (B, H) · W_hhᵀ — the one product that must run per step.
     @inline(__always)
     func recurrentProduct(_ c: UnsafeMutablePointer<Float>, hPrev: UnsafePointer<Float>, beta: Float) {
-        BLAS.sgemm(transB: true, m: batch, n: gateWidth, k: hiddenSize, a: hPrev, lda: hiddenSize,
-                   b: arena.parameters(weightHH), ldb: hiddenSize, beta: beta, c: c, ldc: gateWidth)
+        BLAS.gemmPacked(m: batch, n: gateWidth, k: hiddenSize, a: hPrev, lda: hiddenSize,
+                        packed: packedForward.pointer, beta: beta, c: c, ldc: gateWidth)
     }
 
     /// dhPrev (B, H) = beta·dhPrev + dGates (B, G·H) · W_hh.
     @inline(__always)
     func recurrentBackward(_ dhPrev: UnsafeMutablePointer<Float>, dGates: UnsafePointer<Float>, beta: Float) {
-        BLAS.sgemm(m: batch, n: hiddenSize, k: gateWidth, a: dGates, lda: gateWidth,
-                   b: arena.parameters(weightHH), ldb: hiddenSize, beta: beta, c: dhPrev, ldc: hiddenSize)
+        BLAS.gemmPacked(m: batch, n: hiddenSize, k: gateWidth, a: dGates, lda: gateWidth,
+                        packed: packedBackward.pointer, beta: beta, c: dhPrev, ldc: hiddenSize)
     }
 
     /// After the time loop: dW_ih += dGatesIHᵀ·X, dW_hh += dGatesHHᵀ·Hprev, bias gradients, and
@@ -143,6 +162,7 @@ public class RecurrentLayer {
         self.input = input
         self.steps = steps
         self.batch = batch
+        packForward()
     }
 
     /// Runs the layer over a window.
