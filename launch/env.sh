@@ -9,3 +9,13 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+
+# Builds the release `unroll` binary quietly; prints the compiler's output only on failure.
+build_release() {
+  local log
+  log=$(mktemp)
+  if ! swift build -c release --product unroll >"$log" 2>&1; then
+    cat "$log"; rm -f "$log"; echo "build failed" >&2; return 1
+  fi
+  rm -f "$log"
+}

@@ -104,3 +104,21 @@ struct Sample: ParsableCommand {
         }
     }
 }
+
+struct Baseline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cross-entropy of the unigram (train frequency) model on a split: the bar to beat.")
+
+    @Option(help: "Dataset file.")
+    var data: String
+    @Option(help: "Split: train, valid or test.")
+    var split: String = "valid"
+
+    func run() throws {
+        try runReportingErrors(communicator: SingleProcessCommunicator()) {
+            let loss = try UnigramBaseline.loss(path: data, split: split)
+            print("unigram baseline on \(split): loss \(String(format: "%.4f", loss)) | perplexity "
+                  + "\(String(format: "%.3f", exp(loss))) | \(String(format: "%.4f", loss / log(2))) bits/token")
+        }
+    }
+}
