@@ -1,6 +1,6 @@
 // Dataset format v1, layout `tokens`: one HDF5 file with the token streams `/train`, `/valid`,
 // `/test` (uint8 when the vocabulary has ≤ 256 entries, else int32), the vocabulary `/vocab`
-// (UTF-8 strings, index = token id) and root attributes describing it (see datasets/FORMATS.md).
+// (UTF-8 strings, index = token id) and root attributes describing it (see README.md, "Unroll dataset files").
 // `TokenDatasetWriter` writes one atomically; `TokenDataset` opens one and validates it.
 import Foundation
 

@@ -3,7 +3,7 @@
 // - HDF5.swift: the typed HDF5 wrapper (H5File, H5Group, H5Dataset, attributes). UnrollData is the
 //   only module that imports HDF5Shim; other modules use this wrapper (e.g. for checkpoints).
 // - AtomicFile.swift: temp file + fsync + rename + directory fsync for every file written.
-// - TokenDataset.swift, SequenceSet.swift: dataset format v1 (datasets/FORMATS.md), writers and
+// - TokenDataset.swift, SequenceSet.swift: dataset format v1 (README.md, "Unroll dataset files"), writers and
 //   validating readers.
 // - TextPreparation.swift, Synthetic.swift, Random.swift, SHA256.swift: `unroll prepare`.
 // - StreamReaders.swift: sharded training windows (batchify), evaluation streams, read-ahead.

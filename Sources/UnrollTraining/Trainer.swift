@@ -192,7 +192,9 @@ public final class Trainer {
         let lossSum = Double(extras[Extra.lossInteger]) + Double(extras[Extra.lossFraction])
         let stop = extras[Extra.stop] > 0
         let g = arena.gradients.pointer, n = arena.count
-        if tokens > 0 { RowKernels.scale(g, by: 1 / Float(tokens), count: n) }
+        // The gradient SUM becomes the gradient of the mean over global tokens (or over streams).
+        let divisor = config.lossNormalization == .token ? tokens : config.batchSize
+        if tokens > 0 { RowKernels.scale(g, by: 1 / Float(divisor), count: n) }
         let norm = Clipping.globalNorm(g, count: n)
         var clipped = false, skipped = false
         if !norm.isFinite || tokens == 0 {

@@ -10,6 +10,16 @@ public enum ClipMode: String, Codable, CaseIterable, Sendable {
     case value
 }
 
+/// What the gradient is the gradient of.
+public enum LossNormalization: String, Codable, CaseIterable, Sendable {
+    /// Mean loss per target token over the global batch (PyTorch's `word_language_model`).
+    case token
+    /// Loss summed over the window's time steps, averaged over the global streams (Zaremba et al.
+    /// 2014's TensorFlow code: `cost = reduce_sum(loss) / batch_size`). Gradients are T times those
+    /// of `token`, so their "lr 1, clip 5" equals lr T, clip 5/T per token.
+    case stream
+}
+
 /// A complete training configuration.
 public struct TrainingConfig: Codable, Equatable, Sendable {
     // Data
@@ -31,6 +41,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var schedule: LRSchedule = .constant
     public var clip: Double = 5
     public var clipMode: ClipMode = .norm
+    public var lossNormalization: LossNormalization = .token
     /// Stop with an error after this many consecutive steps whose gradient norm is NaN or Inf.
     public var maxConsecutiveSkips: Int = 10
     /// Epochs to train (used when `steps` is nil).

@@ -25,6 +25,7 @@ enum ScheduleOption: String, ExpressibleByArgument, CaseIterable { case constant
 
 extension OptimizerKind: ExpressibleByArgument {}
 extension ClipMode: ExpressibleByArgument {}
+extension LossNormalization: ExpressibleByArgument {}
 
 struct DataOptions: ParsableArguments {
     @Option(help: "Dataset file made by `unroll prepare` (required unless in --config).")
@@ -75,6 +76,8 @@ struct OptimisationOptions: ParsableArguments {
     var clip: Double?
     @Option(help: "norm (global L2 norm) or value (element-wise) (default norm).")
     var clipMode: ClipMode?
+    @Option(help: "token: gradient of the mean loss per token; stream: of the loss summed over the window and averaged over streams, as Zaremba et al. (default token).")
+    var lossNormalization: LossNormalization?
     @Option(help: "Epochs (default 1; ignored with --steps).")
     var epochs: Int?
     @Option(help: "Total optimizer steps of the run counted from step 0.")
@@ -154,6 +157,7 @@ struct Train: ParsableCommand {
         if let v = o.weightDecay { c.optimizer.weightDecay = v }
         if let v = o.clip { c.clip = v }
         if let v = o.clipMode { c.clipMode = v }
+        if let v = o.lossNormalization { c.lossNormalization = v }
         if let v = o.epochs { c.epochs = v }
         if let v = o.steps { c.steps = v }
         if let v = o.seed { c.seed = v }
