@@ -112,7 +112,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a recurrent language model (run under mpirun for several ranks).")
 
-    @Option(help: "JSON configuration file; command-line options override it.")
+    @Option(help: "Configuration file, JSON or TOML, whose keys are these long options (e.g. cell = \"lstm\"); command-line options override it.")
     var config: String?
     @Option(help: "Resume from a checkpoint file, or 'latest' in --checkpoint-dir.")
     var resume: String?
@@ -123,22 +123,34 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Bookkeeping") var bookkeeping: BookkeepingOptions
     @OptionGroup(title: "Distributed") var distributed: DistributedOptions
 
+    /// With --config: this command re-parsed with the file's options before the command line's,
+    /// so the command line wins.
+    func mergingConfigFile() throws -> Train {
+        guard let path = config else { return self }
+        let fileArgs = try ConfigFile.arguments(fromFile: path)
+        var cli = Array(CommandLine.arguments.dropFirst())
+        if let i = cli.firstIndex(of: "train") { cli.removeFirst(i + 1) }
+        var rest: [String] = []
+        var i = 0
+        while i < cli.count {
+            if cli[i] == "--config" { i += 2; continue }
+            if cli[i].hasPrefix("--config=") { i += 1; continue }
+            rest.append(cli[i])
+            i += 1
+        }
+        do {
+            return try Train.parse(fileArgs + rest)
+        } catch {
+            throw TrainingError.config("--config \(path): \(Train.message(for: error))")
+        }
+    }
+
     /// The resolved configuration: file, then overrides, then the dataset's vocabulary size.
     func resolve() throws -> TrainingConfig {
-        var c: TrainingConfig
-        if let path = config {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("--config \(path): cannot read the file")
-            }
-            do { c = try JSONDecoder().decode(TrainingConfig.self, from: data) } catch {
-                throw ValidationError("--config \(path): not a valid Unroll JSON configuration (\(error))")
-            }
-        } else {
-            guard let data = dataOptions.data else { throw ValidationError("--data is required (or --config)") }
-            c = TrainingConfig(data: data, model: ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: 200,
-                                                               hiddenSize: 200, layers: 2))
-            c.model.embeddingSize = modelOptions.embedding ?? modelOptions.hidden ?? 200
-        }
+        guard let data = dataOptions.data else { throw ValidationError("--data is required (or in --config)") }
+        var c = TrainingConfig(data: data, model: ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: 200,
+                                                              hiddenSize: 200, layers: 2))
+        c.model.embeddingSize = modelOptions.embedding ?? modelOptions.hidden ?? 200
         let d = dataOptions, m = modelOptions, o = optimisation, b = bookkeeping
         if let v = d.data { c.data = v }
         if let v = d.batchSize { c.batchSize = v }
@@ -184,7 +196,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let comm = try makeCommunicator()
         try runReportingErrors(communicator: comm) {
-            var c = try resolve()
+            var c = try mergingConfigFile().resolve()
             // The vocabulary size comes from the dataset.
             let dataset = try TokenDataset(path: c.data)
             c.model.vocabSize = dataset.vocabSize
