@@ -1,5 +1,7 @@
 // Parameter updates over the flat arena (one loop over all parameters) and gradient clipping.
-// Each update reads the averaged gradient and updates parameters and moments in place.
+// Each update reads the gradient times `gradScale` — the 1/token-count average and the clipping
+// factor folded into one multiplier, so the gradient buffer is not rewritten before the update —
+// and updates parameters and moments in place.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,17 +11,22 @@ public enum OptimizerKernels {
     /// Plain SGD: θ −= lr·g.
     @inlinable
     public static func sgd(_ p: UnsafeMutablePointer<Float>, grad g: UnsafePointer<Float>, count: Int, lr: Float,
-                           weightDecay: Float = 0) {
-        for i in 0..<count { p[i] -= lr * (g[i] + weightDecay * p[i]) }
+                           weightDecay: Float = 0, gradScale: Float = 1) {
+        if weightDecay == 0 {
+            let step = lr * gradScale
+            for i in 0..<count { p[i] -= step * g[i] }
+        } else {
+            for i in 0..<count { p[i] -= lr * (gradScale * g[i] + weightDecay * p[i]) }
+        }
     }
 
     /// SGD with momentum (PyTorch's form): v = μ·v + g; θ −= lr·v, or with Nesterov θ −= lr·(g + μ·v).
     @inlinable
     public static func momentum(_ p: UnsafeMutablePointer<Float>, grad g: UnsafePointer<Float>,
                                 velocity v: UnsafeMutablePointer<Float>, count: Int, lr: Float, momentum mu: Float,
-                                nesterov: Bool, weightDecay: Float = 0) {
+                                nesterov: Bool, weightDecay: Float = 0, gradScale: Float = 1) {
         for i in 0..<count {
-            let gi = g[i] + weightDecay * p[i]
+            let gi = gradScale * g[i] + weightDecay * p[i]
             v[i] = mu * v[i] + gi
             p[i] -= lr * (nesterov ? gi + mu * v[i] : v[i])
         }
@@ -31,11 +38,11 @@ public enum OptimizerKernels {
     public static func adam(_ p: UnsafeMutablePointer<Float>, grad g: UnsafePointer<Float>,
                             m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
                             lr: Float, beta1: Float, beta2: Float, epsilon: Float, step t: Int,
-                            weightDecay: Float, decoupledWeightDecay: Bool) {
+                            weightDecay: Float, decoupledWeightDecay: Bool, gradScale: Float = 1) {
         let c1 = Float(1 - pow(Double(beta1), Double(t))), c2 = Float(1 - pow(Double(beta2), Double(t)))
         let stepSize = lr / c1, rootC2 = c2.squareRoot()
         for i in 0..<count {
-            var gi = g[i]
+            var gi = gradScale * g[i]
             if decoupledWeightDecay { p[i] -= lr * weightDecay * p[i] } else { gi += weightDecay * p[i] }
             m[i] = beta1 * m[i] + (1 - beta1) * gi
             v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
@@ -47,9 +54,9 @@ public enum OptimizerKernels {
     @inlinable
     public static func adagrad(_ p: UnsafeMutablePointer<Float>, grad g: UnsafePointer<Float>,
                                sumSquares s: UnsafeMutablePointer<Float>, count: Int, lr: Float, epsilon: Float,
-                               weightDecay: Float = 0) {
+                               weightDecay: Float = 0, gradScale: Float = 1) {
         for i in 0..<count {
-            let gi = g[i] + weightDecay * p[i]
+            let gi = gradScale * g[i] + weightDecay * p[i]
             s[i] += gi * gi
             p[i] -= lr * gi / (s[i].squareRoot() + epsilon)
         }

@@ -85,10 +85,12 @@ public enum KernelBenchmark {
             arena.zeroGradients()
             model.forward(tokens: tokens, steps: T, batch: B, state: state, dropout: nil)
             let (_, count) = model.backward(targets: targets, gradScale: 1)
-            RowKernels.scale(arena.gradients.pointer, by: 1 / Float(count), count: arena.count)
-            Clipping.clipByGlobalNorm(arena.gradients.pointer, count: arena.count, maxNorm: 5)
+            // Mean over tokens and clip to norm 5, folded into the update as in the trainer.
+            let average = 1 / Double(count)
+            let norm = Clipping.globalNorm(arena.gradients.pointer, count: arena.count) * average
+            let scale = norm > 5 ? average * 5 / norm : average
             OptimizerKernels.sgd(arena.parameters.pointer, grad: arena.gradients.pointer,
-                                 count: arena.parameters.count, lr: 0.1)
+                                 count: arena.parameters.count, lr: 0.1, gradScale: Float(scale))
             let elapsed = monotonicSeconds() - t0
             if step >= warmup { times.append(elapsed) }
             step += 1

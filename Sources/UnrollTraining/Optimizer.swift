@@ -54,24 +54,27 @@ public final class Optimizer {
         self.slots = slots
     }
 
-    /// Applies one update with learning rate `lr` using the (already averaged and clipped) gradients.
-    public func update(_ arena: ParameterArena, lr: Float) {
+    /// Applies one update with learning rate `lr` using the gradients times `gradScale` (the
+    /// averaging and clipping factors, applied on the fly).
+    public func update(_ arena: ParameterArena, lr: Float, gradScale: Float = 1) {
         stepCount += 1
         let p = arena.parameters.pointer, g = arena.gradients.pointer, n = arena.parameters.count
         let c = config
         switch c.kind {
         case .sgd:
-            OptimizerKernels.sgd(p, grad: g, count: n, lr: lr, weightDecay: c.weightDecay)
+            OptimizerKernels.sgd(p, grad: g, count: n, lr: lr, weightDecay: c.weightDecay, gradScale: gradScale)
         case .momentum, .nesterov:
             OptimizerKernels.momentum(p, grad: g, velocity: slot("momentum_buffer"), count: n, lr: lr,
-                                      momentum: c.momentum, nesterov: c.kind == .nesterov, weightDecay: c.weightDecay)
+                                      momentum: c.momentum, nesterov: c.kind == .nesterov, weightDecay: c.weightDecay,
+                                      gradScale: gradScale)
         case .adam, .adamw:
             OptimizerKernels.adam(p, grad: g, m: slot("exp_avg"), v: slot("exp_avg_sq"), count: n, lr: lr,
                                   beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, step: stepCount,
-                                  weightDecay: c.weightDecay, decoupledWeightDecay: c.kind == .adamw)
+                                  weightDecay: c.weightDecay, decoupledWeightDecay: c.kind == .adamw,
+                                  gradScale: gradScale)
         case .adagrad:
             OptimizerKernels.adagrad(p, grad: g, sumSquares: slot("sum"), count: n, lr: lr, epsilon: c.epsilon,
-                                     weightDecay: c.weightDecay)
+                                     weightDecay: c.weightDecay, gradScale: gradScale)
         }
     }
 

@@ -192,10 +192,11 @@ public final class Trainer {
         let lossSum = Double(extras[Extra.lossInteger]) + Double(extras[Extra.lossFraction])
         let stop = extras[Extra.stop] > 0
         let g = arena.gradients.pointer, n = arena.count
-        // The gradient SUM becomes the gradient of the mean over global tokens (or over streams).
+        // The gradient SUM becomes the gradient of the mean over global tokens (or over streams);
+        // that factor and the clipping factor are applied inside the update, not as extra passes.
         let divisor = config.lossNormalization == .token ? tokens : config.batchSize
-        if tokens > 0 { RowKernels.scale(g, by: 1 / Float(divisor), count: n) }
-        let norm = Clipping.globalNorm(g, count: n)
+        let average = tokens > 0 ? 1 / Double(divisor) : 0
+        let norm = Clipping.globalNorm(g, count: n) * average
         var clipped = false, skipped = false
         if !norm.isFinite || tokens == 0 {
             skipped = true
@@ -203,16 +204,19 @@ public final class Trainer {
             progress.skippedSteps += 1
         } else {
             progress.consecutiveSkips = 0
+            var scale = average
             switch config.clipMode {
             case .norm:
                 if norm > config.clip {
-                    RowKernels.scale(g, by: Float(config.clip / norm), count: n)
+                    scale *= config.clip / norm
                     clipped = true
                 }
             case .value:
+                RowKernels.scale(g, by: Float(scale), count: n)
                 Clipping.clipElementwise(g, count: n, limit: Float(config.clip))
+                scale = 1
             }
-            optimizer.update(arena, lr: Float(lr))
+            optimizer.update(arena, lr: Float(lr), gradScale: Float(scale))
         }
         let report = StepReport(step: progress.step, epoch: progress.epoch,
                                 loss: tokens > 0 ? lossSum / Double(tokens) : .nan, tokens: tokens,
