@@ -2,7 +2,6 @@
 // with a 6×16 micro-tile (12 ymm accumulators), K in blocks of 256 so a strip block stays in
 // L1; partial tiles go through a small buffer.
 #include <immintrin.h>
-#include <string.h>
 #include "uk_internal.h"
 
 #define MR2 6
