@@ -3,7 +3,8 @@
 // progress and schedule state, the carried state of every GLOBAL stream (so a run can resume on a
 // different number of ranks), the vocabulary, and the full configuration as JSON. Written by rank
 // 0 through AtomicFile (temp name, fsync, rename, fsync dir): a crash leaves the previous
-// checkpoint or the new one, never a broken one. Documented in README.md ("Checkpoint format").
+// checkpoint or the new one, never a broken one. Every group, dataset and attribute is documented
+// in datasets/CHECKPOINT.md; `load` checks all of them and names the first that does not fit.
 import Foundation
 import UnrollData
 import UnrollDistributed
@@ -39,12 +40,15 @@ public func fileSHA256(_ path: String) throws -> String {
     guard let handle = FileHandle(forReadingAtPath: path) else {
         throw TrainingError.data("\(path): cannot open for reading (SHA-256)")
     }
-    defer { try? handle.close() }
+    defer { try? handle.close() }  // read-only handle: closing cannot lose data
     var hasher = SHA256()
-    while true {
-        let chunk = handle.readData(ofLength: 1 << 22)
-        if chunk.isEmpty { break }
-        hasher.update(chunk)
+    do {
+        // The throwing read: `readData(ofLength:)` traps on an I/O error instead of throwing.
+        while let chunk = try handle.read(upToCount: 1 << 22), !chunk.isEmpty {
+            hasher.update(chunk)
+        }
+    } catch {
+        throw TrainingError.data("\(path): read failed while computing its SHA-256: \(error.localizedDescription)")
     }
     return hasher.finalize().map { String(format: "%02x", $0) }.joined()
 }
@@ -109,8 +113,10 @@ public enum Checkpoint {
                     let hidden = try file.createGroup("hidden")
                     for k in 0..<L {
                         let g = try hidden.createGroup("l\(k)")
-                        try g.write("h", Array(h[(k * B * H)..<((k + 1) * B * H)]), shape: [B, H])
-                        if !c.isEmpty { try g.write("c", Array(c[(k * B * H)..<((k + 1) * B * H)]), shape: [B, H]) }
+                        let rows = (k * B * H)..<((k + 1) * B * H)
+                        // One checksummed chunk per layer, like the parameters.
+                        try g.write("h", Array(h[rows]), shape: [B, H], chunk: [B, H], fletcher32: true)
+                        if !c.isEmpty { try g.write("c", Array(c[rows]), shape: [B, H], chunk: [B, H], fletcher32: true) }
                     }
                     try file.writeStrings("vocab", vocab)
                     try file.close()
@@ -148,12 +154,16 @@ public enum Checkpoint {
         do {
             return try decoder.decode(type, from: Data(text.utf8))
         } catch {
-            throw TrainingError.checkpoint("\(file): \(field): expected a JSON \(type), found unreadable text (\(error))")
+            let reason = String(describing: error).replacingOccurrences(of: "\n", with: " ")
+            throw TrainingError.checkpoint("\(file): \(field): expected a JSON \(type), found unreadable text (\(reason))")
         }
     }
 
-    /// Reads and validates a checkpoint: format and version, every expected dataset present with
-    /// the expected shape and dtype, Fletcher32 checksums (read errors name the dataset).
+    /// Reads and validates a checkpoint: format and version, the configuration (readable and
+    /// valid), every expected group, attribute and dataset present with the expected shape and
+    /// dtype, Fletcher32 checksums, and the redundant copies of the progress agreeing.
+    /// - Throws: `TrainingError.checkpoint` (or `DataError` for lower-level HDF5 failures) whose
+    ///   message is one line naming the file and the object, with what was expected and found.
     public static func load(_ path: String) throws -> CheckpointContent {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TrainingError.checkpoint("\(path): no such checkpoint file")
@@ -161,71 +171,177 @@ public enum Checkpoint {
         guard H5File.isHDF5(path) else {
             throw TrainingError.checkpoint("\(path): not an HDF5 file (expected an Unroll checkpoint)")
         }
-        let file = try H5File.open(path)
-        let format = try file.hasAttribute("format") ? try file.stringAttribute("format") : "(none)"
+        let file: H5File
+        do {
+            file = try H5File.open(path)
+        } catch let DataError.hdf5(_, _, _, detail) {
+            throw TrainingError.checkpoint("\(path): cannot open as HDF5 (damaged or truncated file): \(innermost(detail))")
+        }
+        let r = Reader(path: path)
+        guard try file.hasAttribute("format") else {
+            throw TrainingError.checkpoint("\(path): attribute format: missing (expected \(CheckpointFormat.name))")
+        }
+        let format = try r.string(file, "format")
         guard format == CheckpointFormat.name else {
             throw TrainingError.checkpoint("\(path): attribute format: expected \(CheckpointFormat.name), found \(format)")
         }
-        let version = try file.intAttribute("version")
+        let version = try r.int(file, "version")
         guard version == CheckpointFormat.version else {
             throw TrainingError.checkpoint("\(path): attribute version: expected \(CheckpointFormat.version), found \(version)")
         }
-        let config = try decode(TrainingConfig.self, try file.stringAttribute("config"), file: path, field: "config")
+        let config = try decode(TrainingConfig.self, try r.string(file, "config"), file: path, field: "attribute config")
+        // A checkpoint edited by hand (or by a newer writer) must not reach a model precondition.
+        if let problem = config.problem() {
+            throw TrainingError.checkpoint("\(path): attribute config: expected a valid configuration, found \(problem)")
+        }
+        let worldSize = try r.int(file, "world_size")
+        // Not returned, but `describe` shows them, so they are part of a valid file.
+        _ = try r.string(file, "unroll_version")
+        _ = try r.string(file, "created")
+        let dataFile = try r.string(file, "data_file")
+        let dataSHA256 = try r.string(file, "data_sha256")
+
         let layout = ParameterLayout.languageModel(config.model)
         var parameters: [String: [Float]] = [:]
-        let params = try file.openGroup("params")
-        for view in layout.views { parameters[view.name] = try readView(params, view, file: path, group: "params") }
-        let opt = try file.openGroup("optimizer")
+        let params = try r.group(file, "params")
+        for view in layout.views { parameters[view.name] = try r.floats(params, view.name, shape: view.shape) }
+
+        let opt = try r.group(file, "optimizer")
+        let kind = try r.string(opt, "kind")
+        guard kind == config.optimizer.kind.rawValue else {
+            throw TrainingError.checkpoint("\(path): /optimizer attribute kind: expected \(config.optimizer.kind.rawValue) "
+                                           + "(attribute config), found \(kind)")
+        }
+        let optimizerSteps = try r.int(opt, "step")
         var slots: [String: [String: [Float]]] = [:]
         for slot in config.optimizer.slotNames {
-            guard try opt.contains(slot) else {
-                throw TrainingError.checkpoint("\(path): /optimizer/\(slot): missing (optimizer \(config.optimizer.kind.rawValue))")
-            }
-            let g = try opt.openGroup(slot)
+            let g = try r.group(opt, slot)
             var values: [String: [Float]] = [:]
-            for view in layout.views { values[view.name] = try readView(g, view, file: path, group: "optimizer/\(slot)") }
+            for view in layout.views { values[view.name] = try r.floats(g, view.name, shape: view.shape) }
             slots[slot] = values
         }
-        let st = try file.openGroup("state")
-        let progress = try decode(TrainingProgress.self, try st.stringAttribute("progress"), file: path, field: "/state progress")
+
+        let st = try r.group(file, "state")
+        let progress = try decode(TrainingProgress.self, try r.string(st, "progress"), file: path,
+                                  field: "/state attribute progress")
+        let step = try r.int(st, "step"), epoch = try r.int(st, "epoch")
+        guard step == progress.step, epoch == progress.epoch else {
+            throw TrainingError.checkpoint("\(path): /state attributes step, epoch: expected \(progress.step), "
+                                           + "\(progress.epoch) (as in attribute progress), found \(step), \(epoch)")
+        }
         let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize
+        let cursor = try r.dataset(st, "stream_cursor", shape: [B], type: .int64).read(as: Int64.self)
+        if let bad = cursor.firstIndex(where: { $0 != Int64(progress.window) }) {
+            throw TrainingError.checkpoint("\(path): /state/stream_cursor[\(bad)]: expected \(progress.window) "
+                                           + "(every stream's next window), found \(cursor[bad])")
+        }
+
         var hidden: [Float] = [], cell: [Float]? = config.model.cell.hasCellState ? [] : nil
-        let hg = try file.openGroup("hidden")
+        let hg = try r.group(file, "hidden")
         for k in 0..<L {
-            let g = try hg.openGroup("l\(k)")
-            hidden += try readArray(g, "h", shape: [B, H], file: path, field: "/hidden/l\(k)/h")
-            if cell != nil { cell! += try readArray(g, "c", shape: [B, H], file: path, field: "/hidden/l\(k)/c") }
+            let g = try r.group(hg, "l\(k)")
+            hidden += try r.floats(g, "h", shape: [B, H])
+            if cell != nil { cell! += try r.floats(g, "c", shape: [B, H]) }
         }
-        let vocab = try file.openDataset("vocab").readStrings()
+
+        let vocab = try r.dataset(file, "vocab", shape: nil, type: .string).readStrings()
         guard vocab.count == config.model.vocabSize else {
-            throw TrainingError.checkpoint("\(path): /vocab: expected \(config.model.vocabSize) entries, found \(vocab.count)")
+            throw TrainingError.checkpoint("\(path): /vocab: expected \(config.model.vocabSize) entries "
+                                           + "(vocabSize in attribute config), found \(vocab.count)")
         }
-        return CheckpointContent(config: config, progress: progress, optimizerSteps: try opt.intAttribute("step"),
+        return CheckpointContent(config: config, progress: progress, optimizerSteps: optimizerSteps,
                                  parameters: parameters, optimizerSlots: slots, hidden: hidden, cell: cell,
-                                 vocabulary: vocab, worldSize: try file.intAttribute("world_size"),
-                                 dataFile: try file.stringAttribute("data_file"),
-                                 dataSHA256: try file.stringAttribute("data_sha256"))
+                                 vocabulary: vocab, worldSize: worldSize, dataFile: dataFile, dataSHA256: dataSHA256)
     }
 
-    private static func readView(_ group: H5Group, _ view: ParameterView, file: String, group name: String) throws -> [Float] {
-        try readArray(group, view.name, shape: view.shape, file: file, field: "/\(name)/\(view.name)")
+    /// The innermost entry of an HDF5 error stack (the one that says what actually went wrong).
+    fileprivate static func innermost(_ stack: String) -> String {
+        stack.components(separatedBy: " | ").last ?? stack
     }
 
-    private static func readArray(_ group: H5Group, _ name: String, shape: [Int], file: String,
-                                  field: String) throws -> [Float] {
-        guard try group.contains(name) else { throw TrainingError.checkpoint("\(file): \(field): missing") }
-        let d = try group.openDataset(name)
-        guard d.shape == shape else {
-            throw TrainingError.checkpoint("\(file): \(field): expected shape \(shape), found \(d.shape)")
+    /// Reads the parts of one checkpoint file; every failure names the file and the object.
+    private struct Reader {
+        let path: String
+
+        func group(_ parent: some H5Location, _ name: String) throws -> H5Group {
+            guard try parent.contains(name) else {
+                throw TrainingError.checkpoint("\(path): \(child(parent, name)): missing (expected a group)")
+            }
+            return try parent.openGroup(name)
         }
-        guard d.elementType == .float32 else {
-            throw TrainingError.checkpoint("\(file): \(field): expected float32, found \(d.elementType)")
+
+        private func child(_ parent: some H5AttributeHolder, _ name: String) -> String {
+            parent.objectPath == "/" ? "/" + name : parent.objectPath + "/" + name
         }
-        do {
-            return try d.read(as: Float.self)
-        } catch {
-            throw TrainingError.checkpoint("\(file): \(field): read failed (checksum or I/O): \(error)")
+
+        private func attributeField(_ holder: some H5AttributeHolder, _ name: String) -> String {
+            holder.objectPath == "/" ? "attribute \(name)" : "\(holder.objectPath) attribute \(name)"
         }
+
+        private func requireAttribute(_ holder: some H5AttributeHolder, _ name: String, _ what: String) throws {
+            guard try holder.hasAttribute(name) else {
+                throw TrainingError.checkpoint("\(path): \(attributeField(holder, name)): missing (expected \(what))")
+            }
+        }
+
+        func string(_ holder: some H5AttributeHolder, _ name: String) throws -> String {
+            try requireAttribute(holder, name, "a string")
+            return try holder.stringAttribute(name)
+        }
+
+        func int(_ holder: some H5AttributeHolder, _ name: String) throws -> Int {
+            try requireAttribute(holder, name, "an integer")
+            return try holder.intAttribute(name)
+        }
+
+        /// Opens dataset `name` after checking its element type and (if given) its shape.
+        func dataset(_ parent: some H5Location, _ name: String, shape: [Int]?, type: H5ElementType) throws -> H5Dataset {
+            let field = child(parent, name)
+            guard try parent.contains(name) else {
+                throw TrainingError.checkpoint("\(path): \(field): missing (expected a dataset of \(type))")
+            }
+            let d = try parent.openDataset(name)
+            if let shape, d.shape != shape {
+                throw TrainingError.checkpoint("\(path): \(field): expected shape \(shape), found \(d.shape)")
+            }
+            guard d.elementType == type else {
+                throw TrainingError.checkpoint("\(path): \(field): expected \(type), found \(d.elementType)")
+            }
+            return d
+        }
+
+        /// Reads a float32 dataset of `shape`, verifying its Fletcher32 checksums.
+        func floats(_ parent: some H5Location, _ name: String, shape: [Int]) throws -> [Float] {
+            let d = try dataset(parent, name, shape: shape, type: .float32)
+            do {
+                return try d.read(as: Float.self)
+            } catch let DataError.hdf5(_, _, _, detail) {
+                let cause = detail.contains("Fletcher32")
+                    ? "Fletcher32 checksum mismatch: the stored data is corrupted"
+                    : "read failed: \(Checkpoint.innermost(detail))"
+                throw TrainingError.checkpoint("\(path): \(child(parent, name)): \(cause)")
+            }
+        }
+    }
+
+    /// A vocabulary entry in double quotes, control characters escaped (entries can be "\n").
+    private static func quotedEntry(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"", "\\": out += "\\" + String(scalar)
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
     }
 
     /// Checks that a checkpoint's model can be used with `config` (cell kind, sizes, vocabulary).
@@ -247,11 +363,18 @@ public enum Checkpoint {
         try checkCompatible(content, with: trainer.config.model, file: file)
         let vocab = try trainer.dataset.vocabulary()
         if vocab != content.vocabulary {
-            let i = zip(vocab, content.vocabulary).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(vocab.count, content.vocabulary.count)
-            throw TrainingError.checkpoint("\(file): /vocab differs from the dataset \(trainer.config.data) vocabulary at entry \(i)")
+            // Sizes are equal here (checkCompatible), so some entry differs.
+            let i = vocab.indices.first { vocab[$0] != content.vocabulary[$0] } ?? 0
+            throw TrainingError.checkpoint("\(file): /vocab entry \(i): expected \(quotedEntry(vocab[i])) as in the dataset "
+                                           + "\(trainer.config.data), found \(quotedEntry(content.vocabulary[i]))")
         }
         guard content.config.batchSize == trainer.config.batchSize else {
             throw TrainingError.checkpoint("\(file): batch size: the run expects \(trainer.config.batchSize) global streams, the checkpoint has \(content.config.batchSize)")
+        }
+        // The data cursor counts windows of `bptt` tokens: another window length would resume
+        // every stream at another position of the data.
+        guard content.config.bptt == trainer.config.bptt else {
+            throw TrainingError.checkpoint("\(file): bptt: the run expects windows of \(trainer.config.bptt) tokens, the checkpoint's data cursor counts windows of \(content.config.bptt)")
         }
         let arena = trainer.model.arena
         for view in arena.layout.views {
