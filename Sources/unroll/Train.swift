@@ -1,4 +1,5 @@
-// `unroll train`: builds a TrainingConfig from --config FILE (JSON) and command-line overrides,
+// `unroll train`: builds a TrainingConfig from --config FILE (JSON), command-line overrides and
+// one test-hook environment variable (UNROLL_TEST_INJECT_NAN),
 // prints it resolved (rank 0), and runs it on the ranks it was launched with.
 import ArgumentParser
 import Foundation
@@ -190,7 +191,24 @@ struct Train: ParsableCommand {
         if let v = b.keep { c.keep = v }
         if let v = b.metrics { c.metrics = v }
         if let v = distributed.bucketBytes { c.bucketBytes = v }
+        if let spec = ProcessInfoLite.environment(Self.nanInjectionVariable) {
+            c.faultInjection = try Self.parseFaultInjection(spec)
+        }
         return c
+    }
+
+    /// Test hook, deliberately not a command-line option: `UNROLL_TEST_INJECT_NAN=RANK:STEP` makes
+    /// the gradient NaN on rank RANK at the 0-based step STEP, so tests can check that every rank
+    /// skips that update together (launch/test-train). Set it for every rank (`mpirun -x`): it is
+    /// part of the configuration that the ranks compare.
+    static let nanInjectionVariable = "UNROLL_TEST_INJECT_NAN"
+
+    static func parseFaultInjection(_ spec: String) throws -> FaultInjection {
+        let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let rank = Int(parts[0]), let step = Int(parts[1]), rank >= 0, step >= 0 else {
+            throw ValidationError("\(nanInjectionVariable): expected RANK:STEP (two integers ≥ 0), found '\(spec)'")
+        }
+        return FaultInjection(rank: rank, step: step)
     }
 
     func run() throws {
