@@ -4,7 +4,7 @@
 // different number of ranks), the vocabulary, and the full configuration as JSON. Written by rank
 // 0 through AtomicFile (temp name, fsync, rename, fsync dir): a crash leaves the previous
 // checkpoint or the new one, never a broken one. Every group, dataset and attribute is documented
-// in datasets/CHECKPOINT.md; `load` checks all of them and names the first that does not fit.
+// in README.md ("Unroll checkpoint files"); `load` checks all of them and names the first that does not fit.
 import Foundation
 import UnrollData
 import UnrollDistributed
