@@ -126,3 +126,24 @@ private func duplicateWorld() throws -> MPI_Comm {
     guard let comm else { throw DistributedError.unavailable("MPI_Comm_dup returned no communicator") }
     return comm
 }
+
+extension MPICommunicator {
+    /// Benchmark reference: median seconds of a plain in-place `MPI_Allreduce` (float, sum) of
+    /// `count` floats over MPI_COMM_WORLD, on a preallocated buffer, after one warm-up call.
+    /// Collective. Unroll's own reductions use a fixed rank order instead (see +Reduction).
+    public func rawAllreduceSeconds(count: Int, repeats: Int) throws -> Double {
+        var buffer = [Float](repeating: 1, count: max(1, count))
+        var times: [Double] = []
+        for i in 0...max(1, repeats) {
+            try mpiCheck(MPI_Barrier(program), "MPI_Barrier")
+            let t0 = MPI_Wtime()
+            try buffer.withUnsafeMutableBufferPointer { b in
+                try mpiCheck(MPI_Allreduce(MPI_IN_PLACE, b.baseAddress, Int32(count), MPI_FLOAT, MPI_SUM, program),
+                             "MPI_Allreduce")
+            }
+            if i > 0 { times.append(MPI_Wtime() - t0) }
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+}

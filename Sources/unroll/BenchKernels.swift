@@ -1,7 +1,9 @@
 // `unroll bench-kernels`: the single-process training-step benchmark (see KernelBenchmark).
 import ArgumentParser
 import UnrollKernels
+import UnrollDistributed
 import UnrollTraining
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -79,5 +81,43 @@ enum ProcessInfoLite {
     static func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }
         return String(cString: v)
+    }
+}
+
+/// `unroll bench-train`: the real distributed training step on one reference shape.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-train",
+        abstract: "Time real Trainer steps (read-ahead, forward, backward, allreduce, clip, SGD) of one shape A–E; run under mpirun for several ranks. Prints one JSON object (rank 0).")
+
+    @Option(help: "Shape: A, B, C, D or E.")
+    var config: String = "A"
+    @Option(help: "Global streams (default: the shape's batch).")
+    var batchSize: Int?
+    @Option(help: "Seconds of timed steps (after warm-up).")
+    var seconds: Double = 10
+    @Option(help: "Untimed warm-up steps.")
+    var warmup: Int = 3
+    @Option(help: "Directory for the temporary dataset and checkpoint.")
+    var workdir: String = "/tmp/unroll-bench"
+    @Flag(help: "Run as one independent process even under mpirun (the no-communication ceiling).")
+    var noComm = false
+    @Flag(help: "Also time plain and ordered allreduces of the gradient bytes and a checkpoint save vs a raw write.")
+    var extras = false
+
+    func run() throws {
+        guard let shape = BenchmarkShape.reference.first(where: { $0.name == config }) else {
+            throw ValidationError("--config: unknown shape '\(config)', expected A, B, C, D or E")
+        }
+        let comm: any Communicator = noComm ? SingleProcessCommunicator() : try makeCommunicator()
+        try runReportingErrors(communicator: comm) {
+            let r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
+                                              workdir: workdir, warmup: warmup, seconds: seconds, extras: extras)
+            if comm.rank == 0 {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(r), as: UTF8.self))
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ struct Unroll: ParsableCommand {
         commandName: "unroll",
         abstract: "Distributed data-parallel TBPTT training of recurrent networks.",
         version: UnrollVersion.string,
-        subcommands: [Prepare.self, Train.self, Eval.self, Sample.self, Baseline.self, Inspect.self, BenchKernels.self])
+        subcommands: [Prepare.self, Train.self, Eval.self, Sample.self, Baseline.self, Inspect.self, BenchKernels.self, BenchTrain.self])
 
     static func main() {
         // Must run before the first BLAS call: may re-exec this binary with OpenBLAS settings.

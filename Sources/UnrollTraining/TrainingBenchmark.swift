@@ -1,0 +1,152 @@
+// Distributed training-step benchmark: the real Trainer step (data read-ahead, forward, backward,
+// bucketed allreduce, clip, SGD) on a random-token dataset written for the occasion, timed on every
+// rank; optionally also a plain MPI_Allreduce and Unroll's ordered allreduce of the same bytes, and a
+// checkpoint save next to a raw write+fsync of the same number of bytes. launch/bench drives it.
+import Foundation
+import UnrollData
+import UnrollDistributed
+import UnrollKernels
+import UnrollModels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Measured figures of one benchmark run (medians over timed steps).
+public struct TrainingBenchmarkResult: Codable, Sendable {
+    public var config: String
+    public var ranks: Int
+    public var globalBatch: Int
+    public var bptt: Int
+    public var steps: Int
+    public var tokensPerSecond: Double
+    public var medianStepMs: Double
+    public var computeMs: Double
+    public var communicationMs: Double
+    public var ioMs: Double
+    public var gflops: Double
+    public var peakRssMB: Double
+    public var gradientBytes: Int
+    /// Unroll's blocking ordered allreduce of the gradient buffer, and a plain MPI_Allreduce of it.
+    public var orderedAllreduceMs: Double?
+    public var rawAllreduceMs: Double?
+    public var checkpointBytes: Int?
+    public var checkpointSaveMs: Double?
+    public var rawWriteMs: Double?
+}
+
+public enum TrainingBenchmark {
+    /// Runs `shape` with `globalBatch` streams over `communicator`'s ranks (collective).
+    public static func run(_ shape: BenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
+                           workdir: String, warmup: Int, seconds: Double,
+                           extras: Bool) throws -> TrainingBenchmarkResult {
+        let T = shape.bptt, V = shape.config.vocabSize
+        // Rank 0 writes a random-token dataset big enough for 64 windows per stream.
+        var name = Array("\(workdir)/bench-\(shape.name)-\(globalBatch)-\(getpid()).h5".utf8)
+        try comm.broadcast(&name, root: 0)
+        let path = String(decoding: name, as: UTF8.self)
+        var failure: (any Error)?
+        if comm.rank == 0 {
+            do {
+                try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
+                var rng = SplitMix64(seed: 11)
+                func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(V)) } }
+                let content = TokenDatasetContent(
+                    level: .word, vocabulary: (0..<V).map { "w\($0)" },
+                    splits: ["train": tokens(globalBatch * (64 * T + 1)), "valid": tokens(4 * T + 8),
+                             "test": tokens(4 * T + 8)],
+                    sources: [:], eos: nil, unk: nil, extraAttributes: [:])
+                try TokenDatasetWriter.write(content, to: path)
+            } catch { failure = error }
+        }
+        guard try comm.allAgree(failure == nil) else {
+            throw failure ?? TrainingError.data("\(path): benchmark data could not be written on rank 0")
+        }
+        defer { if comm.rank == 0 { unlink(path) } }
+
+        var config = TrainingConfig(data: path, model: shape.config)
+        config.batchSize = globalBatch
+        config.bptt = T
+        config.learningRate = 0.1
+        config.clip = 5
+        config.steps = 1 << 30
+        let trainer = try Trainer(config: config, communicator: comm)
+        for _ in 0..<warmup { _ = try trainer.step() }
+        // Agree on the number of timed steps from the slowest rank's warm-up pace.
+        var probe: [StepReport] = []
+        for _ in 0..<3 { probe.append(try trainer.step()) }
+        var pace = [probe.map(\.stepSeconds).max() ?? 1]
+        try pace.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+        let count = max(5, min(5000, Int(seconds / max(pace[0], 1e-6))))
+        var reports: [StepReport] = []
+        reports.reserveCapacity(count)
+        for _ in 0..<count { reports.append(try trainer.step()) }
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        let step = median(reports.map(\.stepSeconds))
+        var result = TrainingBenchmarkResult(
+            config: shape.name, ranks: comm.size, globalBatch: globalBatch, bptt: T, steps: count,
+            tokensPerSecond: Double(globalBatch * T) / step, medianStepMs: step * 1000,
+            computeMs: median(reports.map(\.computeSeconds)) * 1000,
+            communicationMs: median(reports.map(\.communicationSeconds)) * 1000,
+            ioMs: median(reports.map(\.ioSeconds)) * 1000,
+            gflops: shape.config.trainingFlopsPerToken * Double(globalBatch * T) / step / 1e9,
+            peakRssMB: 0, gradientBytes: trainer.model.arena.gradients.count * 4)
+
+        if extras {
+            let n = trainer.model.arena.gradients.count
+            var buffer = [Float](repeating: 1, count: n)
+            var times: [Double] = []
+            for i in 0..<6 {
+                try comm.barrier()
+                let t0 = monotonicSeconds()
+                try buffer.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+                if i > 0 { times.append(monotonicSeconds() - t0) }
+            }
+            result.orderedAllreduceMs = median(times) * 1000
+            if let mpi = comm as? MPICommunicator {
+                result.rawAllreduceMs = try mpi.rawAllreduceSeconds(count: n, repeats: 5) * 1000
+            }
+            let ckpt = "\(path).ckpt.h5"
+            var saves: [Double] = []
+            for _ in 0..<3 {
+                let t0 = monotonicSeconds()
+                try Checkpoint.save(trainer, to: ckpt, dataSHA256: "benchmark")
+                saves.append(monotonicSeconds() - t0)
+            }
+            result.checkpointSaveMs = median(saves) * 1000
+            if comm.rank == 0 {
+                let bytes = (try? FileManager.default.attributesOfItem(atPath: ckpt)[.size] as? Int) ?? 0
+                result.checkpointBytes = bytes
+                result.rawWriteMs = try rawWriteSeconds(bytes: bytes, path: "\(path).raw") * 1000
+                unlink(ckpt)
+            }
+        }
+        var rss = [peakResidentMiB()]
+        try rss.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+        result.peakRssMB = rss[0]
+        return result
+    }
+
+    /// Median seconds to write `bytes` bytes to a new file in 1 MiB writes and fsync it (3 runs).
+    static func rawWriteSeconds(bytes: Int, path: String) throws -> Double {
+        let chunk = [UInt8](repeating: 0x5a, count: 1 << 20)
+        var times: [Double] = []
+        for _ in 0..<3 {
+            let t0 = monotonicSeconds()
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { throw TrainingError.data("\(path): cannot create (raw write benchmark)") }
+            var left = bytes
+            while left > 0 {
+                let n = min(left, chunk.count)
+                let written = chunk.withUnsafeBytes { write(fd, $0.baseAddress, n) }
+                guard written == n else { close(fd); throw TrainingError.data("\(path): write failed") }
+                left -= n
+            }
+            fsync(fd)
+            close(fd)
+            times.append(monotonicSeconds() - t0)
+            unlink(path)
+        }
+        times.sort()
+        return times[1]
+    }
+}
