@@ -39,7 +39,7 @@ public enum DataError: Error, Equatable, CustomStringConvertible, LocalizedError
 
 /// `s` in double quotes for messages and summaries, with quotes, backslashes and control
 /// characters escaped (unlike `String(reflecting:)`, which also escapes `'`).
-func quoted(_ s: String) -> String {
+public func quoted(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {

@@ -324,26 +324,6 @@ public enum Checkpoint {
         }
     }
 
-    /// A vocabulary entry in double quotes, control characters escaped (entries can be "\n").
-    private static func quotedEntry(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"", "\\": out += "\\" + String(scalar)
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
-
     /// Checks that a checkpoint's model can be used with `config` (cell kind, sizes, vocabulary).
     public static func checkCompatible(_ content: CheckpointContent, with config: ModelConfig, file: String) throws {
         let c = content.config.model
@@ -365,8 +345,8 @@ public enum Checkpoint {
         if vocab != content.vocabulary {
             // Sizes are equal here (checkCompatible), so some entry differs.
             let i = vocab.indices.first { vocab[$0] != content.vocabulary[$0] } ?? 0
-            throw TrainingError.checkpoint("\(file): /vocab entry \(i): expected \(quotedEntry(vocab[i])) as in the dataset "
-                                           + "\(trainer.config.data), found \(quotedEntry(content.vocabulary[i]))")
+            throw TrainingError.checkpoint("\(file): /vocab entry \(i): expected \(quoted(vocab[i])) as in the dataset "
+                                           + "\(trainer.config.data), found \(quoted(content.vocabulary[i]))")
         }
         guard content.config.batchSize == trainer.config.batchSize else {
             throw TrainingError.checkpoint("\(file): batch size: the run expects \(trainer.config.batchSize) global streams, the checkpoint has \(content.config.batchSize)")

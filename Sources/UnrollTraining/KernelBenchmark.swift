@@ -2,6 +2,7 @@
 // global-norm clip and SGD update of a TBPTT window, hidden state carried and detached — the
 // same recipe as launch/bench_torch.py. Reports medians after warm-up, achieved GFLOP/s from the
 // model's GEMM FLOP count, and single-thread sgemm peak measured in the same run.
+import UnrollData
 import UnrollKernels
 import UnrollModels
 #if canImport(Glibc)
@@ -117,18 +118,5 @@ public enum KernelBenchmark {
         times.removeFirst()
         times.sort()
         return 2 * Double(m) * Double(n) * Double(k) / times[times.count / 2] / 1e9
-    }
-}
-
-/// SplitMix64: a tiny seeded generator for benchmark data.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
