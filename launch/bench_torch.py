@@ -4,6 +4,8 @@ Set up the interpreter with launch/torch-env (creates the git-ignored .venv-torc
 root when needed), then for example:
 
     launch/torch-env launch/bench_torch.py --configs A,D --threads 1 --seconds 10
+    launch/torch-env launch/bench_torch.py --configs A --threads 2 --seconds 10
+    launch/torch-env launch/bench_torch.py --configs A --ddp 2 --seconds 10   # 2 ranks x 1 thread
     launch/torch-env launch/bench_torch.py --json > torch.jsonl
 
 One step = embedding -> nn.LSTM / nn.GRU / nn.RNN(tanh) -> linear -> cross-entropy (mean over
@@ -13,17 +15,31 @@ The hidden state is carried from window to window and detached, as in truncated 
 tokens_per_s is B*T divided by the median step time over the timed steps (warm-up excluded).
 With several configs each one runs in its own child process, so peak_rss_mb is that config's own
 peak resident set (ru_maxrss), not the largest seen so far.
+
+Modes ("mode" in the JSON): "threads" is one process with --threads intra-op threads. "ddp" (--ddp N)
+spawns N processes on this machine (gloo over 127.0.0.1, a free port), each with --threads threads,
+wrapping the model in DistributedDataParallel. The global shapes stay those of the config: rank r
+takes streams [r*B/N, (r+1)*B/N) of the same B-stream token stream, its cross-entropy is the mean over
+its own tokens and DDP averages the gradients, which is the single-process mean over B*T tokens. A
+DDP step includes the gradient allreduce (DDP waits for it inside backward). tokens_per_s is the
+global B*T over rank 0's median step time; peak_rss_mb is the largest rank's peak RSS. Between timed
+steps rank 0 broadcasts whether to stop (outside the timed interval), so all ranks run the same
+number of steps under --seconds.
 """
 
 import argparse
 import json
+import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import time
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -61,15 +77,27 @@ def detach(state):
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
-def run_config(name, threads, warmup, steps, seconds):
+def peak_rss_mb():
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_config(name, threads, warmup, steps, seconds, rank=0, ranks=1):
+    """Times training steps of one config (rank of ranks); DDP wraps the model when a process group exists.
+
+    Returns (step times in seconds, result fields common to both modes).
+    """
     _, cell, V, E, L, H, B, T = CONFIGS[name]
+    b = B // ranks  # this rank's streams
     torch.manual_seed(0)
     model = LM(cell, V, E, L, H)
     params = list(model.parameters())
+    distributed = dist.is_initialized()
+    net = nn.parallel.DistributedDataParallel(model) if distributed else model
     opt = torch.optim.SGD(params, lr=LR)
-    # One (T*STREAM_WINDOWS + 1, B) stream so inputs and targets are shifted by one, as in training.
-    stream = torch.randint(V, (T * STREAM_WINDOWS + 1, B))
-    zeros = torch.zeros(L, B, H)
+    # One (T*STREAM_WINDOWS + 1, B) stream so inputs and targets are shifted by one, as in training;
+    # every rank draws the same global stream and keeps its own columns.
+    stream = torch.randint(V, (T * STREAM_WINDOWS + 1, B))[:, rank * b:(rank + 1) * b].contiguous()
+    zeros = torch.zeros(L, b, H)
     state = (zeros, zeros.clone()) if cell == "lstm" else zeros
 
     def step(i):
@@ -78,14 +106,15 @@ def run_config(name, threads, warmup, steps, seconds):
         x = stream[w * T:(w + 1) * T]
         y = stream[w * T + 1:(w + 1) * T + 1]
         state = detach(state)  # truncate BPTT at the window boundary, keep the values
-        logits, state = model(x, state)
+        logits, state = net(x, state)
         loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP this returns after the gradient allreduce has finished
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         opt.step()
         return loss.item()  # forces the step to finish before the clock is read
 
+    stop = torch.zeros(1, dtype=torch.int32)
     i = 0
     for _ in range(warmup):
         step(i)
@@ -98,20 +127,72 @@ def run_config(name, threads, warmup, steps, seconds):
         times.append(time.perf_counter() - t0)
         i += 1
         if steps is not None:
-            if len(times) >= steps:
-                break
-        elif time.perf_counter() - start >= seconds and len(times) >= 3:
+            done = len(times) >= steps
+        else:
+            done = time.perf_counter() - start >= seconds and len(times) >= 3
+        if distributed and steps is None:
+            # Rank 0's clock decides; every rank must run the same number of collective steps.
+            stop.fill_(int(done))
+            dist.broadcast(stop, src=0)
+            done = bool(stop.item())
+        if done:
             break
-    med = statistics.median(times)
-    return {
+    return times, {
         "config": name, "cell": cell, "vocab": V, "embedding": E, "layers": L, "hidden": H,
         "batch": B, "bptt": T, "threads": threads,
-        "tokens_per_s": round(B * T / med, 1),
-        "median_step_ms": round(med * 1e3, 3),
-        "steps": len(times),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "torch_version": torch.__version__,
     }
+
+
+def finish(fields, times, mode, ranks, rss):
+    med = statistics.median(times)
+    B, T = fields["batch"], fields["bptt"]
+    r = {"config": fields["config"], "mode": mode, "ranks": ranks, "threads": fields["threads"],
+         "tokens_per_s": round(B * T / med, 1),
+         "median_step_ms": round(med * 1e3, 3),
+         "steps": len(times),
+         "peak_rss_mb": max(rss),
+         "torch_version": torch.__version__}
+    for k, v in fields.items():
+        r.setdefault(k, v)
+    if mode == "ddp":
+        r["batch_per_rank"] = B // ranks
+        r["peak_rss_mb_per_rank"] = rss
+    return r
+
+
+def run_threads(name, args):
+    times, fields = run_config(name, args.threads, args.warmup, args.steps, args.seconds)
+    return finish(fields, times, "threads", 1, [peak_rss_mb()])
+
+
+def ddp_worker(rank, ranks, name, args, results):
+    """One DDP rank (entry point of torch.multiprocessing.spawn)."""
+    torch.set_num_threads(args.threads)
+    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=ranks)
+    try:
+        times, fields = run_config(name, args.threads, args.warmup, args.steps, args.seconds,
+                                   rank=rank, ranks=ranks)
+        rss = [None] * ranks
+        dist.all_gather_object(rss, peak_rss_mb())
+        if rank == 0:
+            results.put(finish(fields, times, "ddp", ranks, rss))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ddp(name, args):
+    """Spawns args.ddp fresh rank processes for this config, so their peak RSS is this config's."""
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(free_port())
+    results = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(ddp_worker, args=(args.ddp, name, args, results), nprocs=args.ddp, join=True)
+    return results.get()
 
 
 def parse_args():
@@ -119,7 +200,10 @@ def parse_args():
     p.add_argument("--configs", default=",".join(CONFIGS),
                    help=f"comma-separated subset of {','.join(CONFIGS)} (default: all)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch.set_num_threads (default: 1)")
+                   help="torch.set_num_threads, per rank with --ddp (default: 1)")
+    p.add_argument("--ddp", type=int, metavar="N",
+                   help="DistributedDataParallel (gloo) over N local processes, each taking B/N "
+                        "streams of the global batch B (default: one process)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help="timed steps per config")
@@ -132,8 +216,12 @@ def parse_args():
     if unknown:
         p.error(f"--configs: unknown {','.join(unknown)}; expected some of {','.join(CONFIGS)}")
     if args.threads < 1 or args.warmup < 0 or (args.steps is not None and args.steps < 1) \
-            or args.seconds <= 0:
-        p.error("--threads and --steps must be >= 1, --warmup >= 0, --seconds > 0")
+            or args.seconds <= 0 or (args.ddp is not None and args.ddp < 1):
+        p.error("--threads, --ddp and --steps must be >= 1, --warmup >= 0, --seconds > 0")
+    if args.ddp is not None:
+        bad = [f"{c} (B={CONFIGS[c][6]})" for c in args.configs if CONFIGS[c][6] % args.ddp]
+        if bad:
+            p.error(f"--ddp {args.ddp}: must divide the batch of every config; not {', '.join(bad)}")
     return args
 
 
@@ -150,14 +238,17 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     if not args.json:
-        print(f"torch {torch.__version__}, {args.threads} thread(s), warm-up {args.warmup}, "
+        procs = f"DDP (gloo) {args.ddp} rank(s) x " if args.ddp is not None else ""
+        print(f"torch {torch.__version__}, {procs}{args.threads} thread(s), warm-up {args.warmup}, "
               + (f"{args.steps} steps" if args.steps is not None else f"~{args.seconds:g} s")
               + " per config")
         print(f"{'cfg':<4}{'model':<26}{'B':>4}{'T':>4}{'steps':>7}{'ms/step':>10}"
               f"{'tok/s':>10}{'RSS MB':>9}")
     for name in args.configs:
-        if len(args.configs) == 1:
-            r = run_config(name, args.threads, args.warmup, args.steps, args.seconds)
+        if args.ddp is not None:
+            r = run_ddp(name, args)
+        elif len(args.configs) == 1:
+            r = run_threads(name, args)
         else:
             r = child_result(name, args)
         if args.json:
