@@ -25,6 +25,9 @@ struct BenchKernels: ParsableCommand {
     @Flag(help: "Print one JSON object per shape instead of a table.")
     var json = false
 
+    @Flag(help: "Only measure single-thread cblas_sgemm peak; print it as JSON.")
+    var sgemmOnly = false
+
     func validate() throws {
         let names = Set(BenchmarkShape.reference.map(\.name))
         for c in configs.split(separator: ",") where !names.contains(String(c)) {
@@ -35,10 +38,15 @@ struct BenchKernels: ParsableCommand {
     func run() throws {
         let wanted = configs.split(separator: ",").map(String.init)
         let shapes = BenchmarkShape.reference.filter { wanted.contains($0.name) }
-        print(BLASEnvironment.summary)
+        if !sgemmOnly { print(BLASEnvironment.summary) }
         let peakNN = KernelBenchmark.sgemmGflops(m: 1024, n: 1024, k: 1024)
         let peakTN = KernelBenchmark.sgemmGflops(m: 2048, n: 512, k: 2048, transA: true)
         let peak = max(peakNN, peakTN)
+        if sgemmOnly {
+            print("{\"sgemm_peak_gflops\":\(fmt(peak, 2)),\"nn_1024\":\(fmt(peakNN, 2)),\"tn_2048_512_2048\":\(fmt(peakTN, 2)),"
+                  + "\"blas_core\":\"\(BLAS.coreName)\"}")
+            return
+        }
         print("sgemm peak (1 thread, measured now): 1024³ NN \(fmt(peakNN, 1)) GFLOP/s, 2048×512×2048 TN \(fmt(peakTN, 1)) GFLOP/s")
         print("method: median step time over ≥\(fmt(seconds, 0)) s after \(warmup) warm-up steps; tokens/s = B·T / median step;")
         print("        GFLOP/s = 3 × forward GEMM FLOPs per token × tokens/s")
