@@ -60,19 +60,63 @@ public enum RowKernels {
         for i in 0..<count { y[i] += x[i] }
     }
 
-    /// Σ x² in Double.
+    /// Σ x² in Double. Sixteen independent Float lanes per block of 4096 (IEEE addition is not
+    /// associative, so the compiler will not vectorise a plain running sum), blocks summed in Double.
     @inlinable
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        // Float partial sums over blocks keep the loop vectorised; blocks are summed in Double.
         var total = 0.0, i = 0
+        let raw = UnsafeRawPointer(x)
         while i < count {
             let end = min(count, i + 4096)
-            var partial: Float = 0
-            for j in i..<end { partial += x[j] * x[j] }
+            var lanes = SIMD16<Float>(repeating: 0)
+            var j = i
+            while j + 16 <= end {
+                let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                lanes.addProduct(v, v)
+                j += 16
+            }
+            var partial = lanes.sum()
+            while j < end { partial += x[j] * x[j]; j += 1 }
             total += Double(partial)
             i = end
         }
         return total
+    }
+
+    /// Σ x in Double (same blocking as `sumOfSquares`).
+    @inlinable
+    public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var total = 0.0, i = 0
+        let raw = UnsafeRawPointer(x)
+        while i < count {
+            let end = min(count, i + 4096)
+            var lanes = SIMD16<Float>(repeating: 0)
+            var j = i
+            while j + 16 <= end {
+                lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                j += 16
+            }
+            var partial = lanes.sum()
+            while j < end { partial += x[j]; j += 1 }
+            total += Double(partial)
+            i = end
+        }
+        return total
+    }
+
+    /// max over x (−∞ for an empty range).
+    @inlinable
+    public static func maximum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        let raw = UnsafeRawPointer(x)
+        var lanes = SIMD16<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 16 <= count {
+            lanes = pointwiseMax(lanes, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self))
+            j += 16
+        }
+        var m = lanes.max()
+        while j < count { m = Swift.max(m, x[j]); j += 1 }
+        return m
     }
 
     /// x *= s.
@@ -90,9 +134,12 @@ public enum SoftmaxCrossEntropy {
     /// - logits: (N, V); targets: (N) with −1 = ignored.
     /// - Returns: Σ −log softmax(row)[target] in Double over non-ignored rows, and their count.
     @inlinable
+    /// - dBias: if given, (V) += Σ rows of dLogits (the readout bias gradient, fused here so the
+    ///   (N, V) gradient is not read again).
     public static func forwardBackward(dLogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
                                        targets: UnsafePointer<Int32>, rows: Int, vocab: Int,
-                                       gradScale: Float) -> (lossSum: Double, count: Int) {
+                                       gradScale: Float,
+                                       dBias: UnsafeMutablePointer<Float>? = nil) -> (lossSum: Double, count: Int) {
         var lossSum = 0.0, count = 0
         for n in 0..<rows {
             let x = logits + n * vocab, d = dLogits + n * vocab
@@ -103,17 +150,22 @@ public enum SoftmaxCrossEntropy {
             }
             precondition(target < vocab, "cross-entropy: target \(target) outside 0..<\(vocab)")
             let xTarget = x[target]
-            var m = -Float.infinity
-            for j in 0..<vocab { m = max(m, x[j]) }
+            let m = RowKernels.maximum(x, count: vocab)
             for j in 0..<vocab { d[j] = x[j] - m }
             Activations.exp(d, d, count: vocab)
-            var s = 0.0
-            for j in 0..<vocab { s += Double(d[j]) }
+            let s = RowKernels.sum(d, count: vocab)
             lossSum += Double(m) + log(s) - Double(xTarget)
             count += 1
             let k = Float(Double(gradScale) / s)
-            for j in 0..<vocab { d[j] *= k }
-            d[target] -= gradScale
+            d[target] -= gradScale / k
+            if let dBias {
+                for j in 0..<vocab {
+                    d[j] *= k
+                    dBias[j] += d[j]
+                }
+            } else {
+                for j in 0..<vocab { d[j] *= k }
+            }
         }
         return (lossSum, count)
     }
@@ -128,12 +180,10 @@ public enum SoftmaxCrossEntropy {
             if target < 0 { continue }
             precondition(target < vocab, "cross-entropy: target \(target) outside 0..<\(vocab)")
             let x = logits + n * vocab
-            var m = -Float.infinity
-            for j in 0..<vocab { m = max(m, x[j]) }
+            let m = RowKernels.maximum(x, count: vocab)
             for j in 0..<vocab { scratch[j] = x[j] - m }
             Activations.exp(scratch, scratch, count: vocab)
-            var s = 0.0
-            for j in 0..<vocab { s += Double(scratch[j]) }
+            let s = RowKernels.sum(scratch, count: vocab)
             lossSum += Double(m) + log(s) - Double(x[target])
             count += 1
         }

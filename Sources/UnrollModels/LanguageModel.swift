@@ -190,11 +190,11 @@ public final class RecurrentLanguageModel {
         guard let tokens, let readoutInput else { preconditionFailure("backward before forward") }
         let E = config.embeddingSize, H = config.hiddenSize, V = config.vocabSize, rows = steps * batch
         let result = SoftmaxCrossEntropy.forwardBackward(dLogits: logits.pointer, logits: logits.pointer,
-                                                         targets: targets, rows: rows, vocab: V, gradScale: gradScale)
+                                                         targets: targets, rows: rows, vocab: V, gradScale: gradScale,
+                                                         dBias: arena.gradients(decoderBias))
         lastLoss = result
         BLAS.sgemm(transA: true, m: V, n: H, k: rows, a: logits.pointer, lda: V, b: readoutInput, ldb: H,
                    beta: 1, c: arena.gradients(decoderWeight), ldc: H)
-        RowKernels.accumulateColumnSums(arena.gradients(decoderBias), logits.pointer, rows: rows, cols: V)
         var dOut = dUpper.pointer, dNext = dLower.pointer
         BLAS.sgemm(m: rows, n: H, k: V, a: logits.pointer, lda: V, b: arena.parameters(decoderWeight), ldb: H,
                    beta: 0, c: dOut, ldc: H)

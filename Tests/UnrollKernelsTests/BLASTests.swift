@@ -42,3 +42,16 @@ import UnrollTestSupport
         #expect(BLAS.threads >= 1)
     }
 }
+
+@Suite struct ReductionTests {
+    @Test(arguments: [0, 1, 15, 16, 17, 4095, 4096, 4097, 10_001])
+    func reductionsMatchDoubleReference(count: Int) {
+        var rng = TestRNG(seed: UInt64(count) + 1)
+        let x = rng.floats(count, -3, 3)
+        let squares = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+        let sum = x.reduce(0.0) { $0 + Double($1) }
+        #expect(abs(RowKernels.sumOfSquares(x, count: count) - squares) <= 1e-5 * max(1, squares))
+        #expect(abs(RowKernels.sum(x, count: count) - sum) <= 1e-5 * max(1, x.reduce(0.0) { $0 + abs(Double($1)) }))
+        #expect(RowKernels.maximum(x, count: count) == (x.max() ?? -.infinity))
+    }
+}
