@@ -3,7 +3,7 @@
 // of `hs`, so the cache is just the outputs.
 import UnrollKernels
 
-final class ElmanLayer: RecurrentLayer {
+final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
     /// (T, B, H) pre-activation gradients.
     let dPre: FloatBuffer
 
@@ -16,7 +16,7 @@ final class ElmanLayer: RecurrentLayer {
 
     private var relu: Bool { cell == .rnnRelu }
 
-    override func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
         begin(input: input, steps: steps, batch: batch)
         let BH = batch * hiddenSize
         projectInput(output, includeRecurrentBias: true)   // output slots hold pre-activations
@@ -30,7 +30,7 @@ final class ElmanLayer: RecurrentLayer {
         final.h.update(from: slot(finalSlot), count: BH)
     }
 
-    override func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
+    func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
                            dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
         packBackward()
         let BH = batch * hiddenSize

@@ -2,7 +2,7 @@
 // forward and backward (BPTT) with the cache backward needs.
 import UnrollKernels
 
-final class GRULayer: RecurrentLayer {
+final class GRULayer: RecurrentLayerBase, RecurrentLayer {
     /// (T, B, 3H) input pre-activations, then gate activations [r z n].
     let gates: FloatBuffer
     /// (T, B, H) W_hn h + b_hn per step.
@@ -25,7 +25,7 @@ final class GRULayer: RecurrentLayer {
                    arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
     }
 
-    override func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
         begin(input: input, steps: steps, batch: batch)
         let BH = batch * hiddenSize, BG = batch * gateWidth
         projectInput(gates.pointer, includeRecurrentBias: false)
@@ -41,7 +41,7 @@ final class GRULayer: RecurrentLayer {
         final.h.update(from: slot(finalSlot), count: BH)
     }
 
-    override func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
+    func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
                            dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
         packBackward()
         let BH = batch * hiddenSize, BG = batch * gateWidth

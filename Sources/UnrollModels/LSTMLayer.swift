@@ -2,7 +2,7 @@
 // Gate order i,f,g,o as PyTorch; both biases are added once in the input projection.
 import UnrollKernels
 
-final class LSTMLayer: RecurrentLayer {
+final class LSTMLayer: RecurrentLayerBase, RecurrentLayer {
     /// (T, B, 4H) gate activations [i f g o].
     let gates: FloatBuffer
     /// (T+1, B, H) cell states, same slot order as `hs`.
@@ -30,7 +30,7 @@ final class LSTMLayer: RecurrentLayer {
         cs.pointer + s * batch * hiddenSize
     }
 
-    override func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
         begin(input: input, steps: steps, batch: batch)
         guard let c0 = initial.c, let cT = final.c else { preconditionFailure("LSTM state needs c") }
         let BH = batch * hiddenSize, BG = batch * gateWidth
@@ -49,7 +49,7 @@ final class LSTMLayer: RecurrentLayer {
         cT.update(from: cellSlot(finalSlot), count: BH)
     }
 
-    override func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
+    func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
                            dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
         packBackward()
         let BH = batch * hiddenSize, BG = batch * gateWidth

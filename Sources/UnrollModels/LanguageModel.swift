@@ -69,7 +69,7 @@ public struct DropoutContext: Sendable {
 public final class RecurrentLanguageModel {
     public let config: ModelConfig
     public let arena: ParameterArena
-    public let layers: [RecurrentLayer]
+    public let layers: [any RecurrentLayer]
     public let maxSteps: Int
     public let maxBatch: Int
 
@@ -105,7 +105,7 @@ public final class RecurrentLanguageModel {
         self.maxBatch = maxBatch
         let H = config.hiddenSize, E = config.embeddingSize, rows = maxSteps * maxBatch
         layers = (0..<config.layers).map { k in
-            RecurrentLayer.make(cell: config.cell, index: k, inputSize: config.inputSize(ofLayer: k), hiddenSize: H,
+            RecurrentLayers.make(cell: config.cell, index: k, inputSize: config.inputSize(ofLayer: k), hiddenSize: H,
                                 arena: arena, maxSteps: maxSteps, maxBatch: maxBatch)
         }
         embeddingView = arena.view("embedding.weight")

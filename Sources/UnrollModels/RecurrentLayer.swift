@@ -26,9 +26,27 @@ public struct LayerState {
     }
 }
 
-/// A recurrent layer: parameters are views into a `ParameterArena`; the workspace holds what
-/// backward needs from the last forward.
-public class RecurrentLayer {
+/// A recurrent layer over a window: each cell kind (LSTMLayer, GRULayer, ElmanLayer) implements
+/// forward and backward on top of the shared storage and GEMMs of `RecurrentLayerBase`.
+public protocol RecurrentLayer: RecurrentLayerBase {
+    /// Runs the layer over a window.
+    /// - input: (T, B, E), kept by pointer until `backward`.
+    /// - initial: state before the first processed step; final: receives the state after the last
+    ///   (may alias `initial`).
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState)
+
+    /// Backpropagates through the window of the last forward, accumulating (+=) parameter gradients.
+    /// - dOutput: (T, B, H) ∂L/∂outputs; consumed (overwritten).
+    /// - dFinal: ∂L/∂(final state), or nil for zero.
+    /// - dInput: receives (T, B, E) ∂L/∂input (overwritten), or nil if not needed.
+    /// - dInitial: receives ∂L/∂(initial state), or nil if not needed.
+    func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
+                  dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?)
+}
+
+/// Parameters (views into a `ParameterArena`), the workspace backward needs from the last
+/// forward, and the GEMMs every cell shares.
+public class RecurrentLayerBase {
     public let cell: CellKind
     public let inputSize: Int
     public let hiddenSize: Int
@@ -164,29 +182,14 @@ public class RecurrentLayer {
         self.batch = batch
         packForward()
     }
+}
 
-    /// Runs the layer over a window.
-    /// - input: (T, B, E), kept by pointer until `backward`.
-    /// - initial: state before the first processed step; final: receives the state after the last
-    ///   (may alias `initial`).
-    public func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
-        fatalError("RecurrentLayer.forward is abstract")
-    }
-
-    /// Backpropagates through the window of the last forward, accumulating (+=) parameter gradients.
-    /// - dOutput: (T, B, H) ∂L/∂outputs; consumed (overwritten).
-    /// - dFinal: ∂L/∂(final state), or nil for zero.
-    /// - dInput: receives (T, B, E) ∂L/∂input (overwritten), or nil if not needed.
-    /// - dInitial: receives ∂L/∂(initial state), or nil if not needed.
-    public func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
-                         dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?) {
-        fatalError("RecurrentLayer.backward is abstract")
-    }
-
-    /// Creates the layer subclass for `cell`.
+/// Builds layers by cell kind.
+public enum RecurrentLayers {
+    /// The layer for `cell` over the `rnn.*_l{index}{suffix}` views of `arena`.
     public static func make(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int,
                             direction: TimeDirection = .forward, arena: ParameterArena,
-                            maxSteps: Int, maxBatch: Int, suffix: String = "") -> RecurrentLayer {
+                            maxSteps: Int, maxBatch: Int, suffix: String = "") -> any RecurrentLayer {
         switch cell {
         case .lstm:
             LSTMLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,

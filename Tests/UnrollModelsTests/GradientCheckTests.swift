@@ -31,7 +31,7 @@ private func step(_ cell: CellKind) -> (eps: Float, atol: Double) {
         let arena = ParameterArena(layout: layout)
         var rng = TestRNG(seed: 11)
         rng.fill(arena.parameters.pointer, count: arena.parameters.count, -0.6, 0.6)
-        let layer = RecurrentLayer.make(cell: cell, index: 0, inputSize: E, hiddenSize: H, direction: direction,
+        let layer = RecurrentLayers.make(cell: cell, index: 0, inputSize: E, hiddenSize: H, direction: direction,
                                         arena: arena, maxSteps: T, maxBatch: B)
         let input = FloatBuffer(rng.floats(T * B * E))
         let h0 = FloatBuffer(rng.floats(B * H)), c0 = FloatBuffer(rng.floats(B * H))
@@ -77,9 +77,9 @@ private func step(_ cell: CellKind) -> (eps: Float, atol: Double) {
         let config = ModelConfig(cell: .gru, vocabSize: 2, embeddingSize: E, hiddenSize: H, layers: 1)
         let arena = ParameterArena(layout: .languageModel(config))
         Initializer.initialize(arena, config: config, seed: 3)
-        let forward = RecurrentLayer.make(cell: .gru, index: 0, inputSize: E, hiddenSize: H, direction: .forward,
+        let forward = RecurrentLayers.make(cell: .gru, index: 0, inputSize: E, hiddenSize: H, direction: .forward,
                                           arena: arena, maxSteps: T, maxBatch: B)
-        let reverse = RecurrentLayer.make(cell: .gru, index: 0, inputSize: E, hiddenSize: H, direction: .reverse,
+        let reverse = RecurrentLayers.make(cell: .gru, index: 0, inputSize: E, hiddenSize: H, direction: .reverse,
                                           arena: arena, maxSteps: T, maxBatch: B)
         var rng = TestRNG(seed: 4)
         let x = rng.floats(T * B * E)
