@@ -79,10 +79,15 @@ UK_TARGET_AVX512 void uk_gemm_packed_avx512(int m, int n, int k, float alpha, co
             masks[j] = left >= 16 ? (__mmask16)0xFFFF
                                   : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u);
         }
-        for (int m0 = 0; m0 < m; m0 += UK_MR512) {
-            int mr = m - m0 < UK_MR512 ? m - m0 : UK_MR512;
+        // Balanced tile heights (M = 16 → 8 + 8, not 12 + 4; M = 20 → 10 + 10): a short last
+        // tile streams the whole panel for little work. A row's sum runs over k in the same order
+        // whatever its tile, so results do not depend on M or on the row's position.
+        int tiles = (m + UK_MR512 - 1) / UK_MR512;
+        for (int t = 0, m0 = 0; t < tiles; ++t) {
+            int mr = m / tiles + (t < m % tiles ? 1 : 0);
             tile512_any(mr, k, a + (size_t)m0 * (size_t)lda, (size_t)lda, panel,
                         c + (size_t)m0 * (size_t)ldc + n0, (size_t)ldc, alpha, beta, masks);
+            m0 += mr;
         }
     }
 }
