@@ -1,6 +1,7 @@
 // Embedding lookup, bias broadcasting and the fused softmax + cross-entropy of the readout.
 // Cross-entropy sums the loss in Double (log-sum-exp, stable for any logit range) and writes
 // the gradient softmax − onehot in the same pass; target −1 marks an ignored (padded) position.
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -60,63 +61,22 @@ public enum RowKernels {
         for i in 0..<count { y[i] += x[i] }
     }
 
-    /// Σ x² in Double. Sixteen independent Float lanes per block of 4096 (IEEE addition is not
-    /// associative, so the compiler will not vectorise a plain running sum), blocks summed in Double.
+    /// Σ x² in Double (16 float lanes per block of 4096, blocks added in double; CKernels).
     @inlinable
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        var total = 0.0, i = 0
-        let raw = UnsafeRawPointer(x)
-        while i < count {
-            let end = min(count, i + 4096)
-            var lanes = SIMD16<Float>(repeating: 0)
-            var j = i
-            while j + 16 <= end {
-                let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
-                lanes.addProduct(v, v)
-                j += 16
-            }
-            var partial = lanes.sum()
-            while j < end { partial += x[j] * x[j]; j += 1 }
-            total += Double(partial)
-            i = end
-        }
-        return total
+        uk_sum_squares(x, count)
     }
 
     /// Σ x in Double (same blocking as `sumOfSquares`).
     @inlinable
     public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        var total = 0.0, i = 0
-        let raw = UnsafeRawPointer(x)
-        while i < count {
-            let end = min(count, i + 4096)
-            var lanes = SIMD16<Float>(repeating: 0)
-            var j = i
-            while j + 16 <= end {
-                lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
-                j += 16
-            }
-            var partial = lanes.sum()
-            while j < end { partial += x[j]; j += 1 }
-            total += Double(partial)
-            i = end
-        }
-        return total
+        uk_sum(x, count)
     }
 
     /// max over x (−∞ for an empty range).
     @inlinable
     public static func maximum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-        let raw = UnsafeRawPointer(x)
-        var lanes = SIMD16<Float>(repeating: -.infinity)
-        var j = 0
-        while j + 16 <= count {
-            lanes = pointwiseMax(lanes, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self))
-            j += 16
-        }
-        var m = lanes.max()
-        while j < count { m = Swift.max(m, x[j]); j += 1 }
-        return m
+        uk_max(x, count)
     }
 
     /// x *= s.

@@ -47,6 +47,15 @@ void uk_tanh(float *y, const float *x, size_t n);
 /// as IEEE rounding of the true value requires.
 void uk_exp(float *y, const float *x, size_t n);
 
+// MARK: Reductions (16 lanes, float partial sums per block of 4096 added in double)
+
+/// max over x[0..<n] (−Inf for n = 0; NaN elements are skipped unless all are NaN).
+float uk_max(const float *x, size_t n);
+/// Σ x[i].
+double uk_sum(const float *x, size_t n);
+/// Σ x[i]².
+double uk_sum_squares(const float *x, size_t n);
+
 // MARK: GEMM with a packed right operand
 
 /// Number of floats uk_pack_b writes for a K×N operand. Zero when k or n is not positive.
