@@ -108,6 +108,8 @@ struct BenchTrain: ParsableCommand {
     var warmup: Int = 3
     @Option(help: "Directory for the temporary dataset and checkpoint.")
     var workdir: String = "/tmp/unroll-bench"
+    @Option(help: "Gradient allreduce bucket size in bytes.")
+    var bucketBytes: Int = 4 << 20
     @Flag(help: "Run as one independent process even under mpirun (the no-communication ceiling).")
     var noComm = false
     @Flag(help: "Also time plain and ordered allreduces of the gradient bytes and a checkpoint save vs a raw write.")
@@ -120,7 +122,8 @@ struct BenchTrain: ParsableCommand {
         let comm: any Communicator = noComm ? SingleProcessCommunicator() : try makeCommunicator()
         try runReportingErrors(communicator: comm) {
             let r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
-                                              workdir: workdir, warmup: warmup, seconds: seconds, extras: extras)
+                                              workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
+                                              bucketBytes: bucketBytes)
             if comm.rank == 0 {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
