@@ -7,21 +7,27 @@ import sys
 def main(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     machine = next(r for r in rows if r["kind"] == "machine")
-    peak = next(r for r in rows if r["kind"] == "sgemm")["sgemm_peak_gflops"]
+    peaks = sorted(r["sgemm_peak_gflops"] for r in rows if r["kind"] == "sgemm")
+    peak = peaks[len(peaks) // 2]
+    rounds = max(1, len([r for r in rows if r["kind"] == "unroll" and r.get("mode") == "np1"]) //
+                 max(1, len({r["config"] for r in rows if r["kind"] == "unroll"})))
     configs = sorted({r["config"] for r in rows if r["kind"] == "unroll"})
 
     def get(kind, config, **match):
-        for r in rows:
-            if r["kind"] == kind and r.get("config") == config and all(r.get(k) == v for k, v in match.items()):
-                return r
-        return None
+        """The run with the median throughput among the repeated rounds of one measurement."""
+        runs = [r for r in rows
+                if r["kind"] == kind and r.get("config") == config and all(r.get(k) == v for k, v in match.items())]
+        if not runs:
+            return None
+        runs.sort(key=lambda r: r.get("tokensPerSecond", r.get("tokens_per_s", 0)))
+        return runs[len(runs) // 2]
 
     def num(x, digits=0):
         return "—" if x is None else f"{x:,.{digits}f}"
 
     print(f"Measured {machine['date']} on {machine['cores']} cores ({machine['cpu']}); "
           f"single-thread sgemm peak in this run: {peak:.1f} GFLOP/s. Median step after warm-up; "
-          f"tokens/s = global B·T / median step.\n")
+          f"tokens/s = global B·T / median step; each figure is the median of {rounds} interleaved round(s).\n")
     print("| config | Unroll 1 rank | PyTorch 1 thread | ratio | Unroll np=2 | PyTorch 2 threads | PyTorch DDP 2×1 | ratio vs best 2-core | GFLOP/s (1 rank) | % sgemm peak |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
