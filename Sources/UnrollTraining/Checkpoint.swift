@@ -79,7 +79,7 @@ public enum Checkpoint {
         var failure: (any Error)?
         if comm.rank == 0 {
             do {
-                let vocab = try trainer.dataset.vocabulary()
+                let vocab = trainer.vocabulary
                 try AtomicFile.write(to: path, failureHook: failureHook) { tmp in
                     let file = try H5File.create(tmp)
                     try file.setAttribute("format", string: CheckpointFormat.name)
@@ -341,7 +341,7 @@ public enum Checkpoint {
     /// state into `trainer` (whose world size may differ from the one that saved).
     public static func restore(_ content: CheckpointContent, into trainer: Trainer, file: String) throws {
         try checkCompatible(content, with: trainer.config.model, file: file)
-        let vocab = try trainer.dataset.vocabulary()
+        let vocab = trainer.vocabulary
         if vocab != content.vocabulary {
             // Sizes are equal here (checkCompatible), so some entry differs.
             let i = vocab.indices.first { vocab[$0] != content.vocabulary[$0] } ?? 0

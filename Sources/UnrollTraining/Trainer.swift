@@ -79,6 +79,8 @@ public final class Trainer {
     public let state: RecurrentState
     public let reader: TrainStreamReader
     public let dataset: TokenDataset
+    /// The dataset's vocabulary, read once (every checkpoint stores a copy).
+    public let vocabulary: [String]
     public var progress = TrainingProgress()
     let reducer: GradientBucketReducer
     private var prefetcher: WindowPrefetcher?
@@ -92,6 +94,7 @@ public final class Trainer {
         self.config = config
         self.communicator = communicator
         dataset = try TokenDataset(path: config.data)
+        vocabulary = try dataset.vocabulary()
         guard dataset.vocabSize == config.model.vocabSize else {
             throw TrainingError.config("model vocabulary \(config.model.vocabSize) ≠ dataset \(config.data) vocabulary \(dataset.vocabSize)")
         }
