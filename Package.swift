@@ -31,7 +31,8 @@ let package = Package(
         // Hand-vectorised kernels (AVX-512 / AVX2 with runtime dispatch, portable fallback).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
 
-        .target(name: "UnrollKernels", dependencies: ["CCBLAS", "CKernels"], swiftSettings: fast),
+        .target(name: "UnrollKernels", dependencies: ["CCBLAS", "CKernels"], exclude: ["Derivations.md"],
+                swiftSettings: fast),
         .target(name: "UnrollModels", dependencies: ["UnrollKernels"], swiftSettings: fast),
         .target(name: "UnrollData", dependencies: ["HDF5Shim", "UnrollModels"], swiftSettings: fast),
         .target(name: "UnrollDistributed", dependencies: ["MPIShim"], swiftSettings: fast),

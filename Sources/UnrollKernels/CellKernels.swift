@@ -2,7 +2,7 @@
 // The matrix products (input projection for all steps, h·W_hhᵀ per step, weight gradients over the
 // window) happen in the layers; these kernels do everything elementwise between them, in one pass
 // over the (B, G·H) gate block of a step. Gate layouts follow PyTorch: LSTM i,f,g,o; GRU r,z,n.
-// Derivations: Sources/UnrollKernels/README.md.
+// Derivations: Sources/UnrollKernels/Derivations.md.
 
 /// LSTM cell pointwise kernels (Hochreiter & Schmidhuber 1997; Deep Learning eq. 10.40–10.44).
 public enum LSTMKernels {
