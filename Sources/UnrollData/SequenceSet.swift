@@ -128,13 +128,7 @@ public enum SequenceSetWriter {
                 case let .values(v): try group.write("targets", v, shape: [n, content.targetDim])
                 }
             }
-            for (key, value) in content.extraAttributes.sorted(by: { $0.key < $1.key }) {
-                switch value {
-                case let .string(s): try file.setAttribute(key, string: s)
-                case let .int(i): try file.setAttribute(key, Int64(i))
-                case let .double(d): try file.setAttribute(key, d)
-                }
-            }
+            try file.setAttributes(content.extraAttributes)
             try file.close()
         }
     }

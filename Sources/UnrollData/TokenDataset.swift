@@ -116,14 +116,21 @@ public enum TokenDatasetWriter {
                 }
             }
             try file.writeStrings("vocab", content.vocabulary)
-            for (key, value) in content.extraAttributes.sorted(by: { $0.key < $1.key }) {
-                switch value {
-                case let .string(s): try file.setAttribute(key, string: s)
-                case let .int(i): try file.setAttribute(key, Int64(i))
-                case let .double(d): try file.setAttribute(key, d)
-                }
-            }
+            try file.setAttributes(content.extraAttributes)
             try file.close()
+        }
+    }
+}
+
+extension H5AttributeHolder {
+    /// Writes `attributes` in name order (so equal content gives equal files).
+    func setAttributes(_ attributes: [String: AttributeValue]) throws {
+        for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
+            switch value {
+            case let .string(s): try setAttribute(key, string: s)
+            case let .int(i): try setAttribute(key, Int64(i))
+            case let .double(d): try setAttribute(key, d)
+            }
         }
     }
 }
