@@ -43,6 +43,7 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
             let dp = dPre.pointer + t * BH
             ElmanKernels.backward(dPre: dp, dh: dOut, h: slot(outputSlot(t)), count: BH, relu: relu)
             recurrentBackward(dh, dGates: dp, beta: 0)
+            hooks.timeStep?()
         }
         if let dInitial { dInitial.h.update(from: dh, count: BH) }
         finishBackward(dGatesIH: dPre.pointer, dGatesHH: dPre.pointer, dInput: dInput)

@@ -56,6 +56,7 @@ final class GRULayer: RecurrentLayerBase, RecurrentLayer {
                                 gates: gates.pointer + t * BG, hhN: hhN.pointer + t * BH,
                                 hPrev: slot(previousSlot(t)), batch: batch, hidden: hiddenSize)
             recurrentBackward(dh, dGates: dHH, beta: 1)
+            hooks.timeStep?()
         }
         if let dInitial { dInitial.h.update(from: dh, count: BH) }
         finishBackward(dGatesIH: dGatesIH.pointer, dGatesHH: dGatesHH.pointer, dInput: dInput)

@@ -65,6 +65,7 @@ final class LSTMLayer: RecurrentLayerBase, RecurrentLayer {
                                  cPrev: cellSlot(previousSlot(t)), tanhC: tanhC.pointer + t * BH,
                                  batch: batch, hidden: hiddenSize)
             recurrentBackward(dh, dGates: dg, beta: 0)
+            hooks.timeStep?()
         }
         if let dInitial {
             dInitial.h.update(from: dh, count: BH)

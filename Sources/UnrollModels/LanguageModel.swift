@@ -181,12 +181,16 @@ public final class RecurrentLanguageModel {
     /// - gradientsReady: called as soon as every gradient from arena offset `offset` to the end is
     ///   final (readout first, then each layer from the top, then the embedding at offset 0), so the
     ///   caller can start reducing those buckets while backward goes on. `lastLoss` is already set
-    ///   at the first call.
+    ///   at the first call. Within a layer it is also called after that layer's `weight_hh` and
+    ///   `weight_ih` gradients (see `BackwardHooks`).
+    /// - progress: called after every time step of every layer's backward, e.g. to let started
+    ///   reductions progress (MPI moves data only inside MPI calls).
     /// - Returns: the summed loss (Double) and the number of non-ignored targets.
     @discardableResult
     public func backward(targets: UnsafePointer<Int32>, gradScale: Float = 1, dFinalState: RecurrentState? = nil,
                          dInitialState: RecurrentState? = nil,
-                         gradientsReady: ((_ offset: Int) -> Void)? = nil) -> (lossSum: Double, count: Int) {
+                         gradientsReady: ((_ offset: Int) -> Void)? = nil,
+                         progress: (() -> Void)? = nil) -> (lossSum: Double, count: Int) {
         guard let tokens, let readoutInput else { preconditionFailure("backward before forward") }
         let E = config.embeddingSize, H = config.hiddenSize, V = config.vocabSize, rows = steps * batch
         let result = SoftmaxCrossEntropy.forwardBackward(dLogits: logits.pointer, logits: logits.pointer,
@@ -201,6 +205,8 @@ public final class RecurrentLanguageModel {
         gradientsReady?(decoderWeight.offset)
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             if dropoutActive { DropoutKernels.apply(dOut, dOut, mask: masks[k + 1].pointer, count: rows * H) }
+            layers[k].hooks = BackwardHooks(gradientsReady: gradientsReady, timeStep: progress)
+            defer { layers[k].hooks = BackwardHooks() }
             layers[k].backward(dOutput: dOut, dFinal: dFinalState?.layer(k),
                                dInput: k > 0 ? dNext : dEmbedded.pointer, dInitial: dInitialState?.layer(k))
             swap(&dOut, &dNext)

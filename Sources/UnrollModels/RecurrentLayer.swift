@@ -44,6 +44,21 @@ public protocol RecurrentLayer: RecurrentLayerBase {
                   dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?)
 }
 
+/// Callbacks a layer makes during its backward so that gradient communication can overlap it.
+public struct BackwardHooks {
+    /// Called with an arena offset once every gradient from that offset to the end of the arena is
+    /// final (given that the layers above this one have finished): after `weight_hh`'s gradient
+    /// (with the biases behind it) and again after `weight_ih`'s, before the input gradient GEMM.
+    public var gradientsReady: ((_ offset: Int) -> Void)?
+    /// Called after every time step of backward: a chance to drive outstanding communication.
+    public var timeStep: (() -> Void)?
+
+    public init(gradientsReady: ((_ offset: Int) -> Void)? = nil, timeStep: (() -> Void)? = nil) {
+        self.gradientsReady = gradientsReady
+        self.timeStep = timeStep
+    }
+}
+
 /// Parameters (views into a `ParameterArena`), the workspace backward needs from the last
 /// forward, and the GEMMs every cell shares.
 public class RecurrentLayerBase {
@@ -69,6 +84,8 @@ public class RecurrentLayerBase {
     public private(set) var batch = 0
     /// Input of the last forward, (T, B, E); must stay valid until backward.
     var input: UnsafePointer<Float>?
+    /// Set by the model for the duration of one backward; see `BackwardHooks`.
+    var hooks = BackwardHooks()
 
     var gateWidth: Int { cell.gateCount * hiddenSize }
 
@@ -156,18 +173,22 @@ public class RecurrentLayerBase {
                         packed: packedBackward.pointer, beta: beta, c: dhPrev, ldc: hiddenSize)
     }
 
-    /// After the time loop: dW_ih += dGatesIHᵀ·X, dW_hh += dGatesHHᵀ·Hprev, bias gradients, and
-    /// dInput = dGatesIH·W_ih — each one GEMM over all T·B rows.
+    /// After the time loop: bias gradients, dW_hh += dGatesHHᵀ·Hprev, dW_ih += dGatesIHᵀ·X and
+    /// dInput = dGatesIH·W_ih — each one GEMM over all T·B rows. The order follows the arena layout
+    /// backwards (W_ih, W_hh, b_ih, b_hh), so that `hooks.gradientsReady` can hand the W_hh part and
+    /// then the W_ih part to communication while the remaining GEMMs still run.
     func finishBackward(dGatesIH: UnsafePointer<Float>, dGatesHH: UnsafePointer<Float>,
                         dInput: UnsafeMutablePointer<Float>?) {
         guard let input else { return }
         let rows = steps * batch, G = gateWidth, H = hiddenSize, E = inputSize
-        BLAS.sgemm(transA: true, m: G, n: E, k: rows, a: dGatesIH, lda: G, b: input, ldb: E,
-                   beta: 1, c: arena.gradients(weightIH), ldc: E)
-        BLAS.sgemm(transA: true, m: G, n: H, k: rows, a: dGatesHH, lda: G, b: previousStates, ldb: H,
-                   beta: 1, c: arena.gradients(weightHH), ldc: H)
         RowKernels.accumulateColumnSums(arena.gradients(biasIH), dGatesIH, rows: rows, cols: G)
         RowKernels.accumulateColumnSums(arena.gradients(biasHH), dGatesHH, rows: rows, cols: G)
+        BLAS.sgemm(transA: true, m: G, n: H, k: rows, a: dGatesHH, lda: G, b: previousStates, ldb: H,
+                   beta: 1, c: arena.gradients(weightHH), ldc: H)
+        hooks.gradientsReady?(weightHH.offset)
+        BLAS.sgemm(transA: true, m: G, n: E, k: rows, a: dGatesIH, lda: G, b: input, ldb: E,
+                   beta: 1, c: arena.gradients(weightIH), ldc: E)
+        hooks.gradientsReady?(weightIH.offset)
         if let dInput {
             BLAS.sgemm(m: rows, n: E, k: G, a: dGatesIH, lda: G, b: arena.parameters(weightIH), ldb: E,
                        beta: 0, c: dInput, ldc: E)

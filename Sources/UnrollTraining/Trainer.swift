@@ -82,7 +82,14 @@ public final class Trainer {
     /// The dataset's vocabulary, read once (every checkpoint stores a copy).
     public let vocabulary: [String]
     public var progress = TrainingProgress()
+    /// Reduces the gradient from `bucketStart` on (everything but the embedding when
+    /// `embeddingReducer` exists) in buckets while backward runs.
     let reducer: GradientBucketReducer
+    /// With several ranks, reduces only the embedding rows some rank's tokens touched.
+    let embeddingReducer: SparseRowReducer?
+    let bucketStart: Int
+    /// Embedding rows that may hold a gradient from the last step (nil: treat all as dirty).
+    private var dirtyEmbeddingRows: [Int]?
     private var prefetcher: WindowPrefetcher?
     /// Set from a signal handler; reduced with the gradients so all ranks stop together.
     public var stopRequested = false
@@ -105,8 +112,19 @@ public final class Trainer {
                                        maxBatch: max(reader.localBatch, evalLocal, 1))
         optimizer = Optimizer(config: config.optimizer, parameterCount: model.arena.count)
         state = RecurrentState(config: config.model, batch: reader.localBatch)
-        reducer = GradientBucketReducer(buffer: model.arena.gradients.buffer, bucketBytes: config.bucketBytes,
-                                        communicator: communicator)
+        let layout = model.arena.layout
+        if communicator.size > 1, let embedding = layout.views.first, embedding.name == "embedding.weight",
+           embedding.offset == 0 {
+            embeddingReducer = SparseRowReducer(rows: config.model.vocabSize, width: config.model.embeddingSize,
+                                                communicator: communicator)
+            bucketStart = layout.views.dropFirst().first?.offset ?? layout.totalCount
+        } else {
+            embeddingReducer = nil
+            bucketStart = 0
+        }
+        let gradients = model.arena.gradients.buffer
+        reducer = GradientBucketReducer(buffer: UnsafeMutableBufferPointer(rebasing: gradients[bucketStart...]),
+                                        bucketBytes: config.bucketBytes, communicator: communicator)
     }
 
     /// Streams of the evaluation layout read by `rank`.
@@ -132,6 +150,19 @@ public final class Trainer {
                              state: progress.scheduleState)
     }
 
+    /// Zeroes the gradient buffer before a step; with a sparse embedding reduction only the rows
+    /// the last step reduced can be non-zero, so only those are cleared in the (large) table.
+    private func zeroGradients() {
+        let arena = model.arena
+        guard let embeddingReducer, let rows = dirtyEmbeddingRows else {
+            arena.zeroGradients()
+            return
+        }
+        let g = arena.gradients.pointer, width = embeddingReducer.width
+        (g + bucketStart).update(repeating: 0, count: arena.gradients.count - bucketStart)
+        for row in rows { (g + row * width).update(repeating: 0, count: width) }
+    }
+
     /// Runs one optimizer step on every rank (collective).
     public func step() throws -> StepReport {
         let stepStart = monotonicSeconds()
@@ -153,10 +184,19 @@ public final class Trainer {
         precondition(window.index == progress.window, "prefetcher out of step")
 
         let arena = model.arena, extras = arena.gradientExtras
-        arena.zeroGradients()
+        zeroGradients()
         var communicationSeconds = 0.0
         var reductionError: (any Error)?
         let computeStart = monotonicSeconds()
+        let injectNaN = config.faultInjection.map { $0.rank == communicator.rank && $0.step == progress.step } ?? false
+        if let embeddingReducer {
+            // Agreeing on the touched rows overlaps forward. The injected NaN goes to row 0, which
+            // must then count as touched for the NaN to be reduced like a real one.
+            let t0 = monotonicSeconds()
+            try embeddingReducer.begin(touched: window.inputs.prefix(window.length * window.batch),
+                                       alsoRow: injectNaN ? 0 : nil)
+            communicationSeconds += monotonicSeconds() - t0
+        }
         window.inputs.withUnsafeBufferPointer { inputs in
             window.targets.withUnsafeBufferPointer { targets in
                 model.forward(tokens: inputs.baseAddress!, steps: window.length, batch: window.batch, state: state,
@@ -164,8 +204,17 @@ public final class Trainer {
                                                       firstStream: reader.firstStream, globalBatch: config.batchSize))
                 var first = true
                 let model = self.model, stopRequested = self.stopRequested, reducer = self.reducer
-                let injectNaN = config.faultInjection.map { $0.rank == communicator.rank && $0.step == progress.step } ?? false
-                model.backward(targets: targets.baseAddress!, gradScale: 1) { offset in
+                let embeddingReducer = self.embeddingReducer, bucketStart = self.bucketStart
+                let pollReductions = {
+                    guard reductionError == nil else { return }
+                    let t0 = monotonicSeconds()
+                    do {
+                        try reducer.poll()
+                        _ = try embeddingReducer?.poll()
+                    } catch { reductionError = error }
+                    communicationSeconds += monotonicSeconds() - t0
+                }
+                model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: { offset in
                     if first {
                         first = false
                         let (lossSum, count) = model.lastLoss
@@ -180,14 +229,21 @@ public final class Trainer {
                     }
                     guard reductionError == nil else { return }
                     let t0 = monotonicSeconds()
-                    do { try reducer.ready(from: offset) } catch { reductionError = error }
+                    do {
+                        try reducer.ready(from: max(0, offset - bucketStart))
+                        if offset == 0 { try embeddingReducer?.start(arena.gradients.pointer) }
+                    } catch { reductionError = error }
                     communicationSeconds += monotonicSeconds() - t0
-                }
+                }, progress: pollReductions)
             }
         }
         if let reductionError { throw reductionError }
         let finishStart = monotonicSeconds()
         try reducer.finish()
+        if let embeddingReducer {
+            try embeddingReducer.finish()
+            dirtyEmbeddingRows = embeddingReducer.reducedRows
+        }
         communicationSeconds += monotonicSeconds() - finishStart
         let computeSeconds = monotonicSeconds() - computeStart - communicationSeconds
 

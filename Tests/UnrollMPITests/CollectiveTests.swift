@@ -16,6 +16,7 @@ let collectiveTests: [MPITest] = [
     MPITest(name: "bucketedReducerMatchesBlockingAllreduceBitForBit",
             body: bucketedReducerMatchesBlockingAllreduceBitForBit),
     MPITest(name: "reducerIsReusableAcrossSteps", body: reducerIsReusableAcrossSteps),
+    MPITest(name: "sparseRowReducerMatchesDenseAllreduceBitForBit", body: sparseRowReducerMatchesDenseAllreduceBitForBit),
     MPITest(name: "nonBlockingReductionsCompleteInAnyWaitOrder", body: nonBlockingReductionsCompleteInAnyWaitOrder),
     MPITest(name: "reductionIsReproducible", body: reductionIsReproducible),
     MPITest(name: "reductionResultIsIdenticalOnAllRanks", body: reductionResultIsIdenticalOnAllRanks),
@@ -183,6 +184,41 @@ private func reducerIsReusableAcrossSteps(_ comm: any Communicator, _ e: inout E
             try simulateBackward(reducer, count: count)
         }
         e.expectSameBits(Array(buffer), try blockingSum(comm, x), "step \(step)")
+    }
+}
+
+/// Each rank touches its own pseudo-random rows (a few, then most of them, which takes the dense
+/// branch); untouched rows are zero as in an embedding gradient. The sparse reduction must equal a
+/// blocking allreduce of the whole matrix bit for bit, report the union it reduced, and be reusable.
+private func sparseRowReducerMatchesDenseAllreduceBitForBit(_ comm: any Communicator,
+                                                            _ e: inout Expectations) throws {
+    let rows = 1000, width = 7
+    let reducer = SparseRowReducer(rows: rows, width: width, communicator: comm)
+    let matrix = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
+    defer { matrix.deallocate() }
+    for (step, perRank) in [3, 40, 700, 0, 25].enumerated() {
+        var touched: [[Int]] = []
+        for r in 0..<comm.size {
+            touched.append((0..<perRank).map { Int(mix(step, r, $0) % UInt64(rows)) })
+        }
+        let values = inputs(Float.self, seed: 500 + step, rank: comm.rank, count: rows * width)
+        var local = Array(repeating: Float(0), count: rows * width)
+        for row in touched[comm.rank] {
+            for j in 0..<width { local[row * width + j] = values[row * width + j] }
+        }
+        matrix.update(from: local, count: rows * width)
+        try reducer.begin(touched: touched[comm.rank].map { Int32($0) })
+        _ = try reducer.poll()
+        try reducer.start(matrix)
+        try reducer.finish()
+        let expected = try blockingSum(comm, local)
+        e.expectSameBits(Array(UnsafeBufferPointer(start: matrix, count: rows * width)), expected, "step \(step)")
+        let union = Set(touched.joined()).sorted()
+        if 2 * union.count > rows {
+            e.expect(reducer.reducedRows == nil, "step \(step): \(union.count) rows should take the dense branch")
+        } else {
+            e.expect(reducer.reducedRows == union, "step \(step): reduced rows are not the union")
+        }
     }
 }
 
