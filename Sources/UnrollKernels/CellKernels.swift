@@ -1,8 +1,10 @@
 // Fused per-time-step pointwise kernels of the recurrent cells, forward next to backward.
 // The matrix products (input projection for all steps, h·W_hhᵀ per step, weight gradients over the
 // window) happen in the layers; these kernels do everything elementwise between them, in one pass
-// over the (B, G·H) gate block of a step. Gate layouts follow PyTorch: LSTM i,f,g,o; GRU r,z,n.
+// over the (B, G·H) gate block of a step. They run in C (CKernels/cells.c), where `restrict` lets
+// them vectorise. Gate layouts follow PyTorch: LSTM i,f,g,o; GRU r,z,n.
 // Derivations: Sources/UnrollKernels/Derivations.md.
+import CKernels
 
 /// LSTM cell pointwise kernels (Hochreiter & Schmidhuber 1997; Deep Learning eq. 10.40–10.44).
 public enum LSTMKernels {
@@ -14,18 +16,7 @@ public enum LSTMKernels {
     public static func forward(gates: UnsafeMutablePointer<Float>, cPrev: UnsafePointer<Float>,
                                c: UnsafeMutablePointer<Float>, tanhC: UnsafeMutablePointer<Float>,
                                h: UnsafeMutablePointer<Float>, batch: Int, hidden: Int) {
-        let H = hidden
-        for b in 0..<batch {
-            let g = gates + b * 4 * H
-            Activations.sigmoid(g, g, count: 2 * H)           // i, f
-            Activations.tanh(g + 2 * H, g + 2 * H, count: H)  // g
-            Activations.sigmoid(g + 3 * H, g + 3 * H, count: H) // o
-            let cp = cPrev + b * H, cn = c + b * H
-            for j in 0..<H { cn[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j] }
-            Activations.tanh(tanhC + b * H, cn, count: H)
-            let tc = tanhC + b * H, hn = h + b * H
-            for j in 0..<H { hn[j] = g[3 * H + j] * tc[j] }
-        }
+        uk_lstm_forward(gates, cPrev, c, tanhC, h, Int32(batch), Int32(hidden))
     }
 
     /// One step backward.
@@ -39,20 +30,7 @@ public enum LSTMKernels {
                                 dh: UnsafePointer<Float>, gates: UnsafePointer<Float>,
                                 cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
                                 batch: Int, hidden: Int) {
-        let H = hidden
-        for b in 0..<batch {
-            let g = gates + b * 4 * H, dg = dGates + b * 4 * H
-            let dcb = dc + b * H, dhb = dh + b * H, cp = cPrev + b * H, tc = tanhC + b * H
-            for j in 0..<H {
-                let i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], t = tc[j]
-                let dcTotal = dcb[j] + dhb[j] * o * (1 - t * t)
-                dg[j] = dcTotal * gg * i * (1 - i)
-                dg[H + j] = dcTotal * cp[j] * f * (1 - f)
-                dg[2 * H + j] = dcTotal * i * (1 - gg * gg)
-                dg[3 * H + j] = dhb[j] * t * o * (1 - o)
-                dcb[j] = dcTotal * f
-            }
-        }
+        uk_lstm_backward(dGates, dc, dh, gates, cPrev, tanhC, Int32(batch), Int32(hidden))
     }
 }
 
@@ -69,23 +47,7 @@ public enum GRUKernels {
     public static func forward(gatesIH: UnsafeMutablePointer<Float>, gatesHH: UnsafePointer<Float>,
                                hhN: UnsafeMutablePointer<Float>, hPrev: UnsafePointer<Float>,
                                h: UnsafeMutablePointer<Float>, batch: Int, hidden: Int) {
-        let H = hidden
-        for b in 0..<batch {
-            let gi = gatesIH + b * 3 * H, gh = gatesHH + b * 3 * H
-            for j in 0..<2 * H { gi[j] += gh[j] }
-            Activations.sigmoid(gi, gi, count: 2 * H)
-            let hn = hhN + b * H
-            for j in 0..<H {
-                hn[j] = gh[2 * H + j]
-                gi[2 * H + j] += gi[j] * hn[j]
-            }
-            Activations.tanh(gi + 2 * H, gi + 2 * H, count: H)
-            let hp = hPrev + b * H, ho = h + b * H
-            for j in 0..<H {
-                let z = gi[H + j], n = gi[2 * H + j]
-                ho[j] = n + z * (hp[j] - n)
-            }
-        }
+        uk_gru_forward(gatesIH, gatesHH, hhN, hPrev, h, Int32(batch), Int32(hidden))
     }
 
     /// One step backward.
@@ -98,20 +60,7 @@ public enum GRUKernels {
                                 dhPrev: UnsafeMutablePointer<Float>, dh: UnsafePointer<Float>,
                                 gates: UnsafePointer<Float>, hhN: UnsafePointer<Float>,
                                 hPrev: UnsafePointer<Float>, batch: Int, hidden: Int) {
-        let H = hidden
-        for b in 0..<batch {
-            let g = gates + b * 3 * H, di = dGatesIH + b * 3 * H, dhh = dGatesHH + b * 3 * H
-            let dhb = dh + b * H, hp = hPrev + b * H, hn = hhN + b * H, dp = dhPrev + b * H
-            for j in 0..<H {
-                let r = g[j], z = g[H + j], n = g[2 * H + j], d = dhb[j]
-                let dnPre = d * (1 - z) * (1 - n * n)
-                let dzPre = d * (hp[j] - n) * z * (1 - z)
-                let drPre = dnPre * hn[j] * r * (1 - r)
-                di[j] = drPre; di[H + j] = dzPre; di[2 * H + j] = dnPre
-                dhh[j] = drPre; dhh[H + j] = dzPre; dhh[2 * H + j] = dnPre * r
-                dp[j] = d * z
-            }
-        }
+        uk_gru_backward(dGatesIH, dGatesHH, dhPrev, dh, gates, hhN, hPrev, Int32(batch), Int32(hidden))
     }
 }
 

@@ -49,10 +49,7 @@ public enum RowKernels {
     @inlinable
     public static func accumulateColumnSums(_ sums: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                             rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let row = x + r * cols
-            for j in 0..<cols { sums[j] += row[j] }
-        }
+        uk_add_column_sums(sums, x, Int32(rows), Int32(cols))
     }
 
     /// y += x elementwise.

@@ -79,6 +79,8 @@ public class RecurrentLayerBase {
     /// W_hh (G·H × H) for backward.
     let packedForward: FloatBuffer
     let packedBackward: FloatBuffer
+    /// (G·H) column sums shared by both bias gradients when they are equal.
+    let biasGradientScratch: FloatBuffer
     /// Window of the last forward.
     public private(set) var steps = 0
     public private(set) var batch = 0
@@ -112,6 +114,7 @@ public class RecurrentLayerBase {
         let G = cell.gateCount * hiddenSize
         packedForward = FloatBuffer(count: BLAS.packedCount(k: hiddenSize, n: G))
         packedBackward = FloatBuffer(count: BLAS.packedCount(k: G, n: hiddenSize))
+        biasGradientScratch = FloatBuffer(count: G)
     }
 
     // MARK: slot arithmetic (see file header)
@@ -181,8 +184,17 @@ public class RecurrentLayerBase {
                         dInput: UnsafeMutablePointer<Float>?) {
         guard let input else { return }
         let rows = steps * batch, G = gateWidth, H = hiddenSize, E = inputSize
-        RowKernels.accumulateColumnSums(arena.gradients(biasIH), dGatesIH, rows: rows, cols: G)
-        RowKernels.accumulateColumnSums(arena.gradients(biasHH), dGatesHH, rows: rows, cols: G)
+        if dGatesIH == dGatesHH {
+            // LSTM and Elman: both biases get the same gradient; sum the (T·B, G) block once.
+            let sums = biasGradientScratch.pointer
+            sums.update(repeating: 0, count: G)
+            RowKernels.accumulateColumnSums(sums, dGatesIH, rows: rows, cols: G)
+            RowKernels.add(arena.gradients(biasIH), sums, count: G)
+            RowKernels.add(arena.gradients(biasHH), sums, count: G)
+        } else {
+            RowKernels.accumulateColumnSums(arena.gradients(biasIH), dGatesIH, rows: rows, cols: G)
+            RowKernels.accumulateColumnSums(arena.gradients(biasHH), dGatesHH, rows: rows, cols: G)
+        }
         BLAS.sgemm(transA: true, m: G, n: H, k: rows, a: dGatesHH, lda: G, b: previousStates, ldb: H,
                    beta: 1, c: arena.gradients(weightHH), ldc: H)
         hooks.gradientsReady?(weightHH.offset)

@@ -78,6 +78,25 @@ void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans);
 void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
                     const float *packed, float beta, float *c, int ldc);
 
+// MARK: Recurrent cell pointwise kernels (one time step, B rows; PyTorch gate order)
+// Contracts (shapes, what is read and written) are documented on the Swift wrappers in
+// UnrollKernels/CellKernels.swift. No buffer may overlap another unless stated.
+
+/// LSTM step forward: gates (B, 4H) pre-activations in, activations out; c, tanh(c), h (B, H) out.
+void uk_lstm_forward(float *gates, const float *c_prev, float *c, float *tanh_c, float *h, int batch,
+                     int hidden);
+/// LSTM step backward: d_gates (B, 4H) out; dc (B, H) in ∂L/∂c_t, out ∂L/∂c_{t−1}.
+void uk_lstm_backward(float *d_gates, float *dc, const float *dh, const float *gates, const float *c_prev,
+                      const float *tanh_c, int batch, int hidden);
+/// GRU step forward: gates_ih (B, 3H) in pre-activations, out activations [r z n]; hh_n, h (B, H) out.
+void uk_gru_forward(float *gates_ih, const float *gates_hh, float *hh_n, const float *h_prev, float *h,
+                    int batch, int hidden);
+/// GRU step backward: d_gates_ih, d_gates_hh (B, 3H) and dh_prev (B, H, direct part) out.
+void uk_gru_backward(float *d_gates_ih, float *d_gates_hh, float *dh_prev, const float *dh,
+                     const float *gates, const float *hh_n, const float *h_prev, int batch, int hidden);
+/// sums[j] += Σ_r x[r·cols + j], rows added in order.
+void uk_add_column_sums(float *sums, const float *x, int rows, int cols);
+
 // MARK: Direct access to one path (tests)
 
 /// The kernels of one instruction-set path; the same contracts as the functions above.
