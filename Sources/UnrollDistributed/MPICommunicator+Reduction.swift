@@ -3,12 +3,15 @@
 // MPI_Allreduce does not promise an order of additions, and Open MPI 4.1's order depends on the
 // algorithm it picks for the message size: at 3 ranks with default settings, MPI_Allreduce summed
 // 1003- and 100000-float buffers in rank order but not a 4099-float one (655 elements differed),
-// so results would change with the bucket size. Hence a reduction here is two collectives:
-// MPI_Alltoallv sends block k of every rank's buffer to rank k, which folds the blocks in rank
-// order ((x0 + x1) + x2) + …, then MPI_Allgatherv hands every rank all the folded blocks. Each
-// element is thus summed in rank order whatever the block boundaries, so the result depends only
-// on the number of ranks and is the same on every rank. Same traffic as a ring allreduce; in C at
-// 2 ranks the pair took about 1.6× MPI_Allreduce for 1–8 MB (and less than MPI_Iallreduce).
+// so results would change with the bucket size. Hence a reduction here is a reduce-scatter and an
+// allgather built from point-to-point messages: every rank sends block k of its buffer to rank k,
+// which folds the W copies of its block in rank order ((x0 + x1) + x2) + … straight into its own
+// buffer, then sends the folded block to every rank. Each element is thus summed in rank order
+// whatever the block boundaries, so the result depends only on the number of ranks and is the same
+// on every rank. Same traffic as a ring allreduce. The first version used MPI_Ialltoallv and
+// MPI_Iallgatherv for the two phases; those copy the rank's own block in and out of scratch and go
+// through libnbc's schedules, and at 2 ranks took 1.5–3.5× the point-to-point form for 4–10 MB
+// (which matches MPI_Allreduce's own time).
 import MPIShim
 
 /// The element-wise combination a reduction applies.
@@ -33,37 +36,45 @@ final class ReductionSlot {
     var state = State.idle
     /// Bumped on release so that a stale handle is recognised.
     var generation = 0
-    var request: MPI_Request? = nil
+    /// The phase's point-to-point requests: a receive and a send per other rank.
+    let requests: UnsafeMutablePointer<MPI_Request?>
     var base: UnsafeMutableRawPointer? = nil
     var count = 0
     var scalar = ReduceScalar.float
     var op = ReduceOp.sum
-    /// 4 × ranks Int32: block counts, block offsets (both per rank, in elements), then the receive
-    /// counts and offsets of this rank's exchange. MPI reads them until the operation completes.
+    /// 2 × ranks Int32: block counts and block offsets per rank, in elements.
     let layout: UnsafeMutablePointer<Int32>
     let ranks: Int
-    /// Receives every rank's copy of this rank's block, rank after rank.
+    /// Receives every other rank's copy of this rank's block, at position (rank · block).
     var scratch: UnsafeMutableRawPointer? = nil
     var scratchBytes = 0
 
     init(ranks: Int) {
         self.ranks = ranks
-        layout = .allocate(capacity: 4 * ranks)
-        layout.initialize(repeating: 0, count: 4 * ranks)
+        layout = .allocate(capacity: 2 * ranks)
+        layout.initialize(repeating: 0, count: 2 * ranks)
+        requests = .allocate(capacity: max(1, 2 * (ranks - 1)))
+        requests.initialize(repeating: nil, count: max(1, 2 * (ranks - 1)))
     }
 
     deinit {
         // MPI may still be reading or writing these if the owner forgot to wait; leak them then.
         guard state == .idle || state == .complete else { return }
         layout.deallocate()
+        requests.deallocate()
         scratch?.deallocate()
     }
 
     var blockCounts: UnsafeMutablePointer<Int32> { layout }
     var blockOffsets: UnsafeMutablePointer<Int32> { layout + ranks }
-    var receiveCounts: UnsafeMutablePointer<Int32> { layout + 2 * ranks }
-    var receiveOffsets: UnsafeMutablePointer<Int32> { layout + 3 * ranks }
+    var requestCount: Int32 { Int32(2 * (ranks - 1)) }
 }
+
+/// Message tags: the exchange phase always runs on `program` in program order; gathers of
+/// non-blocking reductions run on `gather`, those of blocking ones on `program` under their own tag.
+private let exchangeTag: Int32 = 1
+private let blockingGatherTag: Int32 = 2
+private let gatherTag: Int32 = 1
 
 extension MPICommunicator {
     public func allreduceSum(_ x: UnsafeMutableBufferPointer<Float>) throws {
@@ -83,11 +94,7 @@ extension MPICommunicator {
         let index = acquireSlot()
         let slot = slots[index]
         try prepare(slot, base: UnsafeMutableRawPointer(base), count: x.count, scalar: .float, op: .sum)
-        var request: MPI_Request? = nil
-        try mpiCheck(MPI_Ialltoallv(slot.base, slot.blockCounts, slot.blockOffsets, slot.scalar.datatype,
-                                    slot.scratch, slot.receiveCounts, slot.receiveOffsets, slot.scalar.datatype,
-                                    program, &request), "MPI_Ialltoallv")
-        slot.request = request
+        try postExchange(slot)
         slot.state = .exchanging
         exchanging.append(index)
         return ReductionHandle(id: slot.generation << 32 | index)
@@ -98,7 +105,7 @@ extension MPICommunicator {
         let slot = resolve(h)
         try advanceExchanges(completing: slot)
         if slot.state == .gathering {
-            try mpiCheck(MPI_Wait(&slot.request, MPI_STATUS_IGNORE), "MPI_Wait")
+            try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
             slot.state = .complete
         }
         slot.state = .idle
@@ -112,7 +119,7 @@ extension MPICommunicator {
         try advanceExchanges(completing: nil)
         if slot.state == .gathering {
             var done: Int32 = 0
-            try mpiCheck(MPI_Test(&slot.request, &done, MPI_STATUS_IGNORE), "MPI_Test")
+            try mpiCheck(MPI_Testall(slot.requestCount, slot.requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall")
             if done != 0 { slot.state = .complete }
         }
         return slot.state == .complete
@@ -125,13 +132,43 @@ extension MPICommunicator {
         guard count > 0, let base else { return }
         let slot = blockingSlot
         try prepare(slot, base: base, count: count, scalar: scalar, op: op)
-        try mpiCheck(MPI_Alltoallv(base, slot.blockCounts, slot.blockOffsets, scalar.datatype,
-                                   slot.scratch, slot.receiveCounts, slot.receiveOffsets, scalar.datatype,
-                                   program), "MPI_Alltoallv")
+        try postExchange(slot)
+        try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
         foldReceivedBlocks(slot)
-        try mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, scalar.datatype, base, slot.blockCounts, slot.blockOffsets,
-                                    scalar.datatype, program), "MPI_Allgatherv")
+        try postGather(slot, on: program, tag: blockingGatherTag)
+        try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
         slot.base = nil
+    }
+
+    /// Posts the exchange: this rank's block k goes to rank k; every other rank's copy of this
+    /// rank's block arrives in scratch.
+    private func postExchange(_ slot: ReductionSlot) throws {
+        guard let base = slot.base, let scratch = slot.scratch else { return }
+        let stride = slot.scalar.stride, mine = slot.blockCounts[rank], type = slot.scalar.datatype
+        var r = 0
+        for k in 0..<size where k != rank {
+            try mpiCheck(MPI_Irecv(scratch + k * Int(mine) * stride, mine, type, Int32(k), exchangeTag, program,
+                                   slot.requests + r), "MPI_Irecv")
+            try mpiCheck(MPI_Isend(base + Int(slot.blockOffsets[k]) * stride, slot.blockCounts[k], type, Int32(k),
+                                   exchangeTag, program, slot.requests + r + 1), "MPI_Isend")
+            r += 2
+        }
+    }
+
+    /// Posts the gather: this rank's folded block goes to every rank; every other rank's folded
+    /// block arrives in place.
+    private func postGather(_ slot: ReductionSlot, on comm: MPI_Comm, tag: Int32) throws {
+        guard let base = slot.base else { return }
+        let stride = slot.scalar.stride, type = slot.scalar.datatype
+        let own = base + Int(slot.blockOffsets[rank]) * stride
+        var r = 0
+        for k in 0..<size where k != rank {
+            try mpiCheck(MPI_Irecv(base + Int(slot.blockOffsets[k]) * stride, slot.blockCounts[k], type, Int32(k),
+                                   tag, comm, slot.requests + r), "MPI_Irecv")
+            try mpiCheck(MPI_Isend(own, slot.blockCounts[rank], type, Int32(k), tag, comm, slot.requests + r + 1),
+                         "MPI_Isend")
+            r += 2
+        }
     }
 
     /// Lowest idle slot, so that a step issuing the same reductions as the previous one gets the
@@ -154,7 +191,7 @@ extension MPICommunicator {
     /// one longer) and sizes the slot's scratch for this rank's block from every rank.
     private func prepare(_ slot: ReductionSlot, base: UnsafeMutableRawPointer, count: Int,
                          scalar: ReduceScalar, op: ReduceOp) throws {
-        let call: StaticString = "MPI_Alltoallv"
+        let call: StaticString = "MPI_Isend"
         _ = try mpiCount(count + size, call)  // every offset and count below then fits in Int32
         let quotient = count / size, remainder = count % size
         var offset = 0
@@ -165,10 +202,6 @@ extension MPICommunicator {
             offset += n
         }
         let mine = Int(slot.blockCounts[rank])
-        for k in 0..<size {
-            slot.receiveCounts[k] = Int32(mine)
-            slot.receiveOffsets[k] = Int32(k * mine)
-        }
         let bytes = max(1, size * mine) * scalar.stride
         if slot.scratchBytes < bytes {
             slot.scratch?.deallocate()
@@ -183,61 +216,75 @@ extension MPICommunicator {
     }
 
     /// Moves slots whose exchange has finished to their gather phase, strictly in start order so
-    /// that all ranks start the gathers on `gather` in the same order. Blocks until `target` (if
+    /// that all ranks post the gathers on `gather` in the same order. Blocks until `target` (if
     /// any) has left the exchange phase; otherwise only takes what has already finished.
     private func advanceExchanges(completing target: ReductionSlot?) throws {
         while let index = exchanging.first {
             let slot = slots[index]
             if let target, target.state == .exchanging {
-                try mpiCheck(MPI_Wait(&slot.request, MPI_STATUS_IGNORE), "MPI_Wait")
+                try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
             } else {
                 var done: Int32 = 0
-                try mpiCheck(MPI_Test(&slot.request, &done, MPI_STATUS_IGNORE), "MPI_Test")
+                try mpiCheck(MPI_Testall(slot.requestCount, slot.requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall")
                 if done == 0 { return }
             }
             exchanging.removeFirst()
             foldReceivedBlocks(slot)
-            var request: MPI_Request? = nil
-            try mpiCheck(MPI_Iallgatherv(MPI_IN_PLACE, 0, slot.scalar.datatype, slot.base,
-                                         slot.blockCounts, slot.blockOffsets, slot.scalar.datatype,
-                                         gather, &request), "MPI_Iallgatherv")
-            slot.request = request
+            try postGather(slot, on: gather, tag: gatherTag)
             slot.state = .gathering
         }
     }
 
-    /// Writes this rank's block of the result: every rank's copy folded in rank order.
+    /// Folds every rank's copy of this rank's block, in rank order, into the block in place.
     private func foldReceivedBlocks(_ slot: ReductionSlot) {
         let n = Int(slot.blockCounts[rank])
         guard n > 0, let base = slot.base, let scratch = slot.scratch else { return }
-        let out = base + Int(slot.blockOffsets[rank]) * slot.scalar.stride
+        let own = base + Int(slot.blockOffsets[rank]) * slot.scalar.stride
         switch slot.scalar {
-        case .float: fold(Float.self, slot.op, blocks: scratch, ranks: size, count: n, into: out)
-        case .double: fold(Double.self, slot.op, blocks: scratch, ranks: size, count: n, into: out)
+        case .float: fold(Float.self, slot.op, received: scratch, own: own, rank: rank, ranks: size, count: n)
+        case .double: fold(Double.self, slot.op, received: scratch, own: own, rank: rank, ranks: size, count: n)
         }
     }
 }
 
-/// out[j] = blocks[0][j] ⊕ blocks[1][j] ⊕ … evaluated left to right, for `ranks` blocks of `count`.
-private func fold<T: BinaryFloatingPoint>(_: T.Type, _ op: ReduceOp, blocks: UnsafeMutableRawPointer,
-                                          ranks: Int, count: Int, into out: UnsafeMutableRawPointer) {
-    let src = blocks.bindMemory(to: T.self, capacity: ranks * count)
-    let dst = out.assumingMemoryBound(to: T.self)
-    dst.update(from: src, count: count)
-    // The op is tested outside the loops so that the sum loop vectorises (across j only: the
-    // order over k is the fixed one).
+/// own[j] = x0[j] ⊕ x1[j] ⊕ … evaluated left to right, where x_rank is `own` itself and x_k (k ≠ rank)
+/// is block k of `received` (blocks of `count`).
+private func fold<T: BinaryFloatingPoint>(_: T.Type, _ op: ReduceOp, received: UnsafeMutableRawPointer,
+                                          own: UnsafeMutableRawPointer, rank: Int, ranks: Int, count: Int) {
+    let blocks = received.bindMemory(to: T.self, capacity: ranks * count)
+    let dst = own.assumingMemoryBound(to: T.self)
+    if rank == 0 {
+        // x0 is already in place: fold the others into it.
+        for k in 1..<ranks { combine(op, into: dst, blocks + k * count, count: count) }
+        return
+    }
+    // x0 … x_{rank−1} come before the rank's own values, so accumulate in a small buffer chunk by
+    // chunk (it stays in L1) and copy back.
+    let chunk = 1024
+    withUnsafeTemporaryAllocation(of: T.self, capacity: chunk) { tmp in
+        let acc = tmp.baseAddress!
+        var start = 0
+        while start < count {
+            let n = min(chunk, count - start)
+            acc.update(from: blocks + start, count: n)
+            for k in 1..<ranks {
+                combine(op, into: acc, k == rank ? dst + start : blocks + k * count + start, count: n)
+            }
+            (dst + start).update(from: acc, count: n)
+            start += n
+        }
+    }
+}
+
+/// a[j] = a[j] ⊕ b[j]. The op is tested outside the loops so that the sum loop vectorises.
+@inline(__always)
+private func combine<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
+                                             _ b: UnsafePointer<T>, count: Int) {
     switch op {
     case .sum:
-        for k in 1..<ranks {
-            let block = src + k * count
-            for j in 0..<count { dst[j] += block[j] }
-        }
+        for j in 0..<count { a[j] += b[j] }
     case .max:
-        for k in 1..<ranks {
-            let block = src + k * count
-            for j in 0..<count where !dst[j].isNaN && (block[j].isNaN || block[j] > dst[j]) {
-                dst[j] = block[j]
-            }
-        }
+        // A NaN already in `a` (earlier rank) stays; otherwise a NaN or larger value in b wins.
+        for j in 0..<count where !a[j].isNaN && (b[j].isNaN || b[j] > a[j]) { a[j] = b[j] }
     }
 }

@@ -28,6 +28,8 @@ CMPI_HANDLE(MPI_Errhandler, MPI_ERRORS_ARE_FATAL)
 CMPI_HANDLE(void *, MPI_IN_PLACE)
 static inline MPI_Status * _Nullable cmpi_status_ignore(void) __attribute__((swift_name("getter:MPI_STATUS_IGNORE()")));
 static inline MPI_Status * _Nullable cmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Status * _Nullable cmpi_statuses_ignore(void) __attribute__((swift_name("getter:MPI_STATUSES_IGNORE()")));
+static inline MPI_Status * _Nullable cmpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 static inline MPI_Request _Nonnull cmpi_request_null(void) __attribute__((swift_name("getter:MPI_REQUEST_NULL()")));
 static inline MPI_Request _Nonnull cmpi_request_null(void) { return MPI_REQUEST_NULL; }
 #undef CMPI_HANDLE
