@@ -3,8 +3,9 @@
 //
 // Owns: the `Communicator` protocol (collectives the trainer needs), `MPICommunicator` (MPI over
 // MPI_COMM_WORLD), `SingleProcessCommunicator` (one rank, every collective the identity),
-// `makeCommunicator()` (MPI when started by mpirun, else single process) and `GradientBucketReducer`
-// (overlaps the gradient allreduce with backward, bucket by bucket).
+// `makeCommunicator()` (MPI when started by mpirun, else single process), `GradientBucketReducer`
+// (overlaps the gradient allreduce with backward, bucket by bucket) and `SparseRowReducer` (sums
+// only the embedding rows some rank touched).
 //
 // Imports: `MPIShim` only. This is the only module that imports MPI; nothing else should.
 //
@@ -12,11 +13,12 @@
 // - Every MPI return code is checked (MPI_ERRORS_RETURN is set) and thrown as
 //   `DistributedError.mpi(call:code:message:)`.
 // - Float/Double reductions have a fixed summation order (rank 0 + rank 1 + … per element), built
-//   from MPI_Alltoallv + MPI_Allgatherv rather than MPI_Allreduce, whose order depends on Open MPI's
-//   algorithm choice. Results are bit-identical across ranks, runs, and bucketings at a given number of ranks.
-// - Non-blocking reductions: exchanges start on one duplicated communicator in program order; gathers
-//   start on a second one, strictly in start order, so every rank issues collectives per
-//   communicator in the same order however far its polling has got.
+//   from point-to-point messages (reduce-scatter, then allgather) rather than MPI_Allreduce, whose
+//   order depends on Open MPI's algorithm choice. Results are bit-identical across ranks, runs, and
+//   bucketings at a given number of ranks.
+// - Non-blocking reductions: exchanges are posted on one duplicated communicator in program order;
+//   gathers on a second one, strictly in start order, so the messages between two ranks on each
+//   communicator are posted in the same order on both sides however far their polling has got.
 // - MPI is initialised once per process (MPI_THREAD_SERIALIZED) and finalised at exit. A rank that
 //   must stop while others may be inside a collective calls `abort`, not `exit`.
 //
