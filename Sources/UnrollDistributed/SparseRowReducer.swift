@@ -9,7 +9,8 @@
 /// then `start(_:)` once it is final and `finish()` to complete the sum.
 ///
 /// Falls back to reducing the whole matrix when the union covers more than half the rows (gathering
-/// would then cost more than it saves). Every rank takes the same branch, since it depends only on
+/// would then cost more than it saves). On one rank nothing moves, but `reducedRows` still tells
+/// the caller which rows can be non-zero. Every rank takes the same branch, since it depends only on
 /// the reduced mask. Reusable step after step; allocates only when the union grows past its largest
 /// size so far.
 public final class SparseRowReducer {
@@ -91,6 +92,8 @@ public final class SparseRowReducer {
             return
         }
         reducedRows = union
+        // One rank: the rows are already the sum; knowing which they are is all that is needed.
+        if communicator.size == 1 { return }
         let needed = union.count * width
         if packedCapacity < needed {
             packed.deallocate()

@@ -39,6 +39,27 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
     }
 }
 
+/// Where a gradient is row-sparse: in the block `0..<blockEnd` of the arena (an embedding table
+/// of rows × `width`, plus padding) only `rows` can be non-zero.
+public struct SparseRows: Sendable {
+    public var rows: [Int]
+    public var width: Int
+    public var blockEnd: Int
+    public init(rows: [Int], width: Int, blockEnd: Int) {
+        self.rows = rows
+        self.width = width
+        self.blockEnd = blockEnd
+    }
+
+    /// ‖g‖₂ of an arena gradient that is zero in the block outside `rows`: the rest of the buffer,
+    /// then each row in order, summed in Double.
+    public func norm(_ g: UnsafePointer<Float>, count: Int) -> Double {
+        var sum = RowKernels.sumOfSquares(g + blockEnd, count: count - blockEnd)
+        for row in rows { sum += RowKernels.sumOfSquares(g + row * width, count: width) }
+        return sum.squareRoot()
+    }
+}
+
 /// An optimizer bound to one arena layout.
 public final class Optimizer {
     public let config: OptimizerConfig
@@ -55,12 +76,22 @@ public final class Optimizer {
     }
 
     /// Applies one update with learning rate `lr` using the gradients times `gradScale` (the
-    /// averaging and clipping factors, applied on the fly).
-    public func update(_ arena: ParameterArena, lr: Float, gradScale: Float = 1) {
+    /// averaging and clipping factors, applied on the fly). With `sparse`, the gradient is known to
+    /// be zero in its block except in the listed rows; plain SGD without weight decay then leaves
+    /// the other rows alone (θ − lr·0 = θ exactly), every other rule still updates every element.
+    public func update(_ arena: ParameterArena, lr: Float, gradScale: Float = 1, sparse: SparseRows? = nil) {
         stepCount += 1
         let p = arena.parameters.pointer, g = arena.gradients.pointer, n = arena.parameters.count
         let c = config
         switch c.kind {
+        case .sgd where c.weightDecay == 0 && sparse != nil:
+            guard let sparse else { return }
+            OptimizerKernels.sgd(p + sparse.blockEnd, grad: g + sparse.blockEnd, count: n - sparse.blockEnd, lr: lr,
+                                 gradScale: gradScale)
+            for row in sparse.rows {
+                let offset = row * sparse.width
+                OptimizerKernels.sgd(p + offset, grad: g + offset, count: sparse.width, lr: lr, gradScale: gradScale)
+            }
         case .sgd:
             OptimizerKernels.sgd(p, grad: g, count: n, lr: lr, weightDecay: c.weightDecay, gradScale: gradScale)
         case .momentum, .nesterov:

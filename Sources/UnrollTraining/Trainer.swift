@@ -85,7 +85,8 @@ public final class Trainer {
     /// Reduces the gradient from `bucketStart` on (everything but the embedding when
     /// `embeddingReducer` exists) in buckets while backward runs.
     let reducer: GradientBucketReducer
-    /// With several ranks, reduces only the embedding rows some rank's tokens touched.
+    /// Reduces only the embedding rows some rank's tokens touched (on one rank: just finds them),
+    /// so that zeroing, the norm and plain SGD skip the rest of the table.
     let embeddingReducer: SparseRowReducer?
     let bucketStart: Int
     /// Embedding rows that may hold a gradient from the last step (nil: treat all as dirty).
@@ -113,8 +114,7 @@ public final class Trainer {
         optimizer = Optimizer(config: config.optimizer, parameterCount: model.arena.count)
         state = RecurrentState(config: config.model, batch: reader.localBatch)
         let layout = model.arena.layout
-        if communicator.size > 1, let embedding = layout.views.first, embedding.name == "embedding.weight",
-           embedding.offset == 0 {
+        if let embedding = layout.views.first, embedding.name == "embedding.weight", embedding.offset == 0 {
             embeddingReducer = SparseRowReducer(rows: config.model.vocabSize, width: config.model.embeddingSize,
                                                 communicator: communicator)
             bucketStart = layout.views.dropFirst().first?.offset ?? layout.totalCount
@@ -255,7 +255,10 @@ public final class Trainer {
         // that factor and the clipping factor are applied inside the update, not as extra passes.
         let divisor = config.lossNormalization == .token ? tokens : config.batchSize
         let average = tokens > 0 ? 1 / Double(divisor) : 0
-        let norm = Clipping.globalNorm(g, count: n) * average
+        let sparse = dirtyEmbeddingRows.map {
+            SparseRows(rows: $0, width: config.model.embeddingSize, blockEnd: bucketStart)
+        }
+        let norm = (sparse?.norm(g, count: n) ?? Clipping.globalNorm(g, count: n)) * average
         var clipped = false, skipped = false
         if !norm.isFinite || tokens == 0 {
             skipped = true
@@ -275,7 +278,7 @@ public final class Trainer {
                 Clipping.clipElementwise(g, count: n, limit: Float(config.clip))
                 scale = 1
             }
-            optimizer.update(arena, lr: Float(lr), gradScale: Float(scale))
+            optimizer.update(arena, lr: Float(lr), gradScale: Float(scale), sparse: sparse)
         }
         let report = StepReport(step: progress.step, epoch: progress.epoch,
                                 loss: tokens > 0 ? lossSum / Double(tokens) : .nan, tokens: tokens,

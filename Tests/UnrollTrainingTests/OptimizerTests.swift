@@ -34,6 +34,43 @@ import Glibc
         }
     }
 
+    /// A table whose gradient is zero outside a few rows, then a dense part: the sparse SGD update
+    /// must equal the dense one bit for bit, the sparse norm the dense norm (to float rounding), and
+    /// rules that touch every element (momentum) must ignore the sparsity hint.
+    @Test(arguments: [OptimizerKind.sgd, .momentum])
+    func sparseRowsMatchDenseUpdate(kind: OptimizerKind) {
+        var layout = ParameterLayout()
+        layout.append("embedding.weight", shape: [50, 6])
+        layout.append("dense", shape: [37])
+        let rows = [3, 17, 18, 49], width = 6, blockEnd = layout.views[1].offset
+        var rng = TestRNG(seed: 7)
+        func arena() -> ParameterArena {
+            let a = ParameterArena(layout: layout)
+            var r = TestRNG(seed: 11)
+            for i in 0..<a.count { a.parameters[i] = r.uniform(-1, 1) }
+            return a
+        }
+        let dense = arena(), sparse = arena()
+        let config = OptimizerConfig(kind: kind, momentum: 0.9)
+        let denseOptimizer = Optimizer(config: config, parameterCount: dense.count)
+        let sparseOptimizer = Optimizer(config: config, parameterCount: sparse.count)
+        let hint = SparseRows(rows: rows, width: width, blockEnd: blockEnd)
+        for _ in 0..<3 {
+            dense.zeroGradients()
+            for row in rows { for j in 0..<width { dense.gradients[row * width + j] = rng.uniform(-1, 1) } }
+            for i in blockEnd..<(blockEnd + 37) { dense.gradients[i] = rng.uniform(-1, 1) }
+            sparse.gradients.pointer.update(from: dense.gradients.pointer, count: dense.gradients.count)
+            let denseNorm = Clipping.globalNorm(dense.gradients.pointer, count: dense.count)
+            let sparseNorm = hint.norm(sparse.gradients.pointer, count: sparse.count)
+            #expect(abs(sparseNorm - denseNorm) <= 1e-6 * denseNorm)  // float partial sums
+            denseOptimizer.update(dense, lr: 0.3, gradScale: 0.5)
+            sparseOptimizer.update(sparse, lr: 0.3, gradScale: 0.5, sparse: hint)
+        }
+        for i in 0..<dense.count {
+            #expect(dense.parameters[i].bitPattern == sparse.parameters[i].bitPattern, "element \(i)")
+        }
+    }
+
     @Test func sgdWithWeightDecay() {
         check(OptimizerConfig(kind: .sgd, weightDecay: 0.1), lr: 0.5) { p, g, _, _ in
             for i in p.indices { p[i] -= 0.5 * (g[i] + 0.1 * p[i]) }
