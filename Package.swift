@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "UnrollKernelsTests", dependencies: ["UnrollKernels", "UnrollTestSupport"]),
         .testTarget(name: "UnrollModelsTests", dependencies: ["UnrollModels", "UnrollTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "UnrollDataTests", dependencies: ["UnrollData", "UnrollTestSupport"]),
+        .testTarget(name: "UnrollDataTests", dependencies: ["UnrollData", "HDF5Shim", "UnrollTestSupport"]),
         .testTarget(name: "UnrollTrainingTests",
                     dependencies: ["UnrollTraining", "UnrollData", "HDF5Shim", "UnrollTestSupport"]),
         .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed"]),

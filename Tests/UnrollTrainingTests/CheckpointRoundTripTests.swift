@@ -165,4 +165,11 @@ import UnrollModels
         #expect(Checkpoint.isCheckpoint(path))
         #expect(!Checkpoint.isCheckpoint(dir.file("arith.h5")))
     }
+
+    /// `created` is written without ISO8601DateFormatter but must read exactly as it used to.
+    @Test(arguments: [0, 951_782_400, 1_714_567_896, 1_735_689_599, 4_102_444_800])
+    func creationTimestampMatchesISO8601DateFormatter(seconds: Int) {
+        let expected = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+        #expect(Checkpoint.utcTimestamp(time_t(seconds)) == expected)
+    }
 }
