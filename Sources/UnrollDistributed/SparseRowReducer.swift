@@ -93,7 +93,10 @@ public final class SparseRowReducer {
         }
         reducedRows = union
         // One rank: the rows are already the sum; knowing which they are is all that is needed.
-        if communicator.size == 1 { return }
+        if communicator.size == 1 {
+            self.matrix = nil
+            return
+        }
         let needed = union.count * width
         if packedCapacity < needed {
             packed.deallocate()

@@ -35,6 +35,29 @@ import Testing
         #expect(f == [4, 5])
     }
 
+    /// On one rank the sparse row reduction must leave the matrix exactly as it was (nothing to
+    /// add, nothing to scatter back) and still report which rows were touched — in the sparse
+    /// branch (few rows) and the dense one (most rows).
+    @Test(arguments: [[7, 3, 3, 12], Array(0..<15)])
+    func sparseRowReducerKeepsTheMatrixAndReportsTheRows(touched: [Int]) throws {
+        let rows = 20, width = 3
+        let reducer = SparseRowReducer(rows: rows, width: width, communicator: comm)
+        var matrix = [Float](repeating: 0, count: rows * width)
+        for row in touched { for j in 0..<width { matrix[row * width + j] = Float(row * 10 + j) + 0.25 } }
+        let before = matrix
+        for _ in 0..<2 {  // reusable, and a second step sees no stale state
+            try reducer.begin(touched: touched)
+            #expect(try reducer.poll())
+            try matrix.withUnsafeMutableBufferPointer { buffer in
+                try reducer.start(buffer.baseAddress!)
+                try reducer.finish()
+            }
+            #expect(matrix.map(\.bitPattern) == before.map(\.bitPattern))
+            let union = Set(touched).sorted()
+            #expect(reducer.reducedRows == (2 * union.count > rows ? nil : union))
+        }
+    }
+
     @Test func broadcastKeepsBytes() throws {
         var bytes: [UInt8] = [9, 8, 7]
         try comm.broadcast(&bytes, root: 0)

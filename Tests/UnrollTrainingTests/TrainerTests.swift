@@ -71,4 +71,59 @@ import UnrollTraining
         }
         #expect(worst < 1e-5, "largest relative parameter error \(worst) (window \(len) of \(config.bptt) steps)")
     }
+
+    /// Several single-process steps with a vocabulary much larger than a window's tokens, so the
+    /// embedding gradient takes the row-sparse path (only touched rows are zeroed, normed and
+    /// updated), against a dense reference: the same model run with full-buffer zeroing, norm and
+    /// SGD, carrying its state from window to window like the trainer.
+    @Test func rowSparseEmbeddingStepsMatchDenseReference() throws {
+        let dir = NSTemporaryDirectory() + "unroll-trainer-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }  // best-effort cleanup of test scratch
+        // 400 distinct words in a pseudo-random order: a window of 4 × 6 tokens touches < 25 rows.
+        var seed: UInt64 = 42
+        var words: [String] = []
+        for _ in 0..<6000 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            words.append("w\((seed >> 33) % 400)" + (words.count % 20 == 19 ? "\n" : ""))
+        }
+        let text = dir + "/words.txt", path = dir + "/words.h5"
+        try words.joined(separator: " ").write(toFile: text, atomically: true, encoding: .utf8)
+        _ = try TextPreparation.prepare(.split(input: text, fractions: [0.8, 0.1, 0.1]),
+                                        options: TextPrepareOptions(level: .word), output: path)
+        let vocab = try TokenDataset(path: path).vocabSize
+        #expect(vocab > 300)
+        var config = TrainingConfig(data: path, model: ModelConfig(cell: .gru, vocabSize: vocab, embeddingSize: 5,
+                                                                   hiddenSize: 7, layers: 1))
+        config.batchSize = 4
+        config.bptt = 6
+        config.learningRate = 0.7
+        config.clip = 0.5  // clipping active, so the sparse norm matters
+        let t = try Trainer(config: config, communicator: SingleProcessCommunicator())
+        let B = config.batchSize
+        let reference = RecurrentLanguageModel(config: config.model, seed: config.seed, maxSteps: config.bptt, maxBatch: B)
+        let state = RecurrentState(config: config.model, batch: B)
+        let arena = reference.arena, n = arena.count
+        for window in 0..<4 {
+            var inputs: [Int32] = [], targets: [Int32] = []
+            let len = try t.reader.readWindow(window, inputs: &inputs, targets: &targets)
+            #expect(2 * Set(inputs.prefix(len * B)).count < vocab)
+            reference.forward(tokens: inputs, steps: len, batch: B, state: state, dropout: nil)
+            arena.zeroGradients()
+            let (_, count) = targets.withUnsafeBufferPointer { reference.backward(targets: $0.baseAddress!) }
+            let norm = Clipping.globalNorm(arena.gradients.pointer, count: n) / Double(count)
+            let scale = (1 / Double(count)) * (norm > config.clip ? config.clip / norm : 1)
+            OptimizerKernels.sgd(arena.parameters.pointer, grad: arena.gradients.pointer, count: n,
+                                 lr: Float(config.learningRate), gradScale: Float(scale))
+            let report = try t.step()
+            #expect(!report.skipped)
+            #expect(abs(report.gradNorm - norm) <= 1e-5 * norm, "window \(window)")
+            var worst = 0.0
+            for i in 0..<n {
+                let expected = Double(arena.parameters[i])
+                worst = max(worst, abs(Double(t.model.arena.parameters[i]) - expected) / max(abs(expected), 1e-2))
+            }
+            #expect(worst < 1e-5, "window \(window): largest relative parameter error \(worst)")
+        }
+    }
 }
