@@ -44,9 +44,9 @@ def main(path):
               f"{num(u1 and 100 * u1['gflops'] / peak, 0)}% |")
     print()
     print("| config | ceiling (2 × 1 rank, no comm) | np=2 / ceiling | np=2 / np=1 | np=2 step: compute / allreduce / data ms | "
-          "allreduce share | gradient MB | ordered allreduce ms (GB/s) | plain MPI_Allreduce ms (GB/s) | "
+          "allreduce share | rank spread ms | gradient MB | ordered allreduce ms (GB/s) | plain MPI_Allreduce ms (GB/s) | "
           "checkpoint save / raw write ms | peak RSS MB Unroll np1 / PyTorch 1t |")
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
         u1, u2, ce = get("unroll", c, mode="np1"), get("unroll", c, mode="np2"), get("unroll", c, mode="ceiling")
         t1 = get("torch", c, mode="threads", threads=1)
@@ -59,7 +59,7 @@ def main(path):
         print(f"| {c} | {num(ce and ce['tokensPerSecond'])} | "
               f"{num(ce and 100 * u2['tokensPerSecond'] / ce['tokensPerSecond'], 1)}% | "
               f"{num(u2['tokensPerSecond'] / u1['tokensPerSecond'], 2)}× | "
-              f"{u2['computeMs']:.1f} / {u2['communicationMs']:.2f} / {u2['ioMs']:.2f} | {share:.1f}% | {mb:.1f} | "
+              f"{u2['computeMs']:.1f} / {u2['communicationMs']:.2f} / {u2['ioMs']:.2f} | {share:.1f}% | {num(u2.get('rankSpreadMs'), 2)} | {mb:.1f} | "
               f"{bw(u2.get('orderedAllreduceMs'))} | {bw(u2.get('rawAllreduceMs'))} | "
               f"{num(u1.get('checkpointSaveMs'), 1)} / {num(u1.get('rawWriteMs'), 1)} "
               f"({num(u1.get('checkpointSaveMs') / u1.get('rawWriteMs') if u1.get('rawWriteMs') else None, 2)}×) | "

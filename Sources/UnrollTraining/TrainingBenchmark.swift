@@ -22,6 +22,9 @@ public struct TrainingBenchmarkResult: Codable, Sendable {
     public var medianStepMs: Double
     public var computeMs: Double
     public var communicationMs: Double
+    /// Median over steps of the spread of the ranks' compute times (slowest − fastest): how long
+    /// the fastest rank waits for the slowest inside the "communication" time. Zero on one rank.
+    public var rankSpreadMs: Double
     public var ioMs: Double
     public var gflops: Double
     public var peakRssMB: Double
@@ -83,11 +86,15 @@ public enum TrainingBenchmark {
         for _ in 0..<count { reports.append(try trainer.step()) }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         let step = median(reports.map(\.stepSeconds))
+        var slowest = reports.map(\.computeSeconds), fastest = reports.map { -$0.computeSeconds }
+        try slowest.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+        try fastest.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+        let spread = median(zip(slowest, fastest).map { $0 + $1 })
         var result = TrainingBenchmarkResult(
             config: shape.name, ranks: comm.size, globalBatch: globalBatch, bptt: T, steps: count,
             tokensPerSecond: Double(globalBatch * T) / step, medianStepMs: step * 1000,
             computeMs: median(reports.map(\.computeSeconds)) * 1000,
-            communicationMs: median(reports.map(\.communicationSeconds)) * 1000,
+            communicationMs: median(reports.map(\.communicationSeconds)) * 1000, rankSpreadMs: spread * 1000,
             ioMs: median(reports.map(\.ioSeconds)) * 1000,
             gflops: shape.config.trainingFlopsPerToken * Double(globalBatch * T) / step / 1e9,
             peakRssMB: 0, gradientBytes: trainer.model.arena.gradients.count * 4)
