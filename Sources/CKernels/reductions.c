@@ -21,32 +21,23 @@ UK_CLONES float uk_max(const float *x, size_t n) {
     return r;
 }
 
-UK_CLONES double uk_sum(const float *x, size_t n) {
+/// Σ x[i] (or Σ x[i]² with `square`) in float per block of UK_BLOCK, blocks added in double.
+/// Inlined into each caller with `square` constant, so every clone gets its own tight loop.
+UK_INLINE double blocked_sum(const float *x, size_t n, int square) {
     double total = 0;
     for (size_t start = 0; start < n; start += UK_BLOCK) {
         size_t end = start + UK_BLOCK < n ? start + UK_BLOCK : n, i = start;
         float s[UK_LANES] = {0};
         for (; i + UK_LANES <= end; i += UK_LANES)
-            for (int j = 0; j < UK_LANES; ++j) s[j] += x[i + j];
+            for (int j = 0; j < UK_LANES; ++j) s[j] += square ? x[i + j] * x[i + j] : x[i + j];
         float partial = 0;
         for (int j = 0; j < UK_LANES; ++j) partial += s[j];
-        for (; i < end; ++i) partial += x[i];
+        for (; i < end; ++i) partial += square ? x[i] * x[i] : x[i];
         total += partial;
     }
     return total;
 }
 
-UK_CLONES double uk_sum_squares(const float *x, size_t n) {
-    double total = 0;
-    for (size_t start = 0; start < n; start += UK_BLOCK) {
-        size_t end = start + UK_BLOCK < n ? start + UK_BLOCK : n, i = start;
-        float s[UK_LANES] = {0};
-        for (; i + UK_LANES <= end; i += UK_LANES)
-            for (int j = 0; j < UK_LANES; ++j) s[j] += x[i + j] * x[i + j];
-        float partial = 0;
-        for (int j = 0; j < UK_LANES; ++j) partial += s[j];
-        for (; i < end; ++i) partial += x[i] * x[i];
-        total += partial;
-    }
-    return total;
-}
+UK_CLONES double uk_sum(const float *x, size_t n) { return blocked_sum(x, n, 0); }
+
+UK_CLONES double uk_sum_squares(const float *x, size_t n) { return blocked_sum(x, n, 1); }

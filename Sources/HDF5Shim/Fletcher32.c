@@ -25,62 +25,52 @@ static inline uint32_t be16(const uint8_t *p) {
     return (uint32_t)__builtin_bswap16(v);
 }
 
-#define CH5_FLETCHER32_BODY                                                                         \
-    const uint8_t *p = data;                                                                        \
-    size_t words = nbytes / 2;                                                                      \
-    uint64_t sum1 = 0, sum2 = 0; /* reduced mod 65535 after every block */                          \
-    int nonzero = 0;                                                                                \
-    const size_t block = (size_t)LANES * ROUNDS;                                                    \
-    while (words >= block) {                                                                        \
-        uint32_t a[LANES] = {0}, c[LANES] = {0};                                                    \
-        for (int r = 0; r < ROUNDS; r++) {                                                          \
-            for (int l = 0; l < LANES; l++) {                                                       \
-                a[l] += be16(p + 2 * l);                                                            \
-                c[l] += a[l];                                                                       \
-            }                                                                                       \
-            p += 2 * LANES;                                                                         \
-        }                                                                                           \
-        /* Word j = r·LANES + l of the block has weight block - j = LANES·(ROUNDS - r) - l. */      \
-        uint64_t sa = 0, sc = 0, sla = 0;                                                           \
-        for (int l = 0; l < LANES; l++) {                                                           \
-            sa += a[l];                                                                             \
-            sc += c[l];                                                                             \
-            sla += (uint64_t)l * a[l];                                                              \
-        }                                                                                           \
-        nonzero |= sa != 0;                                                                         \
-        sum2 = (sum2 + (block % 65535) * sum1 + (LANES * sc - sla)) % 65535;                        \
-        sum1 = (sum1 + sa) % 65535;                                                                 \
-        words -= block;                                                                             \
-    }                                                                                               \
-    /* Fewer than one block of words left: sums stay far below 2^64. */                             \
-    for (size_t i = 0; i < words; i++, p += 2) {                                                    \
-        uint32_t w = be16(p);                                                                       \
-        nonzero |= w != 0;                                                                          \
-        sum1 += w;                                                                                  \
-        sum2 += sum1;                                                                               \
-    }                                                                                               \
-    if (nbytes % 2) {                                                                               \
-        uint32_t w = (uint32_t)p[0] << 8;                                                           \
-        nonzero |= w != 0;                                                                          \
-        sum1 += w;                                                                                  \
-        sum2 += sum1;                                                                               \
-    }                                                                                               \
-    if (!nonzero) return 0;                                                                         \
-    sum1 %= 65535;                                                                                  \
-    sum2 %= 65535;                                                                                  \
-    return (uint32_t)((sum2 == 0 ? 65535 : sum2) << 16 | (sum1 == 0 ? 65535 : sum1));
-
-static uint32_t fletcher32_generic(const void *data, size_t nbytes) { CH5_FLETCHER32_BODY }
-
+// One function, compiled for AVX2 and baseline x86-64; the loader picks one (target_clones).
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-__attribute__((target("avx2")))
-static uint32_t fletcher32_avx2(const void *data, size_t nbytes) { CH5_FLETCHER32_BODY }
+__attribute__((target_clones("avx2", "default")))
 #endif
-
 uint32_t ch5_fletcher32(const void *data, size_t nbytes) {
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) return fletcher32_avx2(data, nbytes);
-#endif
-    return fletcher32_generic(data, nbytes);
+    const uint8_t *p = data;
+    size_t words = nbytes / 2;
+    uint64_t sum1 = 0, sum2 = 0; /* reduced mod 65535 after every block */
+    int nonzero = 0;
+    const size_t block = (size_t)LANES * ROUNDS;
+    while (words >= block) {
+        uint32_t a[LANES] = {0}, c[LANES] = {0};
+        for (int r = 0; r < ROUNDS; r++) {
+            for (int l = 0; l < LANES; l++) {
+                a[l] += be16(p + 2 * l);
+                c[l] += a[l];
+            }
+            p += 2 * LANES;
+        }
+        /* Word j = r·LANES + l of the block has weight block - j = LANES·(ROUNDS - r) - l. */
+        uint64_t sa = 0, sc = 0, sla = 0;
+        for (int l = 0; l < LANES; l++) {
+            sa += a[l];
+            sc += c[l];
+            sla += (uint64_t)l * a[l];
+        }
+        nonzero |= sa != 0;
+        sum2 = (sum2 + (block % 65535) * sum1 + (LANES * sc - sla)) % 65535;
+        sum1 = (sum1 + sa) % 65535;
+        words -= block;
+    }
+    /* Fewer than one block of words left: sums stay far below 2^64. */
+    for (size_t i = 0; i < words; i++, p += 2) {
+        uint32_t w = be16(p);
+        nonzero |= w != 0;
+        sum1 += w;
+        sum2 += sum1;
+    }
+    if (nbytes % 2) {
+        uint32_t w = (uint32_t)p[0] << 8;
+        nonzero |= w != 0;
+        sum1 += w;
+        sum2 += sum1;
+    }
+    if (!nonzero) return 0;
+    sum1 %= 65535;
+    sum2 %= 65535;
+    return (uint32_t)((sum2 == 0 ? 65535 : sum2) << 16 | (sum1 == 0 ? 65535 : sum1));
 }

@@ -122,13 +122,9 @@ public enum Checkpoint {
                         let g = try hidden.createGroup("l\(k)")
                         let rows = (k * B * H)..<((k + 1) * B * H)
                         // One checksummed chunk per layer, like the parameters.
-                        try h.withUnsafeBufferPointer {
-                            _ = try g.writeChecksummed("h", UnsafeBufferPointer(rebasing: $0[rows]), shape: [B, H],
-                                                       rowsPerChunk: B)
-                        }
-                        if !c.isEmpty {
-                            try c.withUnsafeBufferPointer {
-                                _ = try g.writeChecksummed("c", UnsafeBufferPointer(rebasing: $0[rows]), shape: [B, H],
+                        for (name, values) in [("h", h), ("c", c)] where !values.isEmpty {
+                            try values.withUnsafeBufferPointer {
+                                _ = try g.writeChecksummed(name, UnsafeBufferPointer(rebasing: $0[rows]), shape: [B, H],
                                                            rowsPerChunk: B)
                             }
                         }

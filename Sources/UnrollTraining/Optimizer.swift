@@ -83,15 +83,16 @@ public final class Optimizer {
         stepCount += 1
         let p = arena.parameters.pointer, g = arena.gradients.pointer, n = arena.parameters.count
         let c = config
-        switch c.kind {
-        case .sgd where c.weightDecay == 0 && sparse != nil:
-            guard let sparse else { return }
+        if c.kind == .sgd, c.weightDecay == 0, let sparse {
             OptimizerKernels.sgd(p + sparse.blockEnd, grad: g + sparse.blockEnd, count: n - sparse.blockEnd, lr: lr,
                                  gradScale: gradScale)
             for row in sparse.rows {
                 let offset = row * sparse.width
                 OptimizerKernels.sgd(p + offset, grad: g + offset, count: sparse.width, lr: lr, gradScale: gradScale)
             }
+            return
+        }
+        switch c.kind {
         case .sgd:
             OptimizerKernels.sgd(p, grad: g, count: n, lr: lr, weightDecay: c.weightDecay, gradScale: gradScale)
         case .momentum, .nesterov:

@@ -89,8 +89,6 @@ public final class Trainer {
     /// so that zeroing, the norm and plain SGD skip the rest of the table.
     let embeddingReducer: SparseRowReducer?
     let bucketStart: Int
-    /// Embedding rows that may hold a gradient from the last step (nil: treat all as dirty).
-    private var dirtyEmbeddingRows: [Int]?
     private var prefetcher: WindowPrefetcher?
     /// Set from a signal handler; reduced with the gradients so all ranks stop together.
     public var stopRequested = false
@@ -154,7 +152,7 @@ public final class Trainer {
     /// the last step reduced can be non-zero, so only those are cleared in the (large) table.
     private func zeroGradients() {
         let arena = model.arena
-        guard let embeddingReducer, let rows = dirtyEmbeddingRows else {
+        guard let embeddingReducer, let rows = embeddingReducer.reducedRows else {
             arena.zeroGradients()
             return
         }
@@ -189,30 +187,34 @@ public final class Trainer {
         var reductionError: (any Error)?
         let computeStart = monotonicSeconds()
         let injectNaN = config.faultInjection.map { $0.rank == communicator.rank && $0.step == progress.step } ?? false
-        if let embeddingReducer {
-            // Agreeing on the touched rows overlaps forward. The injected NaN goes to row 0, which
-            // must then count as touched for the NaN to be reduced like a real one.
+        let reducer = self.reducer, embeddingReducer = self.embeddingReducer, bucketStart = self.bucketStart
+        /// Runs one communication call inside backward's callbacks (which cannot throw): timed, and
+        /// skipped once a call has failed; the error is rethrown after backward.
+        func communicate(_ call: () throws -> Void) {
+            guard reductionError == nil else { return }
             let t0 = monotonicSeconds()
-            try embeddingReducer.begin(touched: window.inputs.prefix(window.length * window.batch),
-                                       alsoRow: injectNaN ? 0 : nil)
+            do { try call() } catch { reductionError = error }
             communicationSeconds += monotonicSeconds() - t0
         }
+        // Agreeing on the touched rows overlaps forward. The injected NaN goes to row 0, which must
+        // then count as touched for the NaN to be reduced like a real one.
+        communicate {
+            try embeddingReducer?.begin(touched: window.inputs.prefix(window.length * window.batch),
+                                        alsoRow: injectNaN ? 0 : nil)
+        }
+        if let reductionError { throw reductionError }
         window.inputs.withUnsafeBufferPointer { inputs in
             window.targets.withUnsafeBufferPointer { targets in
                 model.forward(tokens: inputs.baseAddress!, steps: window.length, batch: window.batch, state: state,
                               dropout: DropoutContext(seed: config.seed, step: UInt64(progress.step),
                                                       firstStream: reader.firstStream, globalBatch: config.batchSize))
                 var first = true
-                let model = self.model, stopRequested = self.stopRequested, reducer = self.reducer
-                let embeddingReducer = self.embeddingReducer, bucketStart = self.bucketStart
+                let model = self.model, stopRequested = self.stopRequested
                 let pollReductions = {
-                    guard reductionError == nil else { return }
-                    let t0 = monotonicSeconds()
-                    do {
+                    communicate {
                         try reducer.poll()
                         _ = try embeddingReducer?.poll()
-                    } catch { reductionError = error }
-                    communicationSeconds += monotonicSeconds() - t0
+                    }
                 }
                 model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: { offset in
                     if first {
@@ -227,23 +229,17 @@ public final class Trainer {
                     if offset == 0 && injectNaN {
                         arena.gradients[0] = .nan
                     }
-                    guard reductionError == nil else { return }
-                    let t0 = monotonicSeconds()
-                    do {
+                    communicate {
                         try reducer.ready(from: max(0, offset - bucketStart))
                         if offset == 0 { try embeddingReducer?.start(arena.gradients.pointer) }
-                    } catch { reductionError = error }
-                    communicationSeconds += monotonicSeconds() - t0
+                    }
                 }, progress: pollReductions)
             }
         }
         if let reductionError { throw reductionError }
         let finishStart = monotonicSeconds()
         try reducer.finish()
-        if let embeddingReducer {
-            try embeddingReducer.finish()
-            dirtyEmbeddingRows = embeddingReducer.reducedRows
-        }
+        try embeddingReducer?.finish()
         communicationSeconds += monotonicSeconds() - finishStart
         let computeSeconds = monotonicSeconds() - computeStart - communicationSeconds
 
@@ -255,7 +251,7 @@ public final class Trainer {
         // that factor and the clipping factor are applied inside the update, not as extra passes.
         let divisor = config.lossNormalization == .token ? tokens : config.batchSize
         let average = tokens > 0 ? 1 / Double(divisor) : 0
-        let sparse = dirtyEmbeddingRows.map {
+        let sparse = embeddingReducer?.reducedRows.map {
             SparseRows(rows: $0, width: config.model.embeddingSize, blockEnd: bucketStart)
         }
         let norm = (sparse?.norm(g, count: n) ?? Clipping.globalNorm(g, count: n)) * average
