@@ -36,6 +36,8 @@ public struct CheckpointContent {
     public var worldSize: Int
     public var dataFile: String
     public var dataSHA256: String
+    /// The id of the run that wrote it (nil in files written before run ids existed).
+    public var runId: String?
 }
 
 /// SHA-256 of a whole file, hex.
@@ -59,7 +61,7 @@ public func fileSHA256(_ path: String) throws -> String {
 public enum Checkpoint {
     /// Writes the trainer's state to `path` (collective: every rank calls it; rank 0 writes).
     /// The global hidden state is gathered from all ranks first. On failure every rank throws.
-    public static func save(_ trainer: Trainer, to path: String, dataSHA256: String,
+    public static func save(_ trainer: Trainer, to path: String, dataSHA256: String, runId: String? = nil,
                             failureHook: AtomicFile.FailureHook? = nil) throws {
         let comm = trainer.communicator, config = trainer.config, model = trainer.model
         let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize
@@ -95,6 +97,7 @@ public enum Checkpoint {
                     try file.setAttribute("created", string: utcTimestamp())
                     try file.setAttribute("data_file", string: config.data)
                     try file.setAttribute("data_sha256", string: dataSHA256)
+                    if let runId { try file.setAttribute("run_id", string: runId) }
                     let params = try file.createGroup("params")
                     for view in model.arena.layout.views {
                         try writeView(params, view, model.arena.parameters(view))
@@ -220,6 +223,7 @@ public enum Checkpoint {
         _ = try r.string(file, "created")
         let dataFile = try r.string(file, "data_file")
         let dataSHA256 = try r.string(file, "data_sha256")
+        let runId = try file.hasAttribute("run_id") ? try r.string(file, "run_id") : nil
 
         let layout = ParameterLayout.languageModel(config.model)
         var parameters: [String: [Float]] = [:]
@@ -271,7 +275,8 @@ public enum Checkpoint {
         }
         return CheckpointContent(config: config, progress: progress, optimizerSteps: optimizerSteps,
                                  parameters: parameters, optimizerSlots: slots, hidden: hidden, cell: cell,
-                                 vocabulary: vocab, worldSize: worldSize, dataFile: dataFile, dataSHA256: dataSHA256)
+                                 vocabulary: vocab, worldSize: worldSize, dataFile: dataFile, dataSHA256: dataSHA256,
+                                 runId: runId)
     }
 
     /// The innermost entry of an HDF5 error stack (the one that says what actually went wrong).
@@ -405,6 +410,19 @@ public enum Checkpoint {
 }
 
 extension Checkpoint {
+    /// The run id stored in checkpoint `path` (nil for files written before run ids existed),
+    /// read without loading the rest. Throws if the file cannot be opened as HDF5.
+    public static func runId(_ path: String) throws -> String? {
+        let file = try H5File.open(path)
+        return try file.hasAttribute("run_id") ? try file.stringAttribute("run_id") : nil
+    }
+
+    /// The configuration stored in checkpoint `path`, after complete verification of the file.
+    public static func configuration(_ path: String) throws -> (config: TrainingConfig, step: Int, runId: String?) {
+        let content = try load(path)
+        return (content.config, content.progress.step, content.runId)
+    }
+
     /// True if `path` is an HDF5 file whose `format` attribute names a checkpoint.
     public static func isCheckpoint(_ path: String) -> Bool {
         guard H5File.isHDF5(path), let file = try? H5File.open(path), (try? file.hasAttribute("format")) == true,
@@ -434,5 +452,30 @@ extension Checkpoint {
         lines.append("  training: batch \(c.config.batchSize) bptt \(c.config.bptt) lr \(c.config.learningRate) "
                      + "schedule \(c.config.schedule) clip \(c.config.clip) seed \(c.config.seed)")
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Checkpoint {
+    /// Copies only the parameters of `content` into `trainer` (for `--init-from`: a new run from
+    /// trained weights). The vocabulary must be the dataset's, entry for entry; the shapes must
+    /// match (checked by `ConfigMerge.checkShapes` and again here, view by view).
+    public static func restoreParameters(_ content: CheckpointContent, into trainer: Trainer, file: String) throws {
+        let vocab = trainer.vocabulary
+        if vocab != content.vocabulary {
+            let i = zip(vocab, content.vocabulary).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                ?? min(vocab.count, content.vocabulary.count)
+            let theirs = i < content.vocabulary.count ? quoted(content.vocabulary[i]) : "nothing"
+            let ours = i < vocab.count ? quoted(vocab[i]) : "nothing"
+            throw TrainingError.checkpoint("--init-from \(file): /vocab entry \(i): expected \(ours) as in the dataset "
+                                           + "\(trainer.config.data), found \(theirs)")
+        }
+        let arena = trainer.model.arena
+        for view in arena.layout.views {
+            guard let values = content.parameters[view.name], values.count == view.count else {
+                throw TrainingError.checkpoint("--init-from \(file): /params/\(view.name): missing or of another shape "
+                                               + "(expected \(view.shape))")
+            }
+            arena.parameters(view).update(from: values, count: view.count)
+        }
     }
 }

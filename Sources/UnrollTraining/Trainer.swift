@@ -15,6 +15,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case tooManySkips(Int)
     case data(String)
     case checkpoint(String)
+    /// A failure decided on rank 0 and reported by every rank with rank 0's message.
+    case agreed(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "training stopped: the gradient norm was NaN or Inf on \(n) consecutive steps (lower --lr or --clip)"
         case .data(let m): m
         case .checkpoint(let m): m
+        case .agreed(let m): m
         }
     }
 }
@@ -39,6 +42,9 @@ public struct TrainingProgress: Codable, Equatable, Sendable {
     public var scheduleState = LRScheduleState()
     public var consecutiveSkips = 0
     public var skippedSteps = 0
+    /// Configuration values changed when the run was resumed (nil until the first override; an
+    /// optional so that checkpoints written before it existed still decode).
+    public var overrides: [ConfigOverride]?
     public init() {}
 }
 

@@ -22,46 +22,6 @@ public struct RunSummary: Sendable {
     public var seconds: Double
 }
 
-/// Checkpoint files of a run directory: `step-NNNNNNNN.h5`, with `latest.h5` and `best.h5` links.
-public enum CheckpointDirectory {
-    public static func fileName(step: Int) -> String {
-        let digits = String(step)
-        return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".h5"
-    }
-
-    /// Checkpoints in `dir` by ascending step.
-    public static func list(_ dir: String) -> [(step: Int, path: String)] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.compactMap { name -> (Int, String)? in
-            guard name.hasPrefix("step-"), name.hasSuffix(".h5"), let step = Int(name.dropFirst(5).dropLast(3)) else { return nil }
-            return (step, (dir as NSString).appendingPathComponent(name))
-        }.sorted { $0.0 < $1.0 }
-    }
-
-    /// The newest checkpoint in `dir`, or nil.
-    public static func latest(_ dir: String) -> String? { list(dir).last?.path }
-
-    /// Points `link` (in `dir`) at `target` atomically (symlink to a temp name, then rename).
-    static func setLink(_ link: String, to target: String, in dir: String) throws {
-        let path = (dir as NSString).appendingPathComponent(link)
-        let tmp = path + ".tmp.\(getpid())"
-        unlink(tmp)
-        guard symlink((target as NSString).lastPathComponent, tmp) == 0, rename(tmp, path) == 0 else {
-            throw TrainingError.checkpoint("\(path): cannot update link: \(String(cString: strerror(errno)))")
-        }
-    }
-
-    /// Deletes all but the newest `keep` checkpoints, never the one `best.h5` points at.
-    static func prune(_ dir: String, keep: Int) {
-        let best = (try? FileManager.default.destinationOfSymbolicLink(
-            atPath: (dir as NSString).appendingPathComponent("best.h5")))
-        let all = list(dir)
-        for entry in all.dropLast(keep) where (entry.path as NSString).lastPathComponent != best {
-            unlink(entry.path)
-        }
-    }
-}
-
 public final class TrainingRun {
     public let trainer: Trainer
     let logLine: LogSink
@@ -71,9 +31,21 @@ public final class TrainingRun {
     /// Raised by SIGTERM/SIGINT (see `installSignalHandlers`).
     nonisolated(unsafe) static var signalled: sig_atomic_t = 0
 
-    /// Sets up a run: every rank checks that the configuration, dataset and binary agree, then the
-    /// trainer is built and, with `resume`, restored from a checkpoint (path or "latest").
-    public init(config: TrainingConfig, communicator: any Communicator, resume: String?, log: @escaping LogSink) throws {
+    /// The run's id, stored in every checkpoint it writes (a resumed run keeps its checkpoint's).
+    public let runId: String
+    /// The checkpoint directory this run owns (nil without --checkpoint-dir).
+    public let directory: RunDirectory?
+
+    /// Sets up a run: every rank checks that the configuration, dataset and binary agree, the
+    /// checkpoint directory is taken (see `RunDirectory`), the trainer is built and then
+    /// - with `resume` ("latest" or a file): restored from the newest verified checkpoint or that
+    ///   file, keeping its run id; `overrides` (from `ConfigMerge.resume`) are recorded;
+    /// - with `initFrom` (a checkpoint file): a new run whose parameters are that checkpoint's
+    ///   (same shapes), with a fresh optimizer at step 0;
+    /// - otherwise a new run, in a directory that must hold no checkpoints.
+    /// `directory`, if given, must be the one of `config.checkpointDir`, already taken.
+    public init(config: TrainingConfig, communicator: any Communicator, resume: String?, initFrom: String? = nil,
+                directory: RunDirectory? = nil, overrides: [ConfigOverride] = [], log: @escaping LogSink) throws {
         isRoot = communicator.rank == 0
         self.logLine = log
         try communicator.checkIdentical(UnrollVersion.string, what: "binary version")
@@ -81,6 +53,9 @@ public final class TrainingRun {
         encoder.outputFormatting = [.sortedKeys]   // key order must not depend on the process
         let configText = String(decoding: try encoder.encode(config), as: UTF8.self)
         try communicator.checkIdentical(configText, what: "configuration")
+        if resume != nil, initFrom != nil {
+            throw TrainingError.config("--resume and --init-from exclude each other")
+        }
         var sha = ""
         var failure: (any Error)?
         do { sha = try fileSHA256(config.data) } catch { failure = error }
@@ -95,13 +70,20 @@ public final class TrainingRun {
             throw failure ?? TrainingError.config("set-up failed on another rank")
         }
         self.trainer = trainer
+        var runId = try rootDecides(communicator) { makeRunId() }
+        if let dir = config.checkpointDir {
+            self.directory = try directory ?? RunDirectory(path: dir, runId: runId, communicator: communicator, log: log)
+        } else {
+            self.directory = nil
+        }
         if let resume {
-            var path = resume
-            if resume == "latest" {
-                guard let dir = config.checkpointDir, let found = CheckpointDirectory.latest(dir) else {
-                    throw TrainingError.checkpoint("--resume latest: no checkpoint in \(config.checkpointDir ?? "(no --checkpoint-dir)")")
-                }
-                path = found
+            let path: String
+            if let directory = self.directory {
+                path = try directory.selectResume(resume) { _ = try Checkpoint.load($0) }
+            } else if resume == "latest" {
+                throw TrainingError.checkpoint("--resume latest: needs --checkpoint-dir (the directory to resume from)")
+            } else {
+                path = resume
             }
             do {
                 let content = try Checkpoint.load(path)
@@ -109,12 +91,35 @@ public final class TrainingRun {
                     throw TrainingError.checkpoint("\(path): data_sha256 \(content.dataSHA256.prefix(12))… differs from \(config.data) (\(sha.prefix(12))…)")
                 }
                 try Checkpoint.restore(content, into: trainer, file: path)
+                if let id = content.runId { runId = id }
             } catch { failure = error }
             guard try communicator.allAgree(failure == nil) else {
                 throw failure ?? TrainingError.checkpoint("\(path): restoring failed on another rank")
             }
-            if isRoot { logLine("resumed from \(path) at step \(trainer.progress.step), epoch \(trainer.progress.epoch)") }
+            try self.directory?.adopt(runId: runId)
+            if !overrides.isEmpty { trainer.progress.overrides = (trainer.progress.overrides ?? []) + overrides }
+            if isRoot {
+                log("resumed from \(path) at step \(trainer.progress.step), epoch \(trainer.progress.epoch) (run \(runId))")
+                for o in overrides { log("notice: \(o.flag) changed from \(o.from) to \(o.to) at step \(o.step) (recorded in the checkpoints)") }
+            }
+        } else {
+            try self.directory?.requireNoCheckpoints()
+            if let initFrom {
+                do {
+                    let content = try Checkpoint.load(initFrom)
+                    try ConfigMerge.checkShapes(config.model, against: content.config.model, file: initFrom)
+                    try Checkpoint.restoreParameters(content, into: trainer, file: initFrom)
+                    if isRoot {
+                        log("initialised from \(initFrom) (step \(content.progress.step) of run \(content.runId ?? "?")): "
+                            + "new run \(runId) at step 0 with a fresh optimizer")
+                    }
+                } catch { failure = error }
+                guard try communicator.allAgree(failure == nil) else {
+                    throw failure ?? TrainingError.checkpoint("--init-from \(initFrom): failed on another rank")
+                }
+            }
         }
+        self.runId = runId
         if isRoot, let path = config.metrics {
             if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let handle = FileHandle(forWritingAtPath: path) else {
@@ -180,11 +185,11 @@ public final class TrainingRun {
         guard let dir = trainer.config.checkpointDir else { return nil }
         let path = (dir as NSString).appendingPathComponent(CheckpointDirectory.fileName(step: trainer.progress.step))
         let t0 = monotonicSeconds()
-        try Checkpoint.save(trainer, to: path, dataSHA256: dataSHA256)
+        try Checkpoint.save(trainer, to: path, dataSHA256: dataSHA256, runId: runId)
         if isRoot {
             try CheckpointDirectory.setLink("latest.h5", to: path, in: dir)
             if best { try CheckpointDirectory.setLink("best.h5", to: path, in: dir) }
-            CheckpointDirectory.prune(dir, keep: trainer.config.keep)
+            CheckpointDirectory.prune(dir, keep: trainer.config.keep, protected: path)
             logLine("checkpoint \(path)\(best ? " (best)" : "") in \(f(monotonicSeconds() - t0, 2)) s")
         }
         return path
@@ -263,6 +268,7 @@ public final class TrainingRun {
                 + (lastCheckpoint.map { ", last checkpoint \($0)" } ?? ""))
         }
         try? metrics?.close()
+        directory?.lock?.release()
         return summary
     }
 }

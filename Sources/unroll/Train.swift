@@ -115,8 +115,10 @@ struct Train: ParsableCommand {
 
     @Option(help: "Configuration file, JSON or TOML, whose keys are these long options (e.g. cell = \"lstm\"); command-line options override it.")
     var config: String?
-    @Option(help: "Resume from a checkpoint file, or 'latest' in --checkpoint-dir.")
+    @Option(help: "Continue a run from a checkpoint file, or from the newest good one in --checkpoint-dir with 'latest'. The configuration comes from the checkpoint: give only --steps/--epochs, cadences, --keep, --metrics, --max-skips (and --lr, schedule parameters, --clip to override, with a notice).")
     var resume: String?
+    @Option(help: "Start a new run (step 0, fresh optimizer) from the weights of this checkpoint; shapes must match.")
+    var initFrom: String?
 
     @OptionGroup(title: "Data") var dataOptions: DataOptions
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
@@ -146,36 +148,57 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// The resolved configuration: file, then overrides, then the dataset's vocabulary size.
-    func resolve() throws -> TrainingConfig {
+    /// The configuration of a new run before the dataset is read: defaults, then every given
+    /// option (file, then command line); the embedding size follows --hidden unless given.
+    func defaults(model: ModelConfig? = nil) throws -> TrainingConfig {
         guard let data = dataOptions.data else { throw ValidationError("--data is required (or in --config)") }
-        var c = TrainingConfig(data: data, model: ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: 200,
-                                                              hiddenSize: 200, layers: 2))
-        c.model.embeddingSize = modelOptions.embedding ?? modelOptions.hidden ?? 200
+        let hidden = modelOptions.hidden ?? model?.hiddenSize ?? 200
+        let base = model ?? ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: modelOptions.embedding ?? hidden,
+                                        hiddenSize: hidden, layers: 2)
+        var c = TrainingConfig(data: data, model: base)
+        if model == nil || modelOptions.hidden != nil { c.model.embeddingSize = modelOptions.embedding ?? hidden }
+        c.model.dropout = 0
+        c.model.initScheme = .pytorch
+        c.model.forgetGateBias = false
+        return c
+    }
+
+    /// Every option the user gave (in --config or on the command line), each able to apply
+    /// itself to a configuration and classified for resuming (see `ConfigMerge`).
+    func givenOptions() -> [GivenOption] {
+        var list: [GivenOption] = []
+        func add<V>(_ flag: String, _ kind: GivenOption.Kind, _ value: V?, text: (V) -> String = { "\($0)" },
+                    current: @escaping (TrainingConfig) -> String, _ apply: @escaping (inout TrainingConfig, V) -> Void) {
+            guard let value else { return }
+            list.append(GivenOption(flag, kind, given: text(value), apply: { apply(&$0, value) }, current: current))
+        }
         let d = dataOptions, m = modelOptions, o = optimisation, b = bookkeeping
-        if let v = d.data { c.data = v }
-        if let v = d.batchSize { c.batchSize = v }
-        if let v = d.bptt { c.bptt = v }
-        if let v = d.evalStreams { c.evalStreams = v }
-        if let v = m.cell { c.model.cell = v.kind }
-        if let v = m.layers { c.model.layers = v }
-        if let v = m.hidden { c.model.hiddenSize = v }
-        if let v = m.embedding { c.model.embeddingSize = v }
-        if let v = m.dropout { c.model.dropout = v }
-        if let v = m.initRange { c.model.initScheme = v > 0 ? .uniform(v) : .pytorch }
-        if let v = m.forgetBias { c.model.forgetGateBias = v }
-        if let v = o.optimizer { c.optimizer.kind = v }
-        if let v = o.lr { c.learningRate = v }
-        if let v = o.momentum { c.optimizer.momentum = v }
-        if let v = o.weightDecay { c.optimizer.weightDecay = v }
-        if let v = o.clip { c.clip = v }
-        if let v = o.clipMode { c.clipMode = v }
-        if let v = o.lossNormalization { c.lossNormalization = v }
-        if let v = o.epochs { c.epochs = v }
-        if let v = o.steps { c.steps = v }
-        if let v = o.seed { c.seed = v }
-        if let v = o.maxSkips { c.maxConsecutiveSkips = v }
-        if let s = o.lrSchedule {
+        add("--data", .fixed, d.data, current: { $0.data }) { $0.data = $1 }
+        add("--batch-size", .fixed, d.batchSize, current: { "\($0.batchSize)" }) { $0.batchSize = $1 }
+        add("--bptt", .fixed, d.bptt, current: { "\($0.bptt)" }) { $0.bptt = $1 }
+        add("--eval-streams", .fixed, d.evalStreams, current: { "\($0.evalStreams)" }) { $0.evalStreams = $1 }
+        add("--cell", .fixed, m.cell, text: { $0.rawValue }, current: { CellOption.name(of: $0.model.cell) }) { $0.model.cell = $1.kind }
+        add("--layers", .fixed, m.layers, current: { "\($0.model.layers)" }) { $0.model.layers = $1 }
+        add("--hidden", .fixed, m.hidden, current: { "\($0.model.hiddenSize)" }) { $0.model.hiddenSize = $1 }
+        add("--embedding", .fixed, m.embedding, current: { "\($0.model.embeddingSize)" }) { $0.model.embeddingSize = $1 }
+        add("--dropout", .fixed, m.dropout, current: { "\($0.model.dropout)" }) { $0.model.dropout = $1 }
+        add("--init-range", .fixed, m.initRange, current: { c in
+            if case .uniform(let a) = c.model.initScheme { return "\(a)" } else { return "0.0" }
+        }) { $0.model.initScheme = $1 > 0 ? .uniform($1) : .pytorch }
+        add("--forget-bias", .fixed, m.forgetBias, text: { $0 ? "on" : "off" }, current: { $0.model.forgetGateBias ? "on" : "off" }) {
+            $0.model.forgetGateBias = $1
+        }
+        add("--optimizer", .fixed, o.optimizer, text: { $0.rawValue }, current: { $0.optimizer.kind.rawValue }) { $0.optimizer.kind = $1 }
+        add("--momentum", .fixed, o.momentum, current: { "\($0.optimizer.momentum)" }) { $0.optimizer.momentum = $1 }
+        add("--weight-decay", .fixed, o.weightDecay, current: { "\($0.optimizer.weightDecay)" }) { $0.optimizer.weightDecay = $1 }
+        add("--clip-mode", .fixed, o.clipMode, text: { $0.rawValue }, current: { $0.clipMode.rawValue }) { $0.clipMode = $1 }
+        add("--loss-normalization", .fixed, o.lossNormalization, text: { $0.rawValue }, current: { $0.lossNormalization.rawValue }) {
+            $0.lossNormalization = $1
+        }
+        add("--seed", .fixed, o.seed, current: { "\($0.seed)" }) { $0.seed = $1 }
+        // The schedule's kind defines the run; its parameters may be overridden (below).
+        add("--lr-schedule", .fixed, o.lrSchedule, text: { $0.rawValue }, current: { ScheduleOption.name(of: $0.schedule) }) { [o] c, s in
+            guard ScheduleOption.name(of: c.schedule) != s.rawValue else { return }
             let decay = o.lrDecay ?? 0.5
             switch s {
             case .constant: c.schedule = .constant
@@ -184,17 +207,38 @@ struct Train: ParsableCommand {
             case .cosine: c.schedule = .cosine(warmupSteps: o.warmup ?? 0, totalSteps: 0, minFactor: 0)
             }
         }
-        if let v = b.evalEvery { c.evalEvery = v }
-        if let v = b.logEvery { c.logEvery = max(1, v) }
-        if let v = b.checkpointDir { c.checkpointDir = v }
-        if let v = b.checkpointEvery { c.checkpointEvery = v }
-        if let v = b.keep { c.keep = v }
-        if let v = b.metrics { c.metrics = v }
-        if let v = distributed.bucketBytes { c.bucketBytes = v }
-        if let spec = ProcessInfoLite.environment(Self.nanInjectionVariable) {
-            c.faultInjection = try Self.parseFaultInjection(spec)
+        add("--lr", .overridable, o.lr, current: { "\($0.learningRate)" }) { $0.learningRate = $1 }
+        add("--lr-decay", .overridable, o.lrDecay, current: { "\($0.schedule)" }) { c, v in
+            switch c.schedule {
+            case .stepDecay(let after, _): c.schedule = .stepDecay(afterEpoch: after, factor: v)
+            case .plateau(_, let patience, let threshold): c.schedule = .plateau(factor: v, patience: patience, threshold: threshold)
+            case .constant, .cosine: break
+            }
         }
-        return c
+        add("--decay-after", .overridable, o.decayAfter, current: { "\($0.schedule)" }) { c, v in
+            if case .stepDecay(_, let factor) = c.schedule { c.schedule = .stepDecay(afterEpoch: v, factor: factor) }
+        }
+        add("--warmup", .overridable, o.warmup, current: { "\($0.schedule)" }) { c, v in
+            if case .cosine(_, let total, let minFactor) = c.schedule {
+                c.schedule = .cosine(warmupSteps: v, totalSteps: total, minFactor: minFactor)
+            }
+        }
+        add("--clip", .overridable, o.clip, current: { "\($0.clip)" }) { $0.clip = $1 }
+        // Bookkeeping: how long, how often, where.
+        add("--epochs", .free, o.epochs, current: { "\($0.epochs)" }) { c, v in
+            c.epochs = v
+            c.steps = nil  // --epochs given again replaces a step budget (a later --steps wins)
+        }
+        add("--steps", .free, o.steps, current: { $0.steps.map { "\($0)" } ?? "none" }) { $0.steps = $1 }
+        add("--max-skips", .free, o.maxSkips, current: { "\($0.maxConsecutiveSkips)" }) { $0.maxConsecutiveSkips = $1 }
+        add("--eval-every", .free, b.evalEvery, current: { "\($0.evalEvery)" }) { $0.evalEvery = $1 }
+        add("--log-every", .free, b.logEvery, current: { "\($0.logEvery)" }) { $0.logEvery = max(1, $1) }
+        add("--checkpoint-dir", .free, b.checkpointDir, current: { $0.checkpointDir ?? "none" }) { $0.checkpointDir = $1 }
+        add("--checkpoint-every", .free, b.checkpointEvery, current: { "\($0.checkpointEvery)" }) { $0.checkpointEvery = $1 }
+        add("--keep", .free, b.keep, current: { "\($0.keep)" }) { $0.keep = $1 }
+        add("--metrics", .free, b.metrics, current: { $0.metrics ?? "none" }) { $0.metrics = $1 }
+        add("--bucket-bytes", .free, distributed.bucketBytes, current: { "\($0.bucketBytes)" }) { $0.bucketBytes = $1 }
+        return list
     }
 
     /// Test hook, deliberately not a command-line option: `UNROLL_TEST_INJECT_NAN=RANK:STEP` makes
@@ -214,22 +258,101 @@ struct Train: ParsableCommand {
     func run() throws {
         let comm = try makeCommunicator()
         try runReportingErrors(communicator: comm) {
-            var c = try mergingConfigFile().resolve()
-            // The vocabulary size comes from the dataset.
-            let dataset = try TokenDataset(path: c.data)
-            c.model.vocabSize = dataset.vocabSize
-            if let dir = c.checkpointDir, comm.rank == 0 {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            }
+            let options = try mergingConfigFile()
+            var given = options.givenOptions()
             TrainingRun.installSignalHandlers()
+            let log: LogSink = { line in print(line); fflush(nil) }
+            var directory: RunDirectory?
+            var config: TrainingConfig
+            var overrides: [ConfigOverride] = []
+            var resumePath: String?
+            if let resume {
+                if options.initFrom != nil { throw ValidationError("--resume and --init-from exclude each other") }
+                if resume == "latest" {
+                    guard let dir = options.bookkeeping.checkpointDir else {
+                        throw ValidationError("--resume latest needs --checkpoint-dir (the directory to resume from)")
+                    }
+                    directory = try RunDirectory(path: dir, runId: "(resuming)", communicator: comm, log: log)
+                    resumePath = try directory?.selectResume("latest") { _ = try Checkpoint.load($0) }
+                } else {
+                    resumePath = resume
+                }
+                guard let path = resumePath else { return }
+                let saved = try rootDecides(comm) { try SavedRun(path) }
+                // The same data under another path (moved, copied) is the same run.
+                if let data = options.dataOptions.data, data != saved.config.data {
+                    let sameData = try rootDecides(comm) { (try? fileSHA256(data)) == saved.dataSHA256 }
+                    if sameData {
+                        given.removeAll { $0.flag == "--data" }
+                        if comm.rank == 0 { log("notice: --data \(data) has the SHA-256 of the checkpoint's \(saved.config.data): using it") }
+                        var moved = saved.config
+                        moved.data = data
+                        (config, overrides) = try ConfigMerge.resume(moved, file: path, step: saved.step, given)
+                    } else {
+                        (config, overrides) = try ConfigMerge.resume(saved.config, file: path, step: saved.step, given)
+                    }
+                } else {
+                    (config, overrides) = try ConfigMerge.resume(saved.config, file: path, step: saved.step, given)
+                }
+            } else if let initFrom = options.initFrom {
+                let saved = try rootDecides(comm) { try SavedRun(initFrom) }
+                var shape = saved.config.model
+                shape.dropout = 0
+                config = ConfigMerge.fresh(try options.defaults(model: shape), given)
+                config.model.vocabSize = try TokenDataset(path: config.data).vocabSize
+            } else {
+                config = ConfigMerge.fresh(try options.defaults(), given)
+                // The vocabulary size comes from the dataset.
+                config.model.vocabSize = try TokenDataset(path: config.data).vocabSize
+            }
+            config.faultInjection = try ProcessInfoLite.environment(Self.nanInjectionVariable).map(Self.parseFaultInjection)
+            if let problem = config.problem() { throw ValidationError(problem) }
             if comm.rank == 0 {
                 print(BLASEnvironment.summary)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print("configuration:\n" + String(decoding: try encoder.encode(c), as: UTF8.self))
+                print("configuration:\n" + String(decoding: try encoder.encode(config), as: UTF8.self))
             }
-            let run = try TrainingRun(config: c, communicator: comm, resume: resume) { line in print(line); fflush(nil) }
+            if let dir = directory, config.checkpointDir != dir.path {
+                dir.lock?.release()
+                directory = nil
+            }
+            let run = try TrainingRun(config: config, communicator: comm, resume: resumePath, initFrom: options.initFrom,
+                                      directory: directory, overrides: overrides, log: log)
             _ = try run.run()
+        }
+    }
+}
+
+/// What `train` needs from a checkpoint before the run is built (read and verified on rank 0).
+struct SavedRun: Codable {
+    var config: TrainingConfig
+    var step: Int
+    var dataSHA256: String
+
+    init(_ path: String) throws {
+        let content = try Checkpoint.load(path)
+        config = content.config
+        step = content.progress.step
+        dataSHA256 = content.dataSHA256
+    }
+}
+
+extension CellOption {
+    /// The command-line name of a cell kind.
+    static func name(of kind: CellKind) -> String {
+        allCases.first { $0.kind == kind }?.rawValue ?? kind.rawValue
+    }
+}
+
+extension ScheduleOption {
+    /// The command-line name of a schedule's kind.
+    static func name(of schedule: LRSchedule) -> String {
+        switch schedule {
+        case .constant: "constant"
+        case .stepDecay: "step"
+        case .plateau: "plateau"
+        case .cosine: "cosine"
         }
     }
 }
