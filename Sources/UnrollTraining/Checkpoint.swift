@@ -451,6 +451,11 @@ extension Checkpoint {
         lines.append("  data: \(c.dataFile) sha256 \(c.dataSHA256), saved by \(c.worldSize) rank(s)")
         lines.append("  training: batch \(c.config.batchSize) bptt \(c.config.bptt) lr \(c.config.learningRate) "
                      + "schedule \(c.config.schedule) clip \(c.config.clip) seed \(c.config.seed)")
+        if let overrides = p.overrides, !overrides.isEmpty {
+            lines.append("  overrides: " + overrides.map { "\($0.flag) \($0.from) → \($0.to) at step \($0.step)" }
+                .joined(separator: ", "))
+        }
+        lines.append("  run: \(c.runId ?? "(no id: written before run ids)")")
         return lines.joined(separator: "\n")
     }
 }
