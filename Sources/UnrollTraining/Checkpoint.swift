@@ -217,6 +217,9 @@ public enum Checkpoint {
         if let problem = config.problem() {
             throw TrainingError.checkpoint("\(path): attribute config: expected a valid configuration, found \(problem)")
         }
+        if let short = MemoryEstimate.shortfall(bytesPerProcess: MemoryEstimate.checkpointBytes(config), processes: 1) {
+            throw TrainingError.checkpoint("\(path): attribute config: the model it describes \(short)")
+        }
         let worldSize = try r.int(file, "world_size")
         // Not returned, but `describe` shows them, so they are part of a valid file.
         _ = try r.string(file, "unroll_version")

@@ -103,6 +103,7 @@ public final class Trainer {
     /// and the optimizer. `config.model.vocabSize` must equal the dataset's.
     public init(config: TrainingConfig, communicator: any Communicator) throws {
         if let p = config.problem() { throw TrainingError.config(p) }
+        if let p = MemoryEstimate.trainingProblem(config, worldSize: communicator.size) { throw TrainingError.config(p) }
         self.config = config
         self.communicator = communicator
         dataset = try TokenDataset(path: config.data)

@@ -75,16 +75,49 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         self.model = model
     }
 
-    /// Checks ranges; returns a one-line description of the first problem, or nil.
+    /// Checks every value against its stated range; returns a one-line description of the first
+    /// problem naming the option, or nil. NaN and infinities are out of every range.
     public func problem() -> String? {
-        if let p = model.problem() { return p }
+        let m = model
+        func finite<T: BinaryFloatingPoint>(_ v: T) -> Bool { v.isFinite }
+        if m.hiddenSize < 1 { return "--hidden must be ≥ 1, got \(m.hiddenSize)" }
+        if m.embeddingSize < 1 { return "--embedding must be ≥ 1, got \(m.embeddingSize)" }
+        if m.layers < 1 { return "--layers must be ≥ 1, got \(m.layers)" }
+        if !(m.dropout >= 0 && m.dropout < 1) { return "--dropout must be in [0, 1), got \(m.dropout)" }
+        if case .uniform(let a) = m.initScheme, !(a > 0 && finite(a)) {
+            return "--init-range must be a finite number ≥ 0 (0: PyTorch's initialisation), got \(a)"
+        }
+        if let p = m.problem() { return p }
         if batchSize < 1 { return "--batch-size must be ≥ 1, got \(batchSize)" }
         if bptt < 1 { return "--bptt must be ≥ 1, got \(bptt)" }
         if evalStreams < 1 { return "--eval-streams must be ≥ 1, got \(evalStreams)" }
-        if !(learningRate > 0) { return "--lr must be > 0, got \(learningRate)" }
-        if !(clip > 0) { return "--clip must be > 0, got \(clip)" }
+        if !(learningRate > 0 && finite(learningRate)) { return "--lr must be a finite number > 0, got \(learningRate)" }
+        if !(clip > 0 && finite(clip)) { return "--clip must be a finite number > 0, got \(clip)" }
+        if !(optimizer.momentum >= 0 && optimizer.momentum < 1) { return "--momentum must be in [0, 1), got \(optimizer.momentum)" }
+        if !(optimizer.weightDecay >= 0 && finite(optimizer.weightDecay)) {
+            return "--weight-decay must be a finite number ≥ 0, got \(optimizer.weightDecay)"
+        }
+        switch schedule {
+        case .constant: break
+        case .stepDecay(let after, let factor):
+            if after < 0 { return "--decay-after must be ≥ 0, got \(after)" }
+            if !(factor > 0 && factor <= 1) { return "--lr-decay must be in (0, 1], got \(factor)" }
+        case .plateau(let factor, let patience, let threshold):
+            if !(factor > 0 && factor <= 1) { return "--lr-decay must be in (0, 1], got \(factor)" }
+            if patience < 0 || !(threshold >= 0 && finite(threshold)) {
+                return "plateau schedule: patience and threshold must be ≥ 0, got \(patience), \(threshold)"
+            }
+        case .cosine(let warmup, let total, let minFactor):
+            if warmup < 0 { return "--warmup must be ≥ 0, got \(warmup)" }
+            if total < 0 || !(minFactor >= 0 && minFactor <= 1) {
+                return "cosine schedule: total steps must be ≥ 0 and the minimum factor in [0, 1], got \(total), \(minFactor)"
+            }
+        }
         if epochs < 1 { return "--epochs must be ≥ 1, got \(epochs)" }
         if let steps, steps < 1 { return "--steps must be ≥ 1, got \(steps)" }
+        if evalEvery < 0 { return "--eval-every must be ≥ 0 (0: at each epoch end), got \(evalEvery)" }
+        if logEvery < 1 { return "--log-every must be ≥ 1, got \(logEvery)" }
+        if checkpointEvery < 0 { return "--checkpoint-every must be ≥ 0 (0: at epoch ends and the end), got \(checkpointEvery)" }
         if keep < 1 { return "--keep must be ≥ 1, got \(keep)" }
         if bucketBytes < 64 { return "--bucket-bytes must be ≥ 64, got \(bucketBytes)" }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }

@@ -35,9 +35,9 @@ struct Eval: ParsableCommand {
     var data: String?
     @Option(help: "Split: train, valid or test.")
     var split: String = "test"
-    @Option(help: "Streams of the evaluation layout (default: the checkpoint's).")
+    @Option(parsing: .unconditional, help: "Streams of the evaluation layout (default: the checkpoint's).")
     var evalStreams: Int?
-    @Option(help: "Window length (default: the checkpoint's --bptt).")
+    @Option(parsing: .unconditional, help: "Window length (default: the checkpoint's --bptt).")
     var bptt: Int?
     @Flag(help: "Print one JSON object (rank 0).")
     var json = false
@@ -52,6 +52,14 @@ struct Eval: ParsableCommand {
                 throw TrainingError.checkpoint("\(checkpoint): /vocab does not match the vocabulary of \(path)")
             }
             let streams = evalStreams ?? content.config.evalStreams, T = bptt ?? content.config.bptt
+            var sized = content.config
+            sized.evalStreams = streams
+            sized.bptt = T
+            sized.batchSize = 1
+            if let problem = sized.problem() { throw TrainingError.config(problem) }
+            if let short = MemoryEstimate.shortfall(bytesPerProcess: MemoryEstimate.trainingBytes(sized, worldSize: comm.size)) {
+                throw TrainingError.config("evaluating with --eval-streams \(streams) --bptt \(T) \(short)")
+            }
             let local = (comm.rank * streams / comm.size)..<((comm.rank + 1) * streams / comm.size)
             let arena = ParameterArena(layout: .languageModel(content.config.model))
             for view in arena.layout.views {
@@ -82,19 +90,29 @@ struct Sample: ParsableCommand {
     var checkpoint: String
     @Option(help: "Text to prime the model with.")
     var prime: String = ""
-    @Option(help: "Tokens to generate.")
+    @Option(parsing: .unconditional, help: "Tokens to generate.")
     var length: Int = 200
-    @Option(help: "Softmax temperature (lower is more conservative).")
+    @Option(parsing: .unconditional, help: "Softmax temperature (lower is more conservative).")
     var temperature: Double = 0.8
-    @Option(help: "Sample only among the K most likely tokens.")
+    @Option(parsing: .unconditional, help: "Sample only among the K most likely tokens.")
     var topK: Int?
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
+    /// Longest sample: generation is one step per token, so this bounds the run time (minutes).
+    static let maxLength = 10_000_000
+
     func run() throws {
         let comm = SingleProcessCommunicator()
         try runReportingErrors(communicator: comm) {
+            if length < 0 || length > Self.maxLength { throw TrainingError.config("--length must be in 0…\(Self.maxLength), got \(length)") }
+            if !(temperature > 0 && temperature.isFinite) {
+                throw TrainingError.config("--temperature must be a finite number > 0, got \(temperature)")
+            }
             let content = try Checkpoint.load(checkpoint)
+            if let k = topK, !(1...content.config.model.vocabSize).contains(k) {
+                throw TrainingError.config("--top-k must be in 1…\(content.config.model.vocabSize) (the vocabulary size), got \(k)")
+            }
             let dataset = try TokenDataset(path: content.dataFile)
             let model = Sampler.model(from: content)
             let primeTokens = try Sampler.encode(prime, vocabulary: content.vocabulary, level: dataset.level, unk: dataset.unk)

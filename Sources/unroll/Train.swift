@@ -31,26 +31,26 @@ extension LossNormalization: ExpressibleByArgument {}
 struct DataOptions: ParsableArguments {
     @Option(help: "Dataset file made by `unroll prepare` (required unless in --config).")
     var data: String?
-    @Option(help: "Global number of streams B, split across ranks (default 32).")
+    @Option(parsing: .unconditional, help: "Global number of streams B, split across ranks (default 32).")
     var batchSize: Int?
-    @Option(help: "TBPTT window T in steps (default 35).")
+    @Option(parsing: .unconditional, help: "TBPTT window T in steps (default 35).")
     var bptt: Int?
-    @Option(help: "Streams of the evaluation layout, independent of the rank count (default 8).")
+    @Option(parsing: .unconditional, help: "Streams of the evaluation layout, independent of the rank count (default 8).")
     var evalStreams: Int?
 }
 
 struct ModelOptions: ParsableArguments {
     @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru (default lstm).")
     var cell: CellOption?
-    @Option(help: "Recurrent layers (default 2).")
+    @Option(parsing: .unconditional, help: "Recurrent layers (default 2).")
     var layers: Int?
-    @Option(help: "Hidden size H (default 200).")
+    @Option(parsing: .unconditional, help: "Hidden size H (default 200).")
     var hidden: Int?
-    @Option(help: "Embedding size E (default: the hidden size).")
+    @Option(parsing: .unconditional, help: "Embedding size E (default: the hidden size).")
     var embedding: Int?
-    @Option(help: "Dropout on non-recurrent connections (default 0).")
+    @Option(parsing: .unconditional, help: "Dropout on non-recurrent connections (default 0).")
     var dropout: Float?
-    @Option(help: "Initialise every parameter U(-a, a); 0 = PyTorch's defaults (default 0).")
+    @Option(parsing: .unconditional, help: "Initialise every parameter U(-a, a); 0 = PyTorch's defaults (default 0).")
     var initRange: Float?
     @Flag(inversion: .prefixedNo, help: "LSTM: forget-gate bias starts at 1 (default off).")
     var forgetBias: Bool?
@@ -59,53 +59,53 @@ struct ModelOptions: ParsableArguments {
 struct OptimisationOptions: ParsableArguments {
     @Option(help: "sgd, momentum, nesterov, adam, adamw, adagrad (default sgd).")
     var optimizer: OptimizerKind?
-    @Option(help: "Base learning rate (default 1).")
+    @Option(parsing: .unconditional, help: "Base learning rate (default 1).")
     var lr: Double?
     @Option(help: "constant, step (×decay per epoch after --decay-after), plateau, cosine (default constant).")
     var lrSchedule: ScheduleOption?
-    @Option(help: "Decay factor for step/plateau schedules (default 0.5).")
+    @Option(parsing: .unconditional, help: "Decay factor for step/plateau schedules (default 0.5).")
     var lrDecay: Double?
-    @Option(help: "Step schedule: last epoch at the base rate (default 4).")
+    @Option(parsing: .unconditional, help: "Step schedule: last epoch at the base rate (default 4).")
     var decayAfter: Int?
-    @Option(help: "Cosine schedule: warm-up steps (default 0).")
+    @Option(parsing: .unconditional, help: "Cosine schedule: warm-up steps (default 0).")
     var warmup: Int?
-    @Option(help: "Momentum for momentum/nesterov (default 0.9).")
+    @Option(parsing: .unconditional, help: "Momentum for momentum/nesterov (default 0.9).")
     var momentum: Float?
-    @Option(help: "Weight decay (AdamW: decoupled) (default 0).")
+    @Option(parsing: .unconditional, help: "Weight decay (AdamW: decoupled) (default 0).")
     var weightDecay: Float?
-    @Option(help: "Clipping threshold (default 5).")
+    @Option(parsing: .unconditional, help: "Clipping threshold (default 5).")
     var clip: Double?
     @Option(help: "norm (global L2 norm) or value (element-wise) (default norm).")
     var clipMode: ClipMode?
     @Option(help: "token: gradient of the mean loss per token; stream: of the loss summed over the window and averaged over streams, as Zaremba et al. (default token).")
     var lossNormalization: LossNormalization?
-    @Option(help: "Epochs (default 1; ignored with --steps).")
+    @Option(parsing: .unconditional, help: "Epochs (default 1; ignored with --steps).")
     var epochs: Int?
-    @Option(help: "Total optimizer steps of the run counted from step 0.")
+    @Option(parsing: .unconditional, help: "Total optimizer steps of the run counted from step 0.")
     var steps: Int?
-    @Option(help: "Seed of initialisation and dropout (default 1).")
+    @Option(parsing: .unconditional, help: "Seed of initialisation and dropout (default 1).")
     var seed: UInt64?
-    @Option(help: "Stop after this many consecutive NaN/Inf gradient steps (default 10).")
+    @Option(parsing: .unconditional, help: "Stop after this many consecutive NaN/Inf gradient steps (default 10).")
     var maxSkips: Int?
 }
 
 struct BookkeepingOptions: ParsableArguments {
-    @Option(help: "Validate every N steps; 0 = at each epoch end (default 0).")
+    @Option(parsing: .unconditional, help: "Validate every N steps; 0 = at each epoch end (default 0).")
     var evalEvery: Int?
-    @Option(help: "Progress line every N steps (default 20).")
+    @Option(parsing: .unconditional, help: "Progress line every N steps (default 20).")
     var logEvery: Int?
     @Option(help: "Directory for checkpoints (none: no checkpoints).")
     var checkpointDir: String?
-    @Option(help: "Checkpoint every N steps; 0 = at epoch ends and the end (default 0).")
+    @Option(parsing: .unconditional, help: "Checkpoint every N steps; 0 = at epoch ends and the end (default 0).")
     var checkpointEvery: Int?
-    @Option(help: "Recent checkpoints kept besides the best (default 3).")
+    @Option(parsing: .unconditional, help: "Recent checkpoints kept besides the best (default 3).")
     var keep: Int?
     @Option(help: "JSON-lines metrics file (appended).")
     var metrics: String?
 }
 
 struct DistributedOptions: ParsableArguments {
-    @Option(help: "Gradient allreduce bucket size in bytes (default 4194304).")
+    @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default 4194304).")
     var bucketBytes: Int?
 }
 
@@ -161,6 +161,22 @@ struct Train: ParsableCommand {
         c.model.initScheme = .pytorch
         c.model.forgetGateBias = false
         return c
+    }
+
+    /// An option given that the configuration does not use (a schedule parameter for another
+    /// schedule, momentum for an optimizer without it), or nil.
+    func unusedOptionProblem(_ c: TrainingConfig) -> String? {
+        let o = optimisation
+        let schedule = ScheduleOption.name(of: c.schedule)
+        if o.lrDecay != nil, schedule != "step", schedule != "plateau" {
+            return "--lr-decay applies to --lr-schedule step or plateau; the schedule is \(schedule)"
+        }
+        if o.decayAfter != nil, schedule != "step" { return "--decay-after applies to --lr-schedule step; the schedule is \(schedule)" }
+        if o.warmup != nil, schedule != "cosine" { return "--warmup applies to --lr-schedule cosine; the schedule is \(schedule)" }
+        if o.momentum != nil, c.optimizer.kind != .momentum, c.optimizer.kind != .nesterov {
+            return "--momentum applies to --optimizer momentum or nesterov; the optimizer is \(c.optimizer.kind.rawValue)"
+        }
+        return nil
     }
 
     /// Every option the user gave (in --config or on the command line), each able to apply
@@ -232,7 +248,7 @@ struct Train: ParsableCommand {
         add("--steps", .free, o.steps, current: { $0.steps.map { "\($0)" } ?? "none" }) { $0.steps = $1 }
         add("--max-skips", .free, o.maxSkips, current: { "\($0.maxConsecutiveSkips)" }) { $0.maxConsecutiveSkips = $1 }
         add("--eval-every", .free, b.evalEvery, current: { "\($0.evalEvery)" }) { $0.evalEvery = $1 }
-        add("--log-every", .free, b.logEvery, current: { "\($0.logEvery)" }) { $0.logEvery = max(1, $1) }
+        add("--log-every", .free, b.logEvery, current: { "\($0.logEvery)" }) { $0.logEvery = $1 }
         add("--checkpoint-dir", .free, b.checkpointDir, current: { $0.checkpointDir ?? "none" }) { $0.checkpointDir = $1 }
         add("--checkpoint-every", .free, b.checkpointEvery, current: { "\($0.checkpointEvery)" }) { $0.checkpointEvery = $1 }
         add("--keep", .free, b.keep, current: { "\($0.keep)" }) { $0.keep = $1 }
@@ -306,7 +322,10 @@ struct Train: ParsableCommand {
                 config.model.vocabSize = try TokenDataset(path: config.data).vocabSize
             }
             config.faultInjection = try ProcessInfoLite.environment(Self.nanInjectionVariable).map(Self.parseFaultInjection)
-            if let problem = config.problem() { throw ValidationError(problem) }
+            if let problem = config.problem() ?? options.unusedOptionProblem(config)
+                ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
+                throw TrainingError.config(problem)
+            }
             if comm.rank == 0 {
                 print(BLASEnvironment.summary)
                 let encoder = JSONEncoder()

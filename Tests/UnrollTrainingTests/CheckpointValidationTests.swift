@@ -106,7 +106,20 @@ import UnrollModels
         config.model.hiddenSize = 0
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
         try F.edit(path) { try $0.setAttribute("config", string: json) }
-        F.expectOneLine(F.message { _ = try Checkpoint.load(path) }, naming: path, in: dir, mentions: ["config", "hidden size"])
+        F.expectOneLine(F.message { _ = try Checkpoint.load(path) }, naming: path, in: dir, mentions: ["config", "--hidden must be ≥ 1, got 0"])
+    }
+
+    /// A stored configuration whose model would need more memory than the machine has (layers 1e9)
+    /// is refused before anything is allocated.
+    @Test func hugeModelInConfigIsRefusedBeforeAllocating() throws {
+        let dir = try CheckpointScratch()
+        let (path, t) = try F.savedCheckpoint(in: dir)
+        var config = t.config
+        config.model.layers = 1_000_000_000
+        let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        try F.edit(path) { try $0.setAttribute("config", string: json) }
+        F.expectOneLine(F.message { _ = try Checkpoint.load(path) }, naming: path, in: dir,
+                        mentions: ["config", "needs", "GB, this machine has"])
     }
 
     // MARK: Datasets

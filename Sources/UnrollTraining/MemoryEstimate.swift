@@ -1,0 +1,76 @@
+// What a configuration will allocate, computed in closed form (Double, so absurd sizes cannot
+// overflow) before anything is allocated: a configuration (from the command line or from a
+// checkpoint's stored text) that needs more memory than the machine has is refused in one line
+// instead of aborting in the allocator or looping for hours over a billion layers.
+#if canImport(Glibc)
+import Glibc
+#endif
+import UnrollModels
+
+public enum MemoryEstimate {
+    /// Parameters of the language model `model` (as `ParameterLayout.languageModel` lays them out).
+    public static func parameterCount(_ model: ModelConfig) -> Double {
+        let G = Double(model.cell.gateCount), H = Double(model.hiddenSize), E = Double(model.embeddingSize)
+        let V = Double(model.vocabSize), L = Double(model.layers)
+        let firstLayer = G * H * (E + H) + 2 * G * H
+        let otherLayers = max(0, L - 1) * (G * H * 2 * H + 2 * G * H)
+        return V * E + firstLayer + otherLayers + H * V + V
+    }
+
+    /// Bytes one training process allocates (parameters, gradients, optimizer slots, the BPTT
+    /// caches of its share of the batch, logits, evaluation workspaces), over-estimated.
+    public static func trainingBytes(_ config: TrainingConfig, worldSize: Int) -> Double {
+        let m = config.model
+        let P = parameterCount(m)
+        let slots = Double(config.optimizer.slotNames.count)
+        let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), E = Double(m.embeddingSize)
+        let V = Double(m.vocabSize), L = Double(m.layers), T = Double(config.bptt)
+        let localBatch = (Double(config.batchSize) / Double(max(1, worldSize))).rounded(.up)
+        let evalBatch = (Double(config.evalStreams) / Double(max(1, worldSize))).rounded(.up)
+        // Per (time step, stream): gates and states of every layer, input, logits and probabilities.
+        let perToken = L * (2 * G * H + 4 * H) + E + 2 * V
+        let activations = T * (localBatch + evalBatch) * perToken
+        let state = 2 * L * (Double(config.batchSize) + Double(config.evalStreams)) * H
+        return 4 * ((2 + slots) * P + activations + state)
+    }
+
+    /// "this model and batch needs … (--hidden …)" if training `config` on `worldSize` ranks
+    /// would not fit in this machine's memory, else nil.
+    public static func trainingProblem(_ config: TrainingConfig, worldSize: Int) -> String? {
+        guard let short = shortfall(bytesPerProcess: trainingBytes(config, worldSize: worldSize)) else { return nil }
+        let m = config.model
+        return "this model and batch \(short) (--hidden \(m.hiddenSize), --embedding \(m.embeddingSize), "
+            + "--layers \(m.layers), vocabulary \(m.vocabSize), --batch-size \(config.batchSize), --bptt \(config.bptt), "
+            + "--eval-streams \(config.evalStreams))"
+    }
+
+    /// Bytes to hold one checkpoint of `config` in memory while loading it.
+    public static func checkpointBytes(_ config: TrainingConfig) -> Double {
+        let P = parameterCount(config.model)
+        let state = 2 * Double(config.model.layers) * Double(config.batchSize) * Double(config.model.hiddenSize)
+        return 4 * ((1 + Double(config.optimizer.slotNames.count)) * P + state)
+    }
+
+    /// Physical memory of this machine in bytes.
+    public static var machineBytes: Double {
+        Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Processes of this job on this machine (Open MPI tells each rank; 1 otherwise).
+    public static var processesOnThisMachine: Int {
+        guard let text = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").map({ String(cString: $0) }), let n = Int(text), n >= 1
+        else { return 1 }
+        return n
+    }
+
+    /// "needs 80.0 GB per process × 2 on this machine, it has 24.0 GB", or nil if it fits (with a
+    /// tenth of the machine left for everything else).
+    public static func shortfall(bytesPerProcess: Double, processes: Int = processesOnThisMachine,
+                                 machine: Double = machineBytes) -> String? {
+        let total = bytesPerProcess * Double(processes)
+        guard !(total <= 0.9 * machine) else { return nil }
+        let gb = { (b: Double) in b.isFinite ? String(format: "%.1f GB", b / 1e9) : "more than any machine has" }
+        let each = processes > 1 ? "\(gb(bytesPerProcess)) per process × \(processes) on this machine" : gb(bytesPerProcess)
+        return "needs \(each), this machine has \(gb(machine))"
+    }
+}
