@@ -53,19 +53,14 @@ public final class SparseRowReducer {
     }
 
     /// Starts agreeing on the union of touched rows. `touched` are this rank's row indices (may
-    /// repeat; each in `0..<rows`), plus `alsoRow` if given. Collective: every rank calls it at the
-    /// same point.
-    public func begin<S: Sequence>(touched: S, alsoRow: Int? = nil) throws where S.Element: BinaryInteger {
+    /// repeat; each in `0..<rows`). Collective: every rank calls it at the same point.
+    public func begin<S: Sequence>(touched: S) throws where S.Element: BinaryInteger {
         precondition(phase == .idle, "SparseRowReducer.begin called twice without finish")
         mask.update(repeating: 0, count: rows)
         for row in touched {
             let r = Int(row)
             precondition(r >= 0 && r < rows, "row \(r) outside 0..<\(rows)")
             mask[r] = 1
-        }
-        if let alsoRow {
-            precondition(alsoRow >= 0 && alsoRow < rows, "row \(alsoRow) outside 0..<\(rows)")
-            mask[alsoRow] = 1
         }
         maskHandle = try communicator.startAllreduceSum(UnsafeMutableBufferPointer(start: mask, count: rows))
         phase = .agreeing

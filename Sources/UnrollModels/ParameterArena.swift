@@ -64,13 +64,8 @@ public final class ParameterArena: @unchecked Sendable {
     public let layout: ParameterLayout
     /// All parameters, (totalCount).
     public let parameters: FloatBuffer
-    /// All gradients, same layout; backward passes accumulate (`+=`) into it. It is
-    /// `reductionExtras` Floats longer than `parameters`: the trainer puts the step's loss sum and
-    /// token count there so one allreduce carries gradients, loss and count together.
+    /// All gradients, same layout; backward passes accumulate (`+=`) into it.
     public let gradients: FloatBuffer
-
-    /// Floats after the last gradient reserved for values reduced with the gradients.
-    public static let reductionExtras = 16
 
     /// Number of Floats in the parameter layout (padding included, extras excluded).
     public var count: Int { layout.totalCount }
@@ -78,11 +73,8 @@ public final class ParameterArena: @unchecked Sendable {
     public init(layout: ParameterLayout) {
         self.layout = layout
         parameters = FloatBuffer(count: layout.totalCount)
-        gradients = FloatBuffer(count: layout.totalCount + Self.reductionExtras)
+        gradients = FloatBuffer(count: layout.totalCount)
     }
-
-    /// The reduction extras at the end of the gradient buffer.
-    public var gradientExtras: UnsafeMutablePointer<Float> { gradients.pointer + layout.totalCount }
 
     /// Pointer to the parameters of `view`.
     @inlinable public func parameters(_ view: ParameterView) -> UnsafeMutablePointer<Float> {

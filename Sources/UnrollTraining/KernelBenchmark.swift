@@ -73,6 +73,7 @@ public enum KernelBenchmark {
         var tokens = [Int32](repeating: 0, count: T * B), targets = tokens
         var times: [Double] = []
         var step = 0
+        let optimizer = Optimizer(config: OptimizerConfig(kind: .sgd), parameterCount: arena.count)
         let start = monotonicSeconds()
         while true {
             let w = step % windows
@@ -86,12 +87,8 @@ public enum KernelBenchmark {
             arena.zeroGradients()
             model.forward(tokens: tokens, steps: T, batch: B, state: state, dropout: nil)
             let (_, count) = model.backward(targets: targets, gradScale: 1)
-            // Mean over tokens and clip to norm 5, folded into the update as in the trainer.
-            let average = 1 / Double(count)
-            let norm = Clipping.globalNorm(arena.gradients.pointer, count: arena.count) * average
-            let scale = norm > 5 ? average * 5 / norm : average
-            OptimizerKernels.sgd(arena.parameters.pointer, grad: arena.gradients.pointer,
-                                 count: arena.parameters.count, lr: 0.1, gradScale: Float(scale))
+            // Mean over tokens, clip to norm 5, SGD: the trainer's update rule.
+            _ = UpdateRule.apply(to: arena, optimizer: optimizer, divisor: count, clip: 5, clipMode: .norm, lr: 0.1)
             let elapsed = monotonicSeconds() - t0
             if step >= warmup { times.append(elapsed) }
             step += 1

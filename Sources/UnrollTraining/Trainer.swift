@@ -70,11 +70,6 @@ public struct StepReport: Sendable {
     public var endedEpoch: Bool
 }
 
-/// Indices into the gradient arena's reduction extras.
-enum Extra {
-    static let lossInteger = 0, lossFraction = 1, tokenCount = 2, stop = 3
-}
-
 /// The per-rank training state and step.
 public final class Trainer {
     public let config: TrainingConfig
@@ -88,16 +83,15 @@ public final class Trainer {
     /// The dataset's vocabulary, read once (every checkpoint stores a copy).
     public let vocabulary: [String]
     public var progress = TrainingProgress()
-    /// Reduces the gradient from `bucketStart` on (everything but the embedding when
-    /// `embeddingReducer` exists) in buckets while backward runs.
-    let reducer: GradientBucketReducer
-    /// Reduces only the embedding rows some rank's tokens touched (on one rank: just finds them),
-    /// so that zeroing, the norm and plain SGD skip the rest of the table.
-    let embeddingReducer: SparseRowReducer?
-    let bucketStart: Int
+    /// Moves the gradient and the step's totals between ranks.
+    public let sync: GradientSync
     private var prefetcher: WindowPrefetcher?
     /// Set from a signal handler; reduced with the gradients so all ranks stop together.
     public var stopRequested = false
+    /// Test hook: returns true for a step (0-based) at which this rank's gradient is to be made
+    /// NaN, to check that every rank skips that update together. Installed by the CLI or a test;
+    /// not part of the configuration.
+    public var faultHook: ((_ step: Int) -> Bool)?
 
     /// Opens the data, builds the model (initialised from `config.seed`, identical on every rank)
     /// and the optimizer. `config.model.vocabSize` must equal the dataset's.
@@ -118,18 +112,8 @@ public final class Trainer {
                                        maxBatch: max(reader.localBatch, evalLocal, 1))
         optimizer = Optimizer(config: config.optimizer, parameterCount: model.arena.count)
         state = RecurrentState(config: config.model, batch: reader.localBatch)
-        let layout = model.arena.layout
-        if let embedding = layout.views.first, embedding.name == "embedding.weight", embedding.offset == 0 {
-            embeddingReducer = SparseRowReducer(rows: config.model.vocabSize, width: config.model.embeddingSize,
-                                                communicator: communicator)
-            bucketStart = layout.views.dropFirst().first?.offset ?? layout.totalCount
-        } else {
-            embeddingReducer = nil
-            bucketStart = 0
-        }
-        let gradients = model.arena.gradients.buffer
-        reducer = GradientBucketReducer(buffer: UnsafeMutableBufferPointer(rebasing: gradients[bucketStart...]),
-                                        bucketBytes: config.bucketBytes, communicator: communicator)
+        sync = GradientSync(arena: model.arena, embedding: model.arena.layout.view("embedding.weight"),
+                            bucketBytes: config.bucketBytes, communicator: communicator)
     }
 
     /// Streams of the evaluation layout read by `rank`.
@@ -155,140 +139,75 @@ public final class Trainer {
                              state: progress.scheduleState)
     }
 
-    /// Zeroes the gradient buffer before a step; with a sparse embedding reduction only the rows
-    /// the last step reduced can be non-zero, so only those are cleared in the (large) table.
-    private func zeroGradients() {
-        let arena = model.arena
-        guard let embeddingReducer, let rows = embeddingReducer.reducedRows else {
-            arena.zeroGradients()
-            return
-        }
-        let g = arena.gradients.pointer, width = embeddingReducer.width
-        (g + bucketStart).update(repeating: 0, count: arena.gradients.count - bucketStart)
-        for row in rows { (g + row * width).update(repeating: 0, count: width) }
-    }
-
-    /// Runs one optimizer step on every rank (collective).
-    public func step() throws -> StepReport {
-        let stepStart = monotonicSeconds()
+    /// The next window of this rank's streams (a new epoch starts every stream from a zero state).
+    private func nextWindow() throws -> TokenWindow {
         if progress.window >= windowsPerEpoch {
             progress.epoch += 1
             progress.window = 0
-            state.zero()          // a new epoch starts every stream from a zero state
+            state.zero()
             prefetcher = nil
         }
         if prefetcher == nil {
             prefetcher = WindowPrefetcher(source: reader, windows: progress.window..<windowsPerEpoch)
         }
-        let lr = currentLearningRate
-        let ioStart = monotonicSeconds()
         guard let window = try prefetcher?.next() else {
             throw TrainingError.data("\(config.data): window \(progress.window) of the train split could not be read")
         }
-        let ioSeconds = monotonicSeconds() - ioStart
         precondition(window.index == progress.window, "prefetcher out of step")
+        return window
+    }
 
-        let arena = model.arena, extras = arena.gradientExtras
-        zeroGradients()
-        var communicationSeconds = 0.0
-        var reductionError: (any Error)?
-        let computeStart = monotonicSeconds()
-        let injectNaN = config.faultInjection.map { $0.rank == communicator.rank && $0.step == progress.step } ?? false
-        let reducer = self.reducer, embeddingReducer = self.embeddingReducer, bucketStart = self.bucketStart
-        /// Runs one communication call inside backward's callbacks (which cannot throw): timed, and
-        /// skipped once a call has failed; the error is rethrown after backward.
-        func communicate(_ call: () throws -> Void) {
-            guard reductionError == nil else { return }
-            let t0 = monotonicSeconds()
-            do { try call() } catch { reductionError = error }
-            communicationSeconds += monotonicSeconds() - t0
-        }
-        // Agreeing on the touched rows overlaps forward. The injected NaN goes to row 0, which must
-        // then count as touched for the NaN to be reduced like a real one.
-        communicate {
-            try embeddingReducer?.begin(touched: window.inputs.prefix(window.length * window.batch),
-                                        alsoRow: injectNaN ? 0 : nil)
-        }
-        if let reductionError { throw reductionError }
-        window.inputs.withUnsafeBufferPointer { inputs in
+    /// Forward and backward over `window` into the flat gradient (backward hands finished parts
+    /// to `sync` as it goes); returns this rank's loss sum and target count.
+    private func forwardBackward(_ window: TokenWindow) -> StepTotals {
+        let sync = self.sync, arena = model.arena, model = self.model
+        let poison = faultHook?(progress.step) ?? false
+        return window.inputs.withUnsafeBufferPointer { inputs in
             window.targets.withUnsafeBufferPointer { targets in
                 model.forward(tokens: inputs.baseAddress!, steps: window.length, batch: window.batch, state: state,
                               dropout: DropoutContext(seed: config.seed, step: UInt64(progress.step),
                                                       firstStream: reader.firstStream, globalBatch: config.batchSize))
                 var first = true
-                let model = self.model, stopRequested = self.stopRequested
-                let pollReductions = {
-                    communicate {
-                        try reducer.poll()
-                        _ = try embeddingReducer?.poll()
-                    }
-                }
-                model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: { offset in
-                    if first {
-                        first = false
-                        let (lossSum, count) = model.lastLoss
-                        let whole = lossSum.rounded()
-                        extras[Extra.lossInteger] = Float(whole)
-                        extras[Extra.lossFraction] = Float(lossSum - whole)
-                        extras[Extra.tokenCount] = Float(count)
-                        extras[Extra.stop] = stopRequested ? 1 : 0
-                    }
-                    if offset == 0 && injectNaN {
-                        arena.gradients[0] = .nan
-                    }
-                    communicate {
-                        try reducer.ready(from: max(0, offset - bucketStart))
-                        if offset == 0 { try embeddingReducer?.start(arena.gradients.pointer) }
-                    }
-                }, progress: pollReductions)
+                let (lossSum, count) = model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: { offset in
+                    // The decoder's gradient is handed over first: a poisoned element there is
+                    // reduced like a real NaN, whatever the embedding rows do.
+                    if first && poison { arena.gradients[arena.count - 1] = .nan }
+                    first = false
+                    sync.gradientsReady(from: offset)
+                }, progress: sync.poll)
+                return StepTotals(lossSum: lossSum, count: count, stop: stopRequested)
             }
         }
-        if let reductionError { throw reductionError }
-        let finishStart = monotonicSeconds()
-        try reducer.finish()
-        try embeddingReducer?.finish()
-        communicationSeconds += monotonicSeconds() - finishStart
-        let computeSeconds = monotonicSeconds() - computeStart - communicationSeconds
+    }
 
-        let tokens = Int(extras[Extra.tokenCount])
-        let lossSum = Double(extras[Extra.lossInteger]) + Double(extras[Extra.lossFraction])
-        let stop = extras[Extra.stop] > 0
-        let g = arena.gradients.pointer, n = arena.count
-        // The gradient SUM becomes the gradient of the mean over global tokens (or over streams);
-        // that factor and the clipping factor are applied inside the update, not as extra passes.
-        let divisor = config.lossNormalization == .token ? tokens : config.batchSize
-        let average = tokens > 0 ? 1 / Double(divisor) : 0
-        let sparse = embeddingReducer?.reducedRows.map {
-            SparseRows(rows: $0, width: config.model.embeddingSize, blockEnd: bucketStart)
-        }
-        let norm = (sparse?.norm(g, count: n) ?? Clipping.globalNorm(g, count: n)) * average
-        var clipped = false, skipped = false
-        if !norm.isFinite || tokens == 0 {
-            skipped = true
+    /// Runs one optimizer step on every rank (collective): this rank's forward and backward, the
+    /// reduction of gradients and totals, the update, the bookkeeping.
+    public func step() throws -> StepReport {
+        let stepStart = monotonicSeconds()
+        let lr = currentLearningRate
+        let window = try nextWindow()
+        let ioSeconds = monotonicSeconds() - stepStart
+        let computeStart = monotonicSeconds()
+        sync.zeroGradients()
+        try sync.beginStep(touchedRows: window.inputs.prefix(window.length * window.batch))
+        let totals = try sync.finish(forwardBackward(window))
+        let divisor = config.lossNormalization == .token ? totals.count : config.batchSize
+        let outcome = UpdateRule.apply(to: model.arena, optimizer: optimizer, divisor: totals.count > 0 ? divisor : 0,
+                                       clip: config.clip, clipMode: config.clipMode, lr: Float(lr), sparse: sync.sparseRows)
+        let computeSeconds = monotonicSeconds() - computeStart - sync.communicationSeconds
+        if outcome.skipped {
             progress.consecutiveSkips += 1
             progress.skippedSteps += 1
         } else {
             progress.consecutiveSkips = 0
-            var scale = average
-            switch config.clipMode {
-            case .norm:
-                if norm > config.clip {
-                    scale *= config.clip / norm
-                    clipped = true
-                }
-            case .value:
-                RowKernels.scale(g, by: Float(scale), count: n)
-                Clipping.clipElementwise(g, count: n, limit: Float(config.clip))
-                scale = 1
-            }
-            optimizer.update(arena, lr: Float(lr), gradScale: Float(scale), sparse: sparse)
         }
         let report = StepReport(step: progress.step, epoch: progress.epoch,
-                                loss: tokens > 0 ? lossSum / Double(tokens) : .nan, tokens: tokens,
-                                gradNorm: norm, clipped: clipped, skipped: skipped, learningRate: lr,
-                                computeSeconds: computeSeconds, communicationSeconds: communicationSeconds,
-                                ioSeconds: ioSeconds, stepSeconds: monotonicSeconds() - stepStart,
-                                stopRequested: stop, endedEpoch: progress.window + 1 >= windowsPerEpoch)
+                                loss: totals.count > 0 ? totals.lossSum / Double(totals.count) : .nan, tokens: totals.count,
+                                gradNorm: outcome.gradNorm, clipped: outcome.clipped, skipped: outcome.skipped,
+                                learningRate: lr, computeSeconds: computeSeconds,
+                                communicationSeconds: sync.communicationSeconds, ioSeconds: ioSeconds,
+                                stepSeconds: monotonicSeconds() - stepStart, stopRequested: totals.stop,
+                                endedEpoch: progress.window + 1 >= windowsPerEpoch)
         progress.step += 1
         progress.window += 1
         if progress.consecutiveSkips >= config.maxConsecutiveSkips {

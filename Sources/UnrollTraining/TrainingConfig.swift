@@ -67,9 +67,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Gradient allreduce bucket size in bytes.
     public var bucketBytes: Int = 4 << 20
 
-    /// Test hook: make the gradient NaN on `rank` at global step `step` (never set from the CLI).
-    public var faultInjection: FaultInjection?
-
     public init(data: String, model: ModelConfig) {
         self.data = data
         self.model = model
@@ -122,15 +119,5 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if bucketBytes < 64 { return "--bucket-bytes must be ≥ 64, got \(bucketBytes)" }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }
         return nil
-    }
-}
-
-/// A deliberately broken gradient, to test that every rank skips the same step.
-public struct FaultInjection: Codable, Equatable, Sendable {
-    public var rank: Int
-    public var step: Int
-    public init(rank: Int, step: Int) {
-        self.rank = rank
-        self.step = step
     }
 }

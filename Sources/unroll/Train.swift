@@ -1,5 +1,6 @@
-// `unroll train`: builds a TrainingConfig from --config FILE (JSON), command-line overrides and
-// one test-hook environment variable (UNROLL_TEST_INJECT_NAN),
+// `unroll train`: builds a TrainingConfig from --config FILE (JSON or TOML) and command-line
+// options (or, resuming, from the checkpoint with the options allowed there), installs one test
+// hook from the environment (UNROLL_TEST_INJECT_NAN),
 // prints it resolved (rank 0), and runs it on the ranks it was launched with.
 import ArgumentParser
 import Foundation
@@ -257,18 +258,19 @@ struct Train: ParsableCommand {
         return list
     }
 
-    /// Test hook, deliberately not a command-line option: `UNROLL_TEST_INJECT_NAN=RANK:STEP` makes
-    /// the gradient NaN on rank RANK at the 0-based step STEP, so tests can check that every rank
-    /// skips that update together (launch/test-train). Set it for every rank (`mpirun -x`): it is
-    /// part of the configuration that the ranks compare.
+    /// Test hook, deliberately not a command-line option nor part of the configuration:
+    /// `UNROLL_TEST_INJECT_NAN=RANK:STEP` makes the gradient NaN on rank RANK at the 0-based step
+    /// STEP, so tests can check that every rank skips that update together (launch/test-train).
     static let nanInjectionVariable = "UNROLL_TEST_INJECT_NAN"
 
-    static func parseFaultInjection(_ spec: String) throws -> FaultInjection {
+    /// The fault hook `UNROLL_TEST_INJECT_NAN` asks for on `rank`, if any.
+    static func faultHook(rank: Int) throws -> ((Int) -> Bool)? {
+        guard let spec = ProcessInfoLite.environment(nanInjectionVariable) else { return nil }
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, let rank = Int(parts[0]), let step = Int(parts[1]), rank >= 0, step >= 0 else {
+        guard parts.count == 2, let target = Int(parts[0]), let step = Int(parts[1]), target >= 0, step >= 0 else {
             throw ValidationError("\(nanInjectionVariable): expected RANK:STEP (two integers ≥ 0), found '\(spec)'")
         }
-        return FaultInjection(rank: rank, step: step)
+        return { target == rank && $0 == step }
     }
 
     func run() throws {
@@ -321,7 +323,6 @@ struct Train: ParsableCommand {
                 // The vocabulary size comes from the dataset.
                 config.model.vocabSize = try TokenDataset(path: config.data).vocabSize
             }
-            config.faultInjection = try ProcessInfoLite.environment(Self.nanInjectionVariable).map(Self.parseFaultInjection)
             if let problem = config.problem() ?? options.unusedOptionProblem(config)
                 ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
                 throw TrainingError.config(problem)
@@ -338,6 +339,7 @@ struct Train: ParsableCommand {
             }
             let run = try TrainingRun(config: config, communicator: comm, resume: resumePath, initFrom: options.initFrom,
                                       directory: directory, overrides: overrides, log: log)
+            run.trainer.faultHook = try Self.faultHook(rank: comm.rank)
             _ = try run.run()
         }
     }
