@@ -107,6 +107,13 @@ struct BookkeepingOptions: ParsableArguments {
 struct DistributedOptions: ParsableArguments {
     @Option(help: "Gradient allreduce bucket size in bytes (default 4194304).")
     var bucketBytes: Int?
+    @OptionGroup var watchdog: WatchdogOptions
+    @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once (default 30).")
+    var stopGrace: Double = StopSignals.defaultGrace
+
+    func validate() throws {
+        try WatchdogOptions.requirePositive(stopGrace, "--stop-grace")
+    }
 }
 
 struct Train: ParsableCommand {
@@ -214,6 +221,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let comm = try makeCommunicator()
         try runReportingErrors(communicator: comm) {
+            try mergingConfigFile().distributed.watchdog.apply(to: comm)
             var c = try mergingConfigFile().resolve()
             // The vocabulary size comes from the dataset.
             let dataset = try TokenDataset(path: c.data)
@@ -221,7 +229,7 @@ struct Train: ParsableCommand {
             if let dir = c.checkpointDir, comm.rank == 0 {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             }
-            TrainingRun.installSignalHandlers()
+            try TrainingRun.installSignalHandlers(stopGrace: try mergingConfigFile().distributed.stopGrace)
             if comm.rank == 0 {
                 print(BLASEnvironment.summary)
                 let encoder = JSONEncoder()

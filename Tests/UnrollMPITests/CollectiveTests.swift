@@ -329,6 +329,6 @@ private func invalidBroadcastRootThrowsMPIErrorOnEveryRank(_ comm: any Communica
         try comm.broadcast(&bytes, root: comm.size)
         e.expect(false, "broadcast from root \(comm.size) did not throw")
     } catch let DistributedError.mpi(call, _, message) {
-        e.expect(call == "MPI_Bcast" && message.contains("root"), "call \(call), message \(message)")
+        e.expect(call == "MPI_Ibcast" && message.contains("root"), "call \(call), message \(message)")
     }
 }
