@@ -27,9 +27,9 @@ struct MPIRuntime: Sendable {
         // A rank must not outlive its launcher: with mpirun killed, Open MPI lets ranks run on for
         // about a second (still writing and pruning checkpoints) before they notice. The kernel
         // SIGKILLs us instead the moment the parent (mpirun, orted, slurmstepd) dies. On one node
-        // Open MPI 4.1's mpirun is the ranks' parent itself. PDEATHSIG follows the forking *thread*;
-        // ranks with it set ran 20 s and finished normally, so mpirun's forking thread lives on.
-        // Never for a plain single-process run.
+        // Open MPI 4.1's mpirun is the ranks' parent itself, and PDEATHSIG follows the forking
+        // *thread*: strace shows mpirun forking the ranks from its main thread (not one of its 3
+        // helper threads), so only mpirun's own end fires it. Never for a plain single-process run.
         if launchedByMPI({ name in getenv(name).map { String(cString: $0) } }), unroll_kill_on_parent_death() != 0 {
             throw DistributedError.unavailable("prctl(PR_SET_PDEATHSIG) failed: \(String(cString: strerror(errno)))")
         }
