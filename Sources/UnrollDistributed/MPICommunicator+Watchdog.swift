@@ -88,29 +88,12 @@ extension MPICommunicator {
     func collectiveTimedOut(_ what: StaticString, stalled: Double, pendingPeers: [Int]?) -> Never {
         let grace = min(30, max(2, collectiveTimeout / 10))
         let others = (0..<size).filter { $0 != rank }
-        var mine = [UInt8](repeating: 0, count: statusBytes)
-        for (i, byte) in what.description.utf8.prefix(statusBytes - 1).enumerated() { mine[i] = byte }
-        var inbox = [UInt8](repeating: 0, count: statusBytes * max(1, others.count))
-        var requests = [MPI_Request?](repeating: MPI_REQUEST_NULL, count: 2 * max(1, others.count))
-        var answered = [Bool](repeating: false, count: others.count)
-        // MPI failures here are ignored: the job is about to be aborted either way.
-        mine.withUnsafeMutableBytes { out in
-            inbox.withUnsafeMutableBytes { box in
-                requests.withUnsafeMutableBufferPointer { req in
-                    for (j, peer) in others.enumerated() {
-                        _ = MPI_Irecv(box.baseAddress! + j * statusBytes, Int32(statusBytes), MPI_BYTE, Int32(peer),
-                                      statusTag, watchdog, req.baseAddress! + 2 * j)
-                        _ = MPI_Isend(out.baseAddress, Int32(statusBytes), MPI_BYTE, Int32(peer), statusTag,
-                                      watchdog, req.baseAddress! + 2 * j + 1)
-                    }
-                    pollReceives(req.baseAddress!, answered: &answered, for: grace)
-                }
-            }
-        }
+        let mine = Array(what.description.utf8.prefix(statusBytes - 1))
+        let (answered, inbox) = exchange(mine, bytes: statusBytes, tag: statusTag, with: others, for: grace)
         var silent: [Int] = [], replies: [(rank: Int, what: String)] = []
         for (j, peer) in others.enumerated() {
             if answered[j] {
-                let bytes = inbox[(j * statusBytes)..<((j + 1) * statusBytes)].prefix { $0 != 0 }
+                let bytes = UnsafeBufferPointer(start: inbox + j * statusBytes, count: statusBytes).prefix { $0 != 0 }
                 replies.append((peer, String(decoding: bytes, as: UTF8.self)))
             } else {
                 silent.append(peer)
@@ -135,26 +118,32 @@ extension MPICommunicator {
         writeToStandardError(line)
         // Second round with the ranks that answered: each has printed its line before we abort.
         let peers = others.enumerated().filter { answered[$0.offset] }.map(\.element)
-        if !peers.isEmpty {
-            var token: UInt8 = 1
-            var tokens = [UInt8](repeating: 0, count: peers.count)
-            var done = [Bool](repeating: false, count: peers.count)
-            var round = [MPI_Request?](repeating: MPI_REQUEST_NULL, count: 2 * peers.count)
-            withUnsafeMutablePointer(to: &token) { t in
-                tokens.withUnsafeMutableBufferPointer { box in
-                    round.withUnsafeMutableBufferPointer { req in
-                        for (j, peer) in peers.enumerated() {
-                            _ = MPI_Irecv(box.baseAddress! + j, 1, MPI_BYTE, Int32(peer), printedTag, watchdog,
-                                          req.baseAddress! + 2 * j)
-                            _ = MPI_Isend(t, 1, MPI_BYTE, Int32(peer), printedTag, watchdog, req.baseAddress! + 2 * j + 1)
-                        }
-                        pollReceives(req.baseAddress!, answered: &done, for: grace + 1)
-                    }
-                }
-            }
-        }
+        if !peers.isEmpty { _ = exchange([1], bytes: 1, tag: printedTag, with: peers, for: grace + 1) }
         _ = MPI_Abort(MPI_COMM_WORLD, collectiveTimeoutExitCode)
         _exit(collectiveTimeoutExitCode)  // MPI_Abort does not return; this is for a broken MPI only
+    }
+
+    /// Sends `message` (NUL-padded to `bytes`) to every rank in `peers` on `watchdog` and receives
+    /// as much from each, for at most `seconds`. Returns which peers' messages arrived and the inbox
+    /// (message j at offset j · bytes). Buffers and requests are never freed: sends to a silent rank
+    /// may stay pending until MPI_Abort, and MPI must not touch freed memory meanwhile. MPI errors
+    /// are ignored: the job is about to be aborted either way.
+    private func exchange(_ message: [UInt8], bytes: Int, tag: Int32, with peers: [Int],
+                          for seconds: Double) -> (answered: [Bool], inbox: UnsafeMutablePointer<UInt8>) {
+        let outbox = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes)
+        outbox.initialize(repeating: 0, count: bytes)
+        for (i, byte) in message.prefix(bytes).enumerated() { outbox[i] = byte }
+        let inbox = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, peers.count * bytes))
+        inbox.initialize(repeating: 0, count: max(1, peers.count * bytes))
+        let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: max(1, 2 * peers.count))
+        requests.initialize(repeating: MPI_REQUEST_NULL, count: max(1, 2 * peers.count))
+        for (j, peer) in peers.enumerated() {
+            _ = MPI_Irecv(inbox + j * bytes, Int32(bytes), MPI_BYTE, Int32(peer), tag, watchdog, requests + 2 * j)
+            _ = MPI_Isend(outbox, Int32(bytes), MPI_BYTE, Int32(peer), tag, watchdog, requests + 2 * j + 1)
+        }
+        var answered = [Bool](repeating: false, count: peers.count)
+        pollReceives(requests, answered: &answered, for: seconds)
+        return (answered, inbox)
     }
 
     /// Polls the receives `requests[2j]` until all have completed or `seconds` have passed,
@@ -165,8 +154,7 @@ extension MPICommunicator {
         while answered.contains(false) && coarseSeconds() < deadline {
             for j in answered.indices where !answered[j] {
                 var flag: Int32 = 0
-                if MPI_Test(requests + 2 * j, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS { answered[j] = false; continue }
-                answered[j] = flag != 0
+                answered[j] = MPI_Test(requests + 2 * j, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && flag != 0
             }
             var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
             nanosleep(&pause, nil)
