@@ -19,6 +19,11 @@ public protocol Communicator: AnyObject {
     var rank: Int { get }
     /// Number of ranks in the group.
     var size: Int { get }
+    /// Seconds a collective may make no progress (none of its messages completing) before the
+    /// communicator ends the whole job, printing which ranks it waits for; default 600. Set the
+    /// same value on every rank. Ignored by a single process, which never waits.
+    /// - Precondition: > 0.
+    var collectiveTimeout: Double { get set }
 
     /// Replaces every element of `x` with its sum over all ranks, in place.
     /// - Throws: `DistributedError` when the transport fails.

@@ -105,7 +105,7 @@ extension MPICommunicator {
         let slot = resolve(h)
         try advanceExchanges(completing: slot)
         if slot.state == .gathering {
-            try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
+            try waitAll(slot.requests, count: slot.requestCount, "gradient allreduce", pointToPoint: true)
             slot.state = .complete
         }
         slot.state = .idle
@@ -133,10 +133,10 @@ extension MPICommunicator {
         let slot = blockingSlot
         try prepare(slot, base: base, count: count, scalar: scalar, op: op)
         try postExchange(slot)
-        try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
+        try waitAll(slot.requests, count: slot.requestCount, "allreduce", pointToPoint: true)
         foldReceivedBlocks(slot)
         try postGather(slot, on: program, tag: blockingGatherTag)
-        try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
+        try waitAll(slot.requests, count: slot.requestCount, "allreduce", pointToPoint: true)
         slot.base = nil
     }
 
@@ -222,7 +222,7 @@ extension MPICommunicator {
         while let index = exchanging.first {
             let slot = slots[index]
             if let target, target.state == .exchanging {
-                try mpiCheck(MPI_Waitall(slot.requestCount, slot.requests, MPI_STATUSES_IGNORE), "MPI_Waitall")
+                try waitAll(slot.requests, count: slot.requestCount, "gradient allreduce", pointToPoint: true)
             } else {
                 var done: Int32 = 0
                 try mpiCheck(MPI_Testall(slot.requestCount, slot.requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall")

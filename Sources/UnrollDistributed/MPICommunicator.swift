@@ -1,6 +1,8 @@
 // `Communicator` over MPI_COMM_WORLD: blocking collectives, consensus helpers (allAgree,
 // checkIdentical) and abort. Floating-point reductions and the non-blocking ones live in
-// MPICommunicator+Reduction.swift. This module is the only importer of the MPI shim.
+// MPICommunicator+Reduction.swift; the polling wait with its timeout in +Watchdog.swift. The
+// "blocking" collectives here are non-blocking MPI ones finished by that wait, so that no MPI call
+// can block forever. This module is the only importer of the MPI shim.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +15,8 @@ import MPIShim
 /// Errors are returned by MPI (MPI_ERRORS_RETURN) and thrown as `DistributedError.mpi`. After a
 /// thrown error the ranks may disagree about which collectives ran, so the usual reaction is
 /// `abort(_:code:)`. Wait for every started reduction before releasing the communicator.
+/// A wait that makes no progress for `collectiveTimeout` seconds ends the job (MPI_Abort) after
+/// printing which ranks it waits for.
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
@@ -24,6 +28,17 @@ public final class MPICommunicator: Communicator {
     /// have finished, a moment that differs between ranks; a separate communicator keeps those
     /// starts from interleaving differently with `program`'s collectives on different ranks.
     let gather: MPI_Comm
+    /// Status messages of the collective timeout only (see +Watchdog), apart from all other traffic.
+    let watchdog: MPI_Comm
+    /// Index output of MPI_Testsome in `waitAll`, one per request of a reduction slot.
+    let waitIndices: UnsafeMutablePointer<Int32>
+
+    /// Seconds a wait may go without any of its requests completing before the job is ended.
+    /// Default 600. Should be the same on every rank.
+    /// - Precondition: > 0.
+    public var collectiveTimeout: Double = 600 {
+        didSet { precondition(collectiveTimeout > 0, "collective timeout must be > 0 s, got \(collectiveTimeout)") }
+    }
 
     /// Reusable storage for reductions; a handle names a slot. Grows only, so that steady-state
     /// steps allocate nothing.
@@ -45,30 +60,42 @@ public final class MPICommunicator: Communicator {
         try mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &s), "MPI_Comm_size")
         rank = Int(r)
         size = Int(s)
-        program = try duplicateWorld()
+        var made: [MPI_Comm] = []
         do {
-            gather = try duplicateWorld()
+            for _ in 0..<3 { made.append(try duplicateWorld()) }
         } catch {
-            var p: MPI_Comm? = program
-            _ = MPI_Comm_free(&p)  // already failing; the first error is the one to report
+            for comm in made {
+                var p: MPI_Comm? = comm
+                _ = MPI_Comm_free(&p)  // already failing; the first error is the one to report
+            }
             throw error
         }
+        program = made[0]
+        gather = made[1]
+        watchdog = made[2]
         blockingSlot = ReductionSlot(ranks: size)
+        waitIndices = .allocate(capacity: max(2, 2 * size))
     }
 
     deinit {
         // Freeing after MPI_Finalize is erroneous, e.g. for an instance that outlives main.
+        waitIndices.deallocate()
         guard !MPIRuntime.isFinalized else { return }
-        var p: MPI_Comm? = program, g: MPI_Comm? = gather
+        var p: MPI_Comm? = program, g: MPI_Comm? = gather, w: MPI_Comm? = watchdog
         _ = MPI_Comm_free(&p)  // deinit cannot throw; a failure here leaks one handle
         _ = MPI_Comm_free(&g)
+        _ = MPI_Comm_free(&w)
     }
 
     public func broadcast(_ bytes: inout [UInt8], root: Int) throws {
         // An out-of-range root is reported by MPI (MPI_ERR_ROOT) on every rank.
         let root32 = Int32(clamping: root)
         var count = Int64(bytes.count)
-        try mpiCheck(MPI_Bcast(&count, 1, MPI_INT64_T, root32, program), "MPI_Bcast")
+        try withUnsafeMutablePointer(to: &count) { p in
+            var request: MPI_Request? = MPI_REQUEST_NULL
+            try mpiCheck(MPI_Ibcast(p, 1, MPI_INT64_T, root32, program, &request), "MPI_Ibcast")
+            try waitAll(&request, count: 1, "broadcast", pointToPoint: false)
+        }
         if rank != root, bytes.count != Int(count) {
             bytes = [UInt8](repeating: 0, count: Int(count))
         }
@@ -77,20 +104,34 @@ public final class MPICommunicator: Communicator {
             var offset = 0
             while offset < raw.count {
                 let n = min(chunk, raw.count - offset)
-                try mpiCheck(MPI_Bcast(raw.baseAddress! + offset, Int32(n), MPI_BYTE, root32, program), "MPI_Bcast")
+                var request: MPI_Request? = MPI_REQUEST_NULL
+                try mpiCheck(MPI_Ibcast(raw.baseAddress! + offset, Int32(n), MPI_BYTE, root32, program, &request),
+                             "MPI_Ibcast")
+                try waitAll(&request, count: 1, "broadcast", pointToPoint: false)
                 offset += n
             }
         }
     }
 
     public func barrier() throws {
-        try mpiCheck(MPI_Barrier(program), "MPI_Barrier")
+        var request: MPI_Request? = MPI_REQUEST_NULL
+        try mpiCheck(MPI_Ibarrier(program, &request), "MPI_Ibarrier")
+        try waitAll(&request, count: 1, "barrier", pointToPoint: false)
     }
 
     public func allAgree(_ ok: Bool) throws -> Bool {
-        var verdict: Int32 = ok ? 1 : 0
-        try mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &verdict, 1, MPI_INT32_T, MPI_MIN, program), "MPI_Allreduce")
-        return verdict == 1
+        try minimum(ok ? 1 : 0, "allAgree") == 1
+    }
+
+    /// The minimum of `value` over all ranks.
+    private func minimum(_ value: Int32, _ what: StaticString) throws -> Int32 {
+        var result = value
+        try withUnsafeMutablePointer(to: &result) { p in
+            var request: MPI_Request? = MPI_REQUEST_NULL
+            try mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, p, 1, MPI_INT32_T, MPI_MIN, program, &request), "MPI_Iallreduce")
+            try waitAll(&request, count: 1, what, pointToPoint: false)
+        }
+        return result
     }
 
     public func checkIdentical(_ value: String, what: String) throws {
@@ -98,8 +139,7 @@ public final class MPICommunicator: Communicator {
         var reference = mine
         try broadcast(&reference, root: 0)
         // Lowest rank whose value differs from rank 0's, or `size` if none does.
-        var first = Int32(reference == mine ? size : rank)
-        try mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT32_T, MPI_MIN, program), "MPI_Allreduce")
+        let first = try minimum(Int32(reference == mine ? size : rank), "checkIdentical")
         guard first < size else { return }
         // Fetch the differing value so that every rank can throw the same message.
         var theirs = mine
@@ -135,9 +175,10 @@ extension MPICommunicator {
         var buffer = [Float](repeating: 1, count: max(1, count))
         var times: [Double] = []
         for i in 0...max(1, repeats) {
-            try mpiCheck(MPI_Barrier(program), "MPI_Barrier")
+            try barrier()
             let t0 = MPI_Wtime()
             try buffer.withUnsafeMutableBufferPointer { b in
+                // The one plain blocking collective (no timeout): it is what this benchmark times.
                 try mpiCheck(MPI_Allreduce(MPI_IN_PLACE, b.baseAddress, Int32(count), MPI_FLOAT, MPI_SUM, program),
                              "MPI_Allreduce")
             }

@@ -1,6 +1,7 @@
 // Process-wide MPI lifetime: MPI is initialised at most once per process (a second MPI_Init
-// aborts the process) and finalised exactly once, at exit. Also the return-code check that turns
-// every failed MPI call into a `DistributedError` naming the call and MPI's message.
+// aborts the process) and finalised exactly once, at exit; a rank started by a launcher dies with
+// it. Also the return-code check that turns every failed MPI call into a `DistributedError` naming
+// the call and MPI's message.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,6 +24,15 @@ struct MPIRuntime: Sendable {
         var finalized: Int32 = 0
         try mpiCheck(MPI_Finalized(&finalized), "MPI_Finalized")
         if finalized != 0 { throw DistributedError.unavailable("MPI was already finalised in this process") }
+        // A rank must not outlive its launcher: with mpirun killed, Open MPI lets ranks run on for
+        // about a second (still writing and pruning checkpoints) before they notice. The kernel
+        // SIGKILLs us instead the moment the parent (mpirun, orted, slurmstepd) dies. On one node
+        // Open MPI 4.1's mpirun is the ranks' parent itself, and PDEATHSIG follows the forking
+        // *thread*: strace shows mpirun forking the ranks from its main thread (not one of its 3
+        // helper threads), so only mpirun's own end fires it. Never for a plain single-process run.
+        if launchedByMPI({ name in getenv(name).map { String(cString: $0) } }), unroll_kill_on_parent_death() != 0 {
+            throw DistributedError.unavailable("prctl(PR_SET_PDEATHSIG) failed: \(String(cString: strerror(errno)))")
+        }
         var initialized: Int32 = 0
         try mpiCheck(MPI_Initialized(&initialized), "MPI_Initialized")
         // SERIALIZED rather than FUNNELED: the trainer calls MPI from its main thread only, but

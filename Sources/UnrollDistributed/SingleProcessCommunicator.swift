@@ -8,6 +8,8 @@ import Glibc
 public final class SingleProcessCommunicator: Communicator {
     public let rank = 0
     public let size = 1
+    /// Kept only to satisfy the protocol: one process never waits for another.
+    public var collectiveTimeout: Double = 600
 
     public init() {}
 

@@ -7,7 +7,7 @@
 // (overlaps the gradient allreduce with backward, bucket by bucket) and `SparseRowReducer` (sums
 // only the embedding rows some rank touched).
 //
-// Imports: `MPIShim` only. This is the only module that imports MPI; nothing else should.
+// Imports: `MPIShim` only (which also holds the C process guards: prctl, signal handler). This is the only module that imports MPI; nothing else should.
 //
 // Rules the implementation keeps:
 // - Every MPI return code is checked (MPI_ERRORS_RETURN is set) and thrown as
@@ -21,6 +21,10 @@
 //   communicator are posted in the same order on both sides however far their polling has got.
 // - MPI is initialised once per process (MPI_THREAD_SERIALIZED) and finalised at exit. A rank that
 //   must stop while others may be inside a collective calls `abort`, not `exit`.
+// - No MPI call blocks: every wait polls through `waitAll` (+Watchdog), which ends the job after
+//   `collectiveTimeout` seconds without progress, naming the ranks it waits for. A rank started by
+//   a launcher dies with it (PR_SET_PDEATHSIG). `StopSignals`: SIGTERM/SIGINT ask for a clean stop;
+//   a process still alive a grace period later is ended by a watchdog thread.
 //
 // Tests: `Tests/UnrollDistributedTests` (swift test: single process and MPI singleton mode) and
 // `Tests/UnrollMPITests` (executable `unroll-mpi-tests`, run by `launch/test-mpi` under mpirun).

@@ -28,8 +28,8 @@ public final class TrainingRun {
     let isRoot: Bool
     let dataSHA256: String
     private var metrics: FileHandle?
-    /// Raised by SIGTERM/SIGINT (see `installSignalHandlers`).
-    nonisolated(unsafe) static var signalled: sig_atomic_t = 0
+    /// Non-zero once SIGTERM/SIGINT arrived (see `installSignalHandlers`).
+    static var signalled: sig_atomic_t { sig_atomic_t(StopSignals.count) }
 
     /// The run's id, stored in every checkpoint it writes (a resumed run keeps its checkpoint's).
     public let runId: String
@@ -130,10 +130,12 @@ public final class TrainingRun {
         }
     }
 
-    /// SIGTERM/SIGINT finish the current step, save a checkpoint and end the run normally.
-    public static func installSignalHandlers() {
-        signal(SIGTERM) { _ in TrainingRun.signalled = 1 }
-        signal(SIGINT) { _ in TrainingRun.signalled = 1 }
+    /// SIGTERM/SIGINT finish the current step, save a checkpoint and end the run normally. A rank
+    /// still running `stopGrace` seconds after the first signal (stuck in a collective or in I/O),
+    /// or given a second signal, is ended with status 128 + signal (see `StopSignals`).
+    /// - Throws: `DistributedError.unavailable` if the handlers cannot be installed.
+    public static func installSignalHandlers(stopGrace: Double = StopSignals.defaultGrace) throws {
+        try StopSignals.install(grace: stopGrace)
     }
 
     private func emit(_ fields: [(String, Any)]) {

@@ -41,9 +41,11 @@ struct Eval: ParsableCommand {
     var bptt: Int?
     @Flag(help: "Print one JSON object (rank 0).")
     var json = false
+    @OptionGroup(title: "Distributed") var watchdog: WatchdogOptions
 
     func run() throws {
         let comm = try makeCommunicator()
+        watchdog.apply(to: comm)
         try runReportingErrors(communicator: comm) {
             let content = try Checkpoint.load(checkpoint)
             let path = data ?? content.dataFile

@@ -108,6 +108,13 @@ struct BookkeepingOptions: ParsableArguments {
 struct DistributedOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default 4194304).")
     var bucketBytes: Int?
+    @OptionGroup var watchdog: WatchdogOptions
+    @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once (default 30).")
+    var stopGrace: Double = StopSignals.defaultGrace
+
+    func validate() throws {
+        try WatchdogOptions.requirePositive(stopGrace, "--stop-grace")
+    }
 }
 
 struct Train: ParsableCommand {
@@ -277,8 +284,9 @@ struct Train: ParsableCommand {
         let comm = try makeCommunicator()
         try runReportingErrors(communicator: comm) {
             let options = try mergingConfigFile()
+            options.distributed.watchdog.apply(to: comm)
+            try TrainingRun.installSignalHandlers(stopGrace: options.distributed.stopGrace)
             var given = options.givenOptions()
-            TrainingRun.installSignalHandlers()
             let log: LogSink = { line in print(line); fflush(nil) }
             var directory: RunDirectory?
             var config: TrainingConfig

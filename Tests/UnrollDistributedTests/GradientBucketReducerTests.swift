@@ -85,6 +85,7 @@ import Testing
 /// Records which ranges are started, polled and waited; every reduction is the identity. A handle
 /// completes after `pollsUntilDone` polls.
 final class RecordingCommunicator: Communicator {
+    var collectiveTimeout: Double = 600
     let rank = 0, size = 1
     let base: UnsafeMutablePointer<Float>
     var started: [Range<Int>] = []

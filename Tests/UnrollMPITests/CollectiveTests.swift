@@ -1,6 +1,7 @@
 // The collective tests run on every rank under mpirun: sums against a rank-order fold computed
 // locally, the bucketed reducer against one blocking allreduce bit for bit, non-blocking handles,
-// broadcast, allAgree, checkIdentical and MPI error reporting.
+// broadcast, allAgree, checkIdentical, MPI error reporting, and a slow but progressing wait that
+// must not trip the collective timeout.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +26,7 @@ let collectiveTests: [MPITest] = [
     MPITest(name: "checkIdenticalPassesWhenValuesMatch", body: checkIdenticalPassesWhenValuesMatch),
     MPITest(name: "checkIdenticalThrowsTheSameErrorOnEveryRank", body: checkIdenticalThrowsTheSameErrorOnEveryRank),
     MPITest(name: "invalidBroadcastRootThrowsMPIErrorOnEveryRank", body: invalidBroadcastRootThrowsMPIErrorOnEveryRank),
+    MPITest(name: "progressingWaitLongerThanTimeoutDoesNotAbort", body: progressingWaitLongerThanTimeoutDoesNotAbort),
 ]
 
 // MARK: - Inputs
@@ -329,6 +331,22 @@ private func invalidBroadcastRootThrowsMPIErrorOnEveryRank(_ comm: any Communica
         try comm.broadcast(&bytes, root: comm.size)
         e.expect(false, "broadcast from root \(comm.size) did not throw")
     } catch let DistributedError.mpi(call, _, message) {
-        e.expect(call == "MPI_Bcast" && message.contains("root"), "call \(call), message \(message)")
+        e.expect(call == "MPI_Ibcast" && message.contains("root"), "call \(call), message \(message)")
     }
+}
+
+/// Rank k > 0 joins a reduction k × 0.9 s late; with a 1.5 s timeout, rank 0's wait lasts longer
+/// than the timeout at 3 ranks (1.8 s) but a message arrives every 0.9 s, so nothing may abort (an
+/// abort ends the whole suite). The timeout measures silence, not the length of the wait.
+private func progressingWaitLongerThanTimeoutDoesNotAbort(_ comm: any Communicator, _ e: inout Expectations) throws {
+    guard comm.size > 1 else { return }
+    let saved = comm.collectiveTimeout
+    comm.collectiveTimeout = 1.5
+    defer { comm.collectiveTimeout = saved }
+    var x = [Float](repeating: Float(comm.rank + 1), count: 3000)
+    try comm.barrier()
+    usleep(useconds_t(comm.rank * 900_000))
+    try x.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+    let expected = Float(comm.size * (comm.size + 1) / 2)
+    e.expect(x.allSatisfy { $0 == expected }, "sum \(x[0]), expected \(expected)")
 }

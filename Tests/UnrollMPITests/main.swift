@@ -1,7 +1,8 @@
 // Entry point of `unroll-mpi-tests`, run under mpirun by launch/test-mpi. Without arguments it
 // runs the collective tests; `--hang-test` and `--abort-test` make one rank die (SIGKILL) or abort
 // while rank 0 waits in a collective, to check that the whole job ends instead of hanging;
-// `--bench` times the reductions.
+// `--timeout-test` makes rank 1 sleep inside a step while the others wait in a reduction, to check
+// the collective timeout; `--bench` times the reductions.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,6 +31,21 @@ case "--abort-test":
         usleep(300_000)
         communicator.abort("deliberate abort from rank 1 (abort test)", code: 3)
     }
+case "--timeout-test":
+    // Rank 1 stalls (as if stopped or hung) where the others wait for the gradient sum; with a
+    // 2 s timeout every other rank must print whom it waits for and the job must end.
+    communicator.collectiveTimeout = 2
+    var gradient = [Float](repeating: 1, count: 1000)
+    do {
+        try communicator.barrier()
+        if communicator.rank == 1 { sleep(60) }
+        try gradient.withUnsafeMutableBufferPointer { g in
+            try communicator.wait(try communicator.startAllreduceSum(g))
+        }
+    } catch {
+        communicator.abort("rank \(communicator.rank): reduction failed: \(error)", code: 4)
+    }
+    communicator.abort("rank \(communicator.rank): reduction returned although rank 1 stalled", code: 5)
 case "--bench":
     do {
         try runBenchmark(communicator)
@@ -37,7 +53,7 @@ case "--bench":
         communicator.abort("benchmark failed: \(error)", code: 1)
     }
 case let other?:
-    writeLine("usage: unroll-mpi-tests [--hang-test | --abort-test | --bench]; unknown argument \(other)",
+    writeLine("usage: unroll-mpi-tests [--hang-test | --abort-test | --timeout-test | --bench]; unknown argument \(other)",
               toStandardError: true)
     exit(2)
 }
