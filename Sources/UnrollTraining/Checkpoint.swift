@@ -209,6 +209,10 @@ public enum Checkpoint {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TrainingError.checkpoint("\(path): no such checkpoint file")
         }
+        // An empty file is what a crash between create and write, or a full disk, leaves.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size == 0 {
+            throw TrainingError.checkpoint("\(path): empty file (0 bytes; expected an Unroll checkpoint)")
+        }
         guard H5File.isHDF5(path) else {
             throw TrainingError.checkpoint("\(path): not an HDF5 file (expected an Unroll checkpoint)")
         }

@@ -1,0 +1,119 @@
+// Descriptors and chunk completeness: every file H5File opens or creates is close-on-exec (so a
+// process forked later, such as Open MPI's `orted`, cannot keep it and its lock), MPI is already
+// initialised when the tests start (UnrollTestBootstrap), and a chunked dataset with a chunk
+// missing from its index is refused on open with one line instead of reading as zeros.
+import Foundation
+import HDF5Shim
+import Testing
+import UnrollTestBootstrap
+@testable import UnrollData
+
+@Suite struct DescriptorAndChunkTests {
+    /// The descriptors of this process that refer to `path` (from /proc/self/fd).
+    static func descriptors(of path: String) throws -> [Int32] {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        return try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { name in
+            guard let fd = Int32(name),
+                  let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + name),
+                  link == target else { return nil }
+            return fd
+        }
+    }
+
+    @Test func mpiIsInitialisedBeforeAnyTestRuns() {
+        // 0 only when deliberately switched off for a run.
+        let skipped = ProcessInfo.processInfo.environment["UNROLL_TEST_NO_MPI_BOOTSTRAP"] != nil
+        #expect(unroll_test_bootstrap_status() == (skipped ? 0 : 1))
+    }
+
+    @Test(arguments: [H5File.Mode.readOnly, .readWrite])
+    func openAndCreatedFilesAreCloseOnExec(mode: H5File.Mode) throws {
+        let dir = try TempDir("cloexec\(mode)")
+        let path = dir.file("f.h5")
+        let created = try H5File.create(path)
+        try created.write("x", [1, 2, 3] as [Int32])
+        var fds = try Self.descriptors(of: path)
+        #expect(!fds.isEmpty, "no descriptor of \(path) while the file is open")
+        for fd in fds { #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "created: fd \(fd) lacks FD_CLOEXEC") }
+        try created.close()
+
+        let opened = try H5File.open(path, mode: mode)
+        fds = try Self.descriptors(of: path)
+        #expect(!fds.isEmpty, "no descriptor of \(path) while the file is open")
+        for fd in fds { #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "opened \(mode): fd \(fd) lacks FD_CLOEXEC") }
+        #expect(try opened.openDataset("x").read(as: Int32.self) == [1, 2, 3])
+        try opened.close()
+        #expect(try Self.descriptors(of: path).isEmpty, "descriptor left open after close")
+    }
+
+    /// A (8, 3) float dataset in 4 chunks of 2 rows, written chunk by chunk, skipping `skip`.
+    static func writeChunked(_ path: String, skip: Int?) throws {
+        let file = try H5File.create(path)
+        let d = try file.createDataset("w", of: Float.self, shape: [8, 3], chunk: [2, 3], fletcher32: false)
+        for k in 0..<4 where k != skip {
+            let values = (0..<6).map { Float(k * 6 + $0 + 1) }
+            let offset: [hsize_t] = [hsize_t(2 * k), 0]
+            #expect(H5Dwrite_chunk(d.objectID, H5P_DEFAULT, 0, offset, 24, values) >= 0)
+        }
+        try file.close()
+    }
+
+    @Test func completeChunkedDatasetOpensAndCountsItsChunks() throws {
+        let dir = try TempDir()
+        let path = dir.file("full.h5")
+        try Self.writeChunked(path, skip: nil)
+        let d = try H5File.open(path).openDataset("w")
+        #expect(try d.expectedChunkCount() == 4)
+        #expect(try d.storedChunkCount() == 4)
+        #expect(try d.read(as: Float.self) == (1...24).map(Float.init))
+    }
+
+    @Test(arguments: [0, 3])
+    func missingChunkIsRefusedWithOneLine(skip: Int) throws {
+        let dir = try TempDir("missing\(skip)")
+        let path = dir.file("holey.h5")
+        try Self.writeChunked(path, skip: skip)
+        let file = try H5File.open(path)
+        do {
+            _ = try file.openDataset("w")
+            Issue.record("a dataset with a missing chunk was opened")
+        } catch let error as DataError {
+            #expect(error.description.hasPrefix("\(path): /w: expected 4 chunks, found 3"), "\(error)")
+            #expect(!error.description.contains("\n"))
+        }
+    }
+
+    @Test func storageErrorsAreRecognisedBehindHDF5AndOSErrors() {
+        let hdf5 = DataError.hdf5(file: "f", object: "/", operation: "H5Dwrite_chunk",
+                                  detail: "H5FD_sec2_write(): file write failed: time = x, filename = 'f', "
+                                      + "file descriptor = 5, errno = 28, error message = 'No space left on device'")
+        #expect(hdf5.storageExhaustionReason == "no space left on device")
+        let big = DataError.hdf5(file: "f", object: "/", operation: "H5Fclose", detail: "… errno = 27, error message = 'File too large'")
+        #expect(big.storageExhaustionReason == "file too large (file-size limit)")
+        #expect(DataError.io(path: "f", operation: "fsync", reason: String(cString: strerror(EDQUOT)))
+            .storageExhaustionReason == "disk quota exceeded")
+        #expect(DataError.hdf5(file: "f", object: "/", operation: "H5Fopen", detail: "errno = 11").storageExhaustionReason == nil)
+        let full = DataError.storageExhausted(path: "/c/step-8.h5", reason: "no space left on device",
+                                              written: 1_500_000, expected: 52_000_000)
+        #expect(full.description == "/c/step-8.h5: no space left on device (wrote 1.50 of 52.0 MB)")
+    }
+
+    /// AtomicFile turns an HDF5 write failing with ENOSPC into one storage error for the final
+    /// path, with the bytes written, and leaves no temporary file.
+    @Test func atomicFileReportsStorageExhaustionForTheFinalPath() throws {
+        let dir = try TempDir()
+        let path = dir.file("out.h5")
+        let enospc = DataError.hdf5(file: "t", object: "/w", operation: "H5Dwrite_chunk", detail: "x | y: errno = 28, z")
+        do {
+            try AtomicFile.write(to: path, expectedBytes: 4_000_000) { tmp in
+                try Data(count: 1_000_000).write(to: URL(fileURLWithPath: tmp))
+                throw enospc
+            }
+            Issue.record("no error")
+        } catch let error as DataError {
+            #expect(error == .storageExhausted(path: path, reason: "no space left on device", written: 1_000_000,
+                                               expected: 4_000_000))
+        }
+        #expect(try dir.contents().isEmpty)
+    }
+}
