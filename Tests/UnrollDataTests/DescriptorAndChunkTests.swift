@@ -83,6 +83,46 @@ import UnrollTestBootstrap
         }
     }
 
+    /// Lowers "entries used" by one in the v1 chunk B-tree node ("TREE", type 1) whose first child
+    /// is the first chunk of 1-D dataset `name`: the last chunk vanishes from the index while the
+    /// file stays openable, the damage a stray write to the index would do.
+    static func dropLastChunkFromIndex(of name: String, in path: String) throws {
+        let file = try H5File.open(path)
+        let d = try file.openDataset(name)
+        let space = H5Dget_space(d.objectID)
+        defer { H5Sclose(space) }
+        var offset: [hsize_t] = [0], mask: UInt32 = 0, address: haddr_t = 0, size: hsize_t = 0
+        #expect(H5Dget_chunk_info(d.objectID, space, 0, &offset, &mask, &address, &size) >= 0)
+        try file.close()
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        // Header 24 bytes, then key 0 (size 4, filter mask 4, 2 offsets of 8), then child 0.
+        let child0 = 24 + 8 + 16
+        for i in 0..<(bytes.count - child0 - 8) where bytes[i..<(i + 4)].elementsEqual(Array("TREE".utf8)) {
+            if bytes[i + 4] == 1, le(i + 6, 2) >= 1, le(i + child0, 8) == Int(address) {
+                let entries = le(i + 6, 2) - 1
+                bytes[i + 6] = UInt8(entries & 0xFF)
+                bytes[i + 7] = UInt8(entries >> 8)
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+                return
+            }
+        }
+        Issue.record("no chunk B-tree node of \(name) in \(path)")
+    }
+
+    /// A token dataset whose train split lost a chunk from its index is refused on open, naming
+    /// the split and the chunk counts, instead of feeding zeros (token 0) to training.
+    @Test func tokenDatasetWithAMissingChunkIsRefused() throws {
+        let dir = try TempDir()
+        let path = dir.file("tokens.h5")
+        let n = 3 * DatasetFormat.tokenChunk + 5
+        try writeTokenDataset(path, train: (0..<n).map { Int32($0 % 300) }, vocabSize: 300)
+        #expect(try TokenDataset(path: path).split("train").dataset.storedChunkCount() == 4)
+        try Self.dropLastChunkFromIndex(of: "train", in: path)
+        let failure = dataErrorMessage { _ = try TokenDataset(path: path).split("train") }
+        #expect(failure?.1.hasPrefix("\(path): /train: expected 4 chunks, found 3") == true, "\(failure?.1 ?? "nil")")
+    }
+
     @Test func storageErrorsAreRecognisedBehindHDF5AndOSErrors() {
         let hdf5 = DataError.hdf5(file: "f", object: "/", operation: "H5Dwrite_chunk",
                                   detail: "H5FD_sec2_write(): file write failed: time = x, filename = 'f', "
