@@ -9,12 +9,12 @@ import UnrollTestBootstrap
 @testable import UnrollData
 
 @Suite struct DescriptorAndChunkTests {
-    /// The descriptors of this process that refer to `path` (from /proc/self/fd).
-    static func descriptors(of path: String) throws -> [Int32] {
+    /// The descriptors of a process (default this one) that refer to `path` (from /proc/PID/fd).
+    static func descriptors(of path: String, process: String = "self") throws -> [Int32] {
         let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        return try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { name in
+        return try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/fd").compactMap { name in
             guard let fd = Int32(name),
-                  let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + name),
+                  let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(process)/fd/" + name),
                   link == target else { return nil }
             return fd
         }
@@ -44,6 +44,39 @@ import UnrollTestBootstrap
         #expect(try opened.openDataset("x").read(as: Int32.self) == [1, 2, 3])
         try opened.close()
         #expect(try Self.descriptors(of: path).isEmpty, "descriptor left open after close")
+    }
+
+    /// The failure this prevents, end to end: a child spawned (fork + exec, as Open MPI starts
+    /// `orted`) while a written file is open must not keep its descriptor and lock, so the file
+    /// can be reopened read-write while the child still runs ("unable to lock the file" otherwise).
+    @Test func childSpawnedWhileAFileIsOpenDoesNotKeepItsLock() throws {
+        let dir = try TempDir()
+        let path = dir.file("locked.h5")
+        let file = try H5File.create(path)
+        try file.write("x", [7] as [Int32])
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("30"), nil]
+        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?] = [nil]
+        #expect(posix_spawn(&pid, "/bin/sleep", nil, nil, argv, envp) == 0)
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        // The child closes close-on-exec descriptors just after the parent resumes from
+        // posix_spawn (vfork semantics end at the exec's memory switch, the closing comes after):
+        // give it up to a second. A descriptor without FD_CLOEXEC stays for the child's life.
+        var childHoldsTheFile = true
+        for _ in 0..<100 where childHoldsTheFile {
+            childHoldsTheFile = (try? Self.descriptors(of: path, process: "\(pid)"))?.isEmpty == false
+            if childHoldsTheFile { usleep(10_000) }
+        }
+        #expect(!childHoldsTheFile, "the spawned child kept a descriptor of \(path)")
+        try file.close()
+        let again = try H5File.open(path, mode: .readWrite)
+        #expect(try again.openDataset("x").read(as: Int32.self) == [7])
+        try again.close()
     }
 
     /// A (8, 3) float dataset in 4 chunks of 2 rows, written chunk by chunk, skipping `skip`.
