@@ -46,13 +46,16 @@ let package = Package(
 
         .target(name: "UnrollTestSupport", dependencies: ["UnrollKernels", "UnrollModels"],
                 path: "Tests/UnrollTestSupport"),
+        // Initialises MPI when the test bundle loads, before any test opens a file (Bootstrap.c).
+        .target(name: "UnrollTestBootstrap", dependencies: ["CMPI"], path: "Tests/UnrollTestBootstrap"),
         .testTarget(name: "UnrollKernelsTests", dependencies: ["UnrollKernels", "UnrollTestSupport"]),
         .testTarget(name: "UnrollModelsTests", dependencies: ["UnrollModels", "UnrollTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "UnrollDataTests", dependencies: ["UnrollData", "HDF5Shim", "UnrollTestSupport"]),
+        .testTarget(name: "UnrollDataTests",
+                    dependencies: ["UnrollData", "HDF5Shim", "UnrollTestSupport", "UnrollTestBootstrap"]),
         .testTarget(name: "UnrollTrainingTests",
-                    dependencies: ["UnrollTraining", "UnrollData", "HDF5Shim", "UnrollTestSupport"]),
-        .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed"]),
+                    dependencies: ["UnrollTraining", "UnrollData", "HDF5Shim", "UnrollTestSupport", "UnrollTestBootstrap"]),
+        .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed", "UnrollTestBootstrap"]),
         .executableTarget(name: "unroll-mpi-tests", dependencies: ["UnrollDistributed"], path: "Tests/UnrollMPITests"),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
     ]

@@ -2,7 +2,9 @@
 // The content goes to `NAME.tmp.<pid>` in the same directory; that file is closed by the writer,
 // fsynced, renamed over NAME, and the directory is fsynced so the rename survives a crash. On any
 // error before the rename the temporary file is removed and the error rethrown; an existing NAME is
-// left untouched. A failure hook lets tests simulate errors (e.g. a full disk) at each stage.
+// left untouched. When the storage runs out (no space, quota, file-size limit) the error becomes
+// one `DataError.storageExhausted` saying how much was written of how much. A failure hook lets
+// tests simulate errors (e.g. a full disk) at each stage.
 import Foundation
 
 /// Crash-safe "write to temp, fsync, rename" for whole files.
@@ -26,10 +28,14 @@ public enum AtomicFile {
 
     /// Writes the file at `path` atomically. `body` receives the temporary path, must create and
     /// fully write the file there, and must close it (release every handle) before returning.
-    /// - Throws: `DataError.io` naming the path and operation that failed, or whatever `body` or
-    ///   `failureHook` throw. After a throw, neither the temporary file nor a new `path` exists.
+    /// - Parameter expectedBytes: about how large the file will be; only for the message when the
+    ///   storage runs out.
+    /// - Throws: `DataError.storageExhausted` (for `path`) when a write, flush or fsync failed for
+    ///   lack of space, quota or the file-size limit; otherwise `DataError.io` naming the path and
+    ///   operation that failed, or whatever `body` or `failureHook` throw. After a throw, neither
+    ///   the temporary file nor a new `path` exists.
     @discardableResult
-    public static func write<R>(to path: String, failureHook: FailureHook? = nil,
+    public static func write<R>(to path: String, expectedBytes: Int? = nil, failureHook: FailureHook? = nil,
                                 _ body: (_ temporaryPath: String) throws -> R) throws -> R {
         let tmp = temporaryPath(for: path)
         let directory = (path as NSString).deletingLastPathComponent
@@ -58,7 +64,13 @@ public enum AtomicFile {
             try syncDirectory(directory.isEmpty ? "." : directory)
             return result
         } catch {
+            // How far the writing got, before the partial file goes.
+            var info = stat()
+            let written = stat(tmp, &info) == 0 ? Int(info.st_size) : 0
             unlink(tmp)
+            if let data = error as? DataError, let reason = data.storageExhaustionReason {
+                throw DataError.storageExhausted(path: path, reason: reason, written: written, expected: expectedBytes)
+            }
             throw error
         }
     }

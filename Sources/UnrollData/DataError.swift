@@ -14,6 +14,10 @@ public enum DataError: Error, Equatable, CustomStringConvertible, LocalizedError
     case io(path: String, operation: String, reason: String)
     /// An argument (option) is inconsistent with itself or with the data.
     case argument(name: String, expected: String, found: String)
+    /// Writing `path` stopped because storage ran out: no space left on the device, the disk quota,
+    /// or the file-size limit (`reason` says which). `written` bytes had reached the disk, of about
+    /// `expected` (nil if unknown). Thrown by `AtomicFile.write`, which has removed the partial file.
+    case storageExhausted(path: String, reason: String, written: Int, expected: Int?)
 
     /// One-line, human-readable message.
     public var description: String {
@@ -26,6 +30,40 @@ public enum DataError: Error, Equatable, CustomStringConvertible, LocalizedError
             return "\(path): cannot \(operation): \(reason)"
         case let .argument(name, expected, found):
             return "\(name): expected \(expected), found \(found)"
+        case let .storageExhausted(path, reason, written, expected):
+            let total = expected.map { " of \(megabytes($0))" } ?? ""
+            return "\(path): \(reason) (wrote \(megabytes(written))\(total) MB)"
+        }
+    }
+
+    /// The storage condition behind this error, if it is one (in words: "no space left on
+    /// device", "disk quota exceeded", "file too large (file-size limit)"), else nil. For an HDF5
+    /// failure it is read from the `errno = N` that HDF5's file driver puts in its error stack.
+    public var storageExhaustionReason: String? {
+        switch self {
+        case let .hdf5(_, _, _, detail):
+            // e.g. "H5FD_sec2_write(): file write failed: ..., errno = 28, error message = ..."
+            guard let range = detail.range(of: #"errno = [0-9]+"#, options: .regularExpression),
+                  let code = Int32(detail[range].dropFirst("errno = ".count)) else { return nil }
+            return Self.storageExhaustionReason(errno: code)
+        case let .io(_, _, reason):
+            return [ENOSPC, EDQUOT, EFBIG].first { String(cString: strerror($0)) == reason }
+                .flatMap { Self.storageExhaustionReason(errno: $0) }
+        case .storageExhausted(_, let reason, _, _):
+            return reason
+        default:
+            return nil
+        }
+    }
+
+    /// Words for the errno values that mean the storage ran out; nil for any other.
+    static func storageExhaustionReason(errno code: Int32) -> String? {
+        switch code {
+        case ENOSPC: return "no space left on device"
+        case EDQUOT: return "disk quota exceeded"
+        // With SIGXFSZ ignored (as `unroll` does) a write past RLIMIT_FSIZE fails with EFBIG.
+        case EFBIG: return "file too large (file-size limit)"
+        default: return nil
         }
     }
 
@@ -35,6 +73,12 @@ public enum DataError: Error, Equatable, CustomStringConvertible, LocalizedError
     static func posix(_ path: String, _ operation: String, errno code: Int32 = errno) -> DataError {
         .io(path: path, operation: operation, reason: String(cString: strerror(code)))
     }
+}
+
+/// Bytes in MB (10^6) with two significant decimals for small sizes: "0.14", "3.52", "812".
+func megabytes(_ bytes: Int) -> String {
+    let mb = Double(bytes) / 1e6
+    return String(format: mb < 10 ? "%.2f" : (mb < 100 ? "%.1f" : "%.0f"), mb)
 }
 
 /// `s` in double quotes for messages and summaries, with quotes, backslashes and control

@@ -4,6 +4,8 @@
 // HDF5's automatic error printing on the calling thread first (silencing is per thread) and turns
 // a failure into `DataError.hdf5` carrying HDF5's error stack.
 // Every handle is closed in `deinit`; child objects retain their file so the file closes last.
+// Every file's descriptor is made close-on-exec as soon as it is opened, and every chunked dataset
+// is checked on open to have all its chunks (a missing chunk would read as zeros, silently).
 import Foundation
 import HDF5Shim
 
@@ -130,11 +132,37 @@ enum H5 {
         _ = close(id)
     }
 
+    /// Prepares the library once per process, before its first use through this wrapper: HDF5's
+    /// own clean-up at exit is switched off (see `HDF5Library.prepareProcess`).
+    static let prepared: Bool = {
+        // Fails (harmlessly) when something already initialised the library: then its at-exit
+        // clean-up stays registered.
+        let disabled = H5dont_atexit() >= 0
+        _ = H5open()
+        return disabled
+    }()
+
     /// Whether this libhdf5 build serialises calls from several threads (Debian's does).
     static let isThreadSafe: Bool = {
         var flag: hbool_t = false
         return H5is_library_threadsafe(&flag) >= 0 && flag
     }()
+}
+
+/// Process-wide set-up of the HDF5 library.
+public enum HDF5Library {
+    /// Switches off HDF5's clean-up at process exit (`H5dont_atexit`) and initialises the library.
+    /// Call it first thing in `main`, before any other HDF5 use (`H5File` also calls it, so it
+    /// takes effect whenever this wrapper is the first HDF5 user).
+    ///
+    /// Why: when writing a file fails for lack of space (or the file-size limit), closing it fails
+    /// too, and HDF5 1.10 then frees the file's state but keeps its identifier; its at-exit
+    /// clean-up closes that identifier again and crashes the process (SIGSEGV in `H5F__close_cb`)
+    /// after the error was reported. Nothing is lost by skipping the clean-up: Unroll's writers
+    /// close (and fsync) every file they write before using it, and readers have nothing to flush.
+    /// - Returns: whether the clean-up is off (false if the library was initialised before).
+    @discardableResult
+    public static func prepareProcess() -> Bool { H5.prepared }
 }
 
 /// A dataspace identifier that closes itself.
@@ -386,7 +414,9 @@ extension H5Location {
             }
         }
         let id = try H5.call("H5Dopen2", file: file.path, object: path) { H5Dopen2(objectID, name, dapl.id) }
-        return H5Dataset(id: id, file: file, path: path)
+        let dataset = H5Dataset(id: id, file: file, path: path)
+        try dataset.verifyChunksComplete()
+        return dataset
     }
 
     /// Creates a numeric dataset of the given shape. With `chunk`, the dataset is chunked (chunk
@@ -576,12 +606,29 @@ public final class H5File: H5Location {
     ///   written: the device then works while the rest of the file is produced, and the fsync has
     ///   less left to wait for. Durability still comes from the fsync alone.
     public static func create(_ path: String, writebackBytes: Int? = nil) throws -> H5File {
+        _ = H5.prepared
         let id = try H5.call("H5Fcreate", file: path, object: "/") {
             H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)
         }
         let file = H5File(id: id, path: path)
+        try file.setCloseOnExec()
         file.writebackBytes = writebackBytes
         return file
+    }
+
+    /// Makes the file's descriptor close-on-exec. HDF5 opens files without O_CLOEXEC and holds an
+    /// flock on them: a process forked and exec'd later (Open MPI's singleton MPI_Init starts
+    /// `orted`) would keep the descriptor, and the lock, for its whole life, and a later
+    /// read-write open of the file would fail ("unable to lock the file", errno 11). A fork between
+    /// the open and this call still inherits it, which is why MPI is initialised before any file
+    /// is opened (the CLI and the test bundle do so).
+    private func setCloseOnExec() throws {
+        H5.silence()
+        if ch5_set_close_on_exec(id) < 0 {
+            let error = DataError.posix(path, "set close-on-exec on its descriptor")
+            try? close()  // already failing: the first error is the one to report
+            throw error
+        }
     }
 
     private var writebackBytes: Int?
@@ -609,6 +656,7 @@ public final class H5File: H5Location {
     /// and a lock-free open also works on parallel filesystems without flock support, where many
     /// ranks read the same file.
     public static func open(_ path: String, mode: Mode = .readOnly) throws -> H5File {
+        _ = H5.prepared
         let fapl = try H5Handle.propertyList(H5P_FILE_ACCESS, file: path, object: "/")
         if mode == .readOnly {
             try H5.call("H5Pset_file_locking", file: path, object: "/") {
@@ -617,24 +665,39 @@ public final class H5File: H5Location {
         }
         let flags = mode == .readOnly ? H5F_ACC_RDONLY : H5F_ACC_RDWR
         let id = try H5.call("H5Fopen", file: path, object: "/") { H5Fopen(path, flags, fapl.id) }
-        return H5File(id: id, path: path)
+        let file = H5File(id: id, path: path)
+        try file.setCloseOnExec()
+        return file
     }
 
     /// Whether `path` starts with an HDF5 signature (false for missing files too).
     public static func isHDF5(_ path: String) -> Bool {
+        _ = H5.prepared
         H5.silence()
         return H5Fis_hdf5(path) > 0
     }
 
     /// Flushes everything to the OS and closes the file identifier. Objects still open keep the
     /// file open until they are released; callers that need the bytes on disk release them first.
+    /// The identifier is closed even when the flush fails (e.g. a full disk), and never touched
+    /// again after a failed close: HDF5 may already have freed the file's state behind it.
     public func close() throws {
         lock.lock()
         defer { lock.unlock() }
         guard !isClosed else { return }
         isClosed = true
-        try H5.call("H5Fflush", file: path, object: "/") { H5Fflush(id, H5F_SCOPE_GLOBAL) }
-        try H5.call("H5Fclose", file: path, object: "/") { H5Fclose(id) }
+        var flushError: (any Error)?
+        do {
+            try H5.call("H5Fflush", file: path, object: "/") { H5Fflush(id, H5F_SCOPE_GLOBAL) }
+        } catch {
+            flushError = error
+        }
+        do {
+            try H5.call("H5Fclose", file: path, object: "/") { H5Fclose(id) }
+        } catch {
+            throw flushError ?? error
+        }
+        if let flushError { throw flushError }
     }
 
     /// A group-creation property list without timestamps (for reproducible bytes). The shim has no
@@ -725,6 +788,38 @@ public final class H5Dataset: H5AttributeHolder {
             if filter == H5Z_FILTER_FLETCHER32 { fletcher = true }
         }
         return (dims.map { Int($0) }, fletcher)
+    }
+
+    /// Number of chunks the shape implies (0 for a dataset that is not chunked or is empty).
+    public func expectedChunkCount() throws -> Int {
+        guard let chunk = try storage().chunk, !shape.contains(0) else { return 0 }
+        return zip(shape, chunk).reduce(1) { $0 * (($1.0 + $1.1 - 1) / Swift.max($1.1, 1)) }
+    }
+
+    /// Number of chunks stored in the file (in the chunk index); 0 when not chunked.
+    public func storedChunkCount() throws -> Int {
+        guard try storage().chunk != nil else { return 0 }
+        // HDF5 1.10 wants a real dataspace here (H5S_ALL is refused); the whole extent counts all.
+        let space = H5Space(try H5.call("H5Dget_space", file: file.path, object: path) { H5Dget_space(id) })
+        var n: hsize_t = 0
+        try H5.call("H5Dget_num_chunks", file: file.path, object: path) { H5Dget_num_chunks(id, space.id, &n) }
+        return Int(n)
+    }
+
+    /// Checks that a chunked dataset has every chunk its shape implies. HDF5 reads a missing chunk
+    /// as the fill value (zeros) without any error, so a damaged chunk index or an incomplete
+    /// write would otherwise go unnoticed. `openDataset` calls it; every Unroll writer writes all
+    /// chunks of the datasets it creates.
+    /// - Throws: `DataError.invalid` ("FILE: DATASET: expected N chunks, found M ...").
+    public func verifyChunksComplete() throws {
+        let expected = try expectedChunkCount()
+        guard expected > 0 else { return }
+        let found = try storedChunkCount()
+        if found != expected {
+            throw DataError.invalid(file: file.path, field: path,
+                                    expected: "\(expected) chunk\(expected == 1 ? "" : "s")",
+                                    found: "\(found) (damaged chunk index or incomplete write: missing chunks read as zeros)")
+        }
     }
 
     /// Writes the whole dataset; `data.count` must equal `count`.

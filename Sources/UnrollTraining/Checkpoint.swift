@@ -85,7 +85,8 @@ public enum Checkpoint {
         if comm.rank == 0 {
             do {
                 let vocab = trainer.vocabulary
-                try AtomicFile.write(to: path, failureHook: failureHook) { tmp in
+                try AtomicFile.write(to: path, expectedBytes: expectedSize(trainer, h, c),
+                                     failureHook: failureHook) { tmp in
                     // Writeback starts every 4 MiB of parameters (see H5File.create), so the device
                     // writes while the rest is produced and the final fsync finds little left.
                     let file = try H5File.create(tmp, writebackBytes: 4 << 20)
@@ -135,13 +136,33 @@ public enum Checkpoint {
                     try file.writeStrings("vocab", vocab)
                     try file.close()
                 }
+            } catch let error as DataError {
+                // Out of space or over the file-size limit: one line saying so, for the final path
+                // (AtomicFile removed the temporary file; earlier checkpoints are untouched).
+                if case .storageExhausted = error {
+                    failure = TrainingError.checkpoint("checkpoint \(error)")
+                } else {
+                    failure = error
+                }
             } catch {
                 failure = error
             }
         }
         guard try comm.allAgree(failure == nil) else {
-            throw failure ?? TrainingError.checkpoint("\(path): rank 0 failed to write the checkpoint")
+            // Every rank throws here together, so the job can end without MPI_Abort (AgreedError).
+            throw AgreedError(failure ?? TrainingError.checkpoint("\(path): rank 0 failed to write the checkpoint"))
         }
+    }
+
+    /// About how many bytes a checkpoint of `trainer` takes: every float dataset, the vocabulary
+    /// and HDF5's metadata (about 2 KiB per dataset and group, measured on small checkpoints).
+    /// Only for the message when the disk is full.
+    private static func expectedSize(_ trainer: Trainer, _ h: [Float], _ c: [Float]) -> Int {
+        let views = trainer.model.arena.layout.views.count, slots = trainer.optimizer.slots.count
+        let floats = trainer.model.arena.layout.parameterCount * (1 + slots) + h.count + c.count
+        let vocabulary = trainer.vocabulary.reduce(0) { $0 + $1.utf8.count + 16 }
+        let objects = views * (1 + slots) + 3 * trainer.config.model.layers + slots + 8
+        return 4 * floats + vocabulary + 8 * trainer.config.batchSize + 2048 * objects
     }
 
     /// Writes one parameter-shaped dataset straight from the flat buffer, in chunks of about
@@ -190,6 +211,10 @@ public enum Checkpoint {
     public static func load(_ path: String) throws -> CheckpointContent {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TrainingError.checkpoint("\(path): no such checkpoint file")
+        }
+        // An empty file is what a crash between create and write, or a full disk, leaves.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size == 0 {
+            throw TrainingError.checkpoint("\(path): empty file (0 bytes; expected an Unroll checkpoint)")
         }
         guard H5File.isHDF5(path) else {
             throw TrainingError.checkpoint("\(path): not an HDF5 file (expected an Unroll checkpoint)")
@@ -282,6 +307,15 @@ public enum Checkpoint {
                                  runId: runId)
     }
 
+    /// Verifies a checkpoint completely without keeping it: everything `load` checks (format,
+    /// configuration, every group, attribute and dataset with its shape and type, every chunk of
+    /// every chunked dataset present, every Fletcher32 checksum). Reads the whole file, so its cost
+    /// is that of reading the file once; meant for choosing the newest good checkpoint at resume.
+    /// - Throws: the same one-line errors as `load`.
+    public static func verify(_ path: String) throws {
+        _ = try load(path)
+    }
+
     /// The innermost entry of an HDF5 error stack (the one that says what actually went wrong).
     fileprivate static func innermost(_ stack: String) -> String {
         stack.components(separatedBy: " | ").last ?? stack
@@ -328,7 +362,18 @@ public enum Checkpoint {
             guard try parent.contains(name) else {
                 throw TrainingError.checkpoint("\(path): \(field): missing (expected a dataset of \(type))")
             }
-            let d = try parent.openDataset(name)
+            let d: H5Dataset
+            do {
+                // Opening checks that every chunk is present: a missing one would read as zeros.
+                d = try parent.openDataset(name)
+            } catch let error as DataError {
+                if case .invalid = error { throw TrainingError.checkpoint(error.description) }
+                if case let .hdf5(_, _, operation, detail) = error {
+                    throw TrainingError.checkpoint("\(path): \(field): \(operation) failed (damaged file): "
+                                                   + Checkpoint.innermost(detail))
+                }
+                throw error
+            }
             if let shape, d.shape != shape {
                 throw TrainingError.checkpoint("\(path): \(field): expected shape \(shape), found \(d.shape)")
             }

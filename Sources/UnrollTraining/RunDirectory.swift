@@ -262,7 +262,9 @@ public final class RunDirectory {
                         break
                     } catch {
                         let aside = try CheckpointDirectory.setAside(entry.path, suffix: "damaged")
-                        log("--resume latest: skipping \(entry.path): \(error); renamed to \((aside as NSString).lastPathComponent)")
+                        var why = "\(error)"
+                        if why.hasPrefix(entry.path + ": ") { why.removeFirst(entry.path.count + 2) }
+                        log("--resume latest: skipping \(entry.path): \(why); renamed to \((aside as NSString).lastPathComponent)")
                     }
                 }
                 guard let found else {
@@ -313,7 +315,8 @@ func samePath(_ a: String, _ b: String) -> Bool {
 }
 
 /// Runs `body` on rank 0 only and gives every rank its outcome: the value (JSON-encoded and
-/// broadcast) or the error, thrown on every rank with rank 0's message. Collective.
+/// broadcast) or the error, thrown on every rank together as an `AgreedError` carrying rank 0's
+/// message (so only rank 0 prints it and the job ends without MPI_Abort). Collective.
 @discardableResult
 public func rootDecides<T: Codable>(_ communicator: any Communicator, _ body: () throws -> T) throws -> T {
     var outcome: Result<T, any Error> = .failure(TrainingError.config("not decided"))
@@ -329,7 +332,9 @@ public func rootDecides<T: Codable>(_ communicator: any Communicator, _ body: ()
         }
     }
     try communicator.broadcast(&bytes, root: 0)
-    if communicator.rank == 0 { return try outcome.get() }
+    if communicator.rank == 0 {
+        do { return try outcome.get() } catch { throw AgreedError(error) }
+    }
     guard let first = bytes.first else { throw TrainingError.config("rank 0 sent no decision") }
     let payload = Data(bytes.dropFirst())
     if first == 1 {
@@ -338,5 +343,5 @@ public func rootDecides<T: Codable>(_ communicator: any Communicator, _ body: ()
         }
         return value
     }
-    throw TrainingError.agreed(String(decoding: payload, as: UTF8.self))
+    throw AgreedError(TrainingError.checkpoint(String(decoding: payload, as: UTF8.self)))
 }

@@ -15,8 +15,6 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case tooManySkips(Int)
     case data(String)
     case checkpoint(String)
-    /// A failure decided on rank 0 and reported by every rank with rank 0's message.
-    case agreed(String)
 
     public var description: String {
         switch self {
@@ -25,7 +23,6 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "training stopped: the gradient norm was NaN or Inf on \(n) consecutive steps (lower --lr or --clip)"
         case .data(let m): m
         case .checkpoint(let m): m
-        case .agreed(let m): m
         }
     }
 }

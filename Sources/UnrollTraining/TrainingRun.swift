@@ -79,7 +79,7 @@ public final class TrainingRun {
         if let resume {
             let path: String
             if let directory = self.directory {
-                path = try directory.selectResume(resume) { _ = try Checkpoint.load($0) }
+                path = try directory.selectResume(resume, verify: Checkpoint.verify)
             } else if resume == "latest" {
                 throw TrainingError.checkpoint("--resume latest: needs --checkpoint-dir (the directory to resume from)")
             } else {

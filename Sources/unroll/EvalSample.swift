@@ -15,6 +15,11 @@ func runReportingErrors(communicator: any Communicator, _ body: () throws -> Voi
         try body()
     } catch let error as ValidationError {
         throw error
+    } catch let error as AgreedError {
+        // Every rank is here together (the ranks agreed on the failure): rank 0 prints the one
+        // line, and every rank ends normally with status 1, no MPI_Abort needed.
+        if communicator.rank == 0 { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
+        throw ExitCode(1)
     } catch {
         if communicator.size > 1 {
             // Other ranks may be inside a collective: end the whole job now.

@@ -299,7 +299,7 @@ struct Train: ParsableCommand {
                         throw ValidationError("--resume latest needs --checkpoint-dir (the directory to resume from)")
                     }
                     directory = try RunDirectory(path: dir, runId: "(resuming)", communicator: comm, log: log)
-                    resumePath = try directory?.selectResume("latest") { _ = try Checkpoint.load($0) }
+                    resumePath = try directory?.selectResume("latest", verify: Checkpoint.verify)
                 } else {
                     resumePath = resume
                 }

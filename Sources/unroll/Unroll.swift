@@ -1,6 +1,9 @@
 // The `unroll` command line: a root command whose subcommands build a configuration, call the
-// library and map errors to exit codes. OpenBLAS settings are fixed before anything else runs.
+// library and map errors to exit codes. Process-wide settings come before anything else runs:
+// SIGXFSZ ignored, HDF5's at-exit clean-up off, OpenBLAS settings fixed.
 import ArgumentParser
+import Foundation
+import UnrollData
 import UnrollKernels
 import UnrollTraining
 
@@ -13,6 +16,13 @@ struct Unroll: ParsableCommand {
         subcommands: [Prepare.self, Train.self, Eval.self, Sample.self, Baseline.self, Inspect.self, BenchKernels.self, BenchTrain.self])
 
     static func main() {
+        // A write past the file-size limit (ulimit -f) then fails with EFBIG and is reported
+        // ("file too large (file-size limit)"), instead of SIGXFSZ killing the process silently
+        // and leaving its temporary file behind.
+        signal(SIGXFSZ, SIG_IGN)
+        // Before any other HDF5 use: after a failed write (disk full) HDF5 1.10's own clean-up at
+        // exit would crash on the file it could not close (see HDF5Library.prepareProcess).
+        HDF5Library.prepareProcess()
         // Must run before the first BLAS call: may re-exec this binary with OpenBLAS settings.
         BLASEnvironment.prepareProcess(blasThreads: blasThreadsRequested())
         main(nil)

@@ -150,6 +150,30 @@ enum CheckpointFixtures {
         return (Int(address), Int(size))
     }
 
+    /// Damages the chunk index of `object` the way a bad sector or a stray write would, leaving
+    /// the file openable: in the v1 B-tree node ("TREE", node type 1 = raw-data chunks) whose first
+    /// child is the dataset's first chunk, "entries used" is lowered by one, so the last chunk
+    /// disappears from the index. HDF5 then reads that chunk as zeros without any error.
+    static func dropLastChunkFromIndex(of object: String, in path: String) throws {
+        let first = try firstChunk(of: object, in: path)
+        let rank = try H5File.open(path).openDataset(object).shape.count
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        // Header: signature 4, type 1, level 1, entries used 2, left and right siblings 8 each;
+        // then key 0 (chunk size 4, filter mask 4, (rank + 1) offsets of 8) and child 0 (8).
+        let child0 = 24 + 8 + 8 * (rank + 1)
+        let signature = Array("TREE".utf8)
+        var node: Int?
+        for i in 0..<(bytes.count - child0 - 8) where bytes[i..<(i + 4)].elementsEqual(signature) {
+            if bytes[i + 4] == 1, le(i + 6, 2) >= 1, le(i + child0, 8) == first.offset { node = i; break }
+        }
+        guard let node else { throw TrainingError.checkpoint("test helper: no chunk B-tree node of \(object) in \(path)") }
+        let entries = le(node + 6, 2) - 1
+        bytes[node + 6] = UInt8(entries & 0xFF)
+        bytes[node + 7] = UInt8(entries >> 8)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
     /// Inverts every bit of the byte at `offset`.
     static func flipByte(_ path: String, at offset: Int) throws {
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))

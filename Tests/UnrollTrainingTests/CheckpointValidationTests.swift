@@ -2,6 +2,7 @@
 // attribute or field, with what was expected and what was found; a failed save leaves neither a
 // new file nor a temporary file, and an older checkpoint under the same name stays intact.
 import Foundation
+import HDF5Shim
 import Testing
 import UnrollData
 import UnrollDistributed
@@ -33,6 +34,66 @@ import UnrollModels
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         try bytes.prefix(Int(Double(bytes.count) * keptFraction)).write(to: URL(fileURLWithPath: path))
         F.expectOneLine(F.message { _ = try Checkpoint.load(path) }, naming: path, in: dir, mentions: ["truncated"])
+    }
+
+    @Test func emptyFileIsRejected() throws {
+        let dir = try CheckpointScratch()
+        let path = dir.file("empty.h5")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        F.expectOneLine(F.message { try Checkpoint.verify(path) }, naming: path, in: dir, mentions: ["empty file"])
+    }
+
+    // MARK: Complete verification
+
+    @Test func verifyAcceptsAGoodCheckpoint() throws {
+        let dir = try CheckpointScratch()
+        let (path, _) = try F.savedCheckpoint(in: dir)
+        try Checkpoint.verify(path)
+    }
+
+    /// A chunk dropped from a dataset's chunk index: HDF5 would read it as zeros without an error;
+    /// `load` and `verify` refuse the file, naming the dataset and the chunk counts.
+    @Test(arguments: ["/params/rnn.weight_hh_l0", "/params/decoder.bias", "/optimizer/exp_avg/embedding.weight",
+                      "/hidden/l1/c"])
+    func missingChunkIsNamed(object: String) throws {
+        let dir = try CheckpointScratch("missingChunk\(object)")
+        let (path, _) = try F.savedCheckpoint(in: dir, cell: .lstm, optimizer: .adam)
+        try F.dropLastChunkFromIndex(of: object, in: path)
+        // The damage leaves the file openable and the dataset readable (as zeros) by HDF5 itself.
+        let raw = try H5File.open(path)
+        let id = H5Dopen2(raw.objectID, object, H5P_DEFAULT)
+        #expect(id >= 0)
+        if id >= 0 { H5Dclose(id) }
+        let readers: [() throws -> Void] = [{ _ = try Checkpoint.load(path) }, { try Checkpoint.verify(path) }]
+        for body in readers {
+            F.expectOneLine(F.message(body), naming: path, in: dir, mentions: [object, "expected 1 chunk, found 0"])
+        }
+    }
+
+    /// The four ways a checkpoint file is commonly broken, each refused by `verify` with one line.
+    @Test func verifyRejectsTruncatedEmptyChecksumFailingAndChunkMissingFiles() throws {
+        let dir = try CheckpointScratch()
+        let (good, _) = try F.savedCheckpoint(in: dir)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        func copy(_ name: String) throws -> String {
+            let path = dir.file(name)
+            try bytes.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let truncated = dir.file("truncated.h5")
+        try bytes.prefix(bytes.count * 2 / 3).write(to: URL(fileURLWithPath: truncated))
+        let empty = dir.file("empty.h5")
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        let flipped = try copy("flipped.h5")
+        let chunk = try F.firstChunk(of: "/params/rnn.weight_ih_l0", in: flipped)
+        try F.flipByte(flipped, at: chunk.offset + chunk.size / 2)
+        let holey = try copy("holey.h5")
+        try F.dropLastChunkFromIndex(of: "/params/rnn.weight_ih_l0", in: holey)
+        for (path, mention) in [(truncated, "truncated"), (empty, "empty file"), (flipped, "checksum"),
+                                (holey, "expected 1 chunk, found 0")] {
+            F.expectOneLine(F.message { try Checkpoint.verify(path) }, naming: path, in: dir, mentions: [mention])
+        }
+        try Checkpoint.verify(good)
     }
 
     // MARK: Format and version
@@ -280,9 +341,9 @@ import UnrollModels
         #expect(try dir.contents() == ["arith.h5", "ck.h5", "plain"])
     }
 
-    /// A full disk (simulated by AtomicFile's failure hook) at either stage of the write: the error
-    /// comes through unchanged, no new file and no temporary file exist, the older checkpoint under
-    /// the same name is intact and still loads.
+    /// A full disk (simulated by AtomicFile's failure hook) at either stage of the write: one line
+    /// "checkpoint PATH: no space left on device (wrote X of Y MB)", no new file and no temporary
+    /// file exist, the older checkpoint under the same name is intact and still loads.
     @Test(arguments: [AtomicFile.Stage.contentWritten, .synced])
     func diskFullLeavesThePreviousCheckpointIntact(stage: AtomicFile.Stage) throws {
         let dir = try CheckpointScratch("diskFull\(stage)")
@@ -294,7 +355,8 @@ import UnrollModels
         let message = F.message {
             try Checkpoint.save(t, to: path, dataSHA256: "", failureHook: { s in if s == stage { throw full } })
         }
-        #expect(message == full.description)
+        #expect(message?.hasPrefix("checkpoint \(path): no space left on device (wrote ") == true, "\(message ?? "nil")")
+        #expect(message?.hasSuffix(" MB)") == true && message?.contains("\n") == false, "\(message ?? "nil")")
         #expect(try dir.contents() == ["arith.h5", "ck.h5"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
         #expect(try Checkpoint.load(path).progress.step == 2)

@@ -93,7 +93,7 @@ import UnrollModels
         #expect(text.contains("--resume latest"))
     }
 
-    @Test(arguments: ["truncated", "empty", "checksum"])
+    @Test(arguments: ["truncated", "empty", "checksum", "chunkIndex"])
     func resumeLatestSkipsADamagedNewestCheckpoint(damage: String) throws {
         let dir = try CheckpointScratch("skip\(damage)")
         let (config, ckpt) = try threeCheckpoints(dir)
@@ -104,6 +104,8 @@ import UnrollModels
             #expect(truncate(newest, off_t(size / 2)) == 0)
         case "empty":
             #expect(truncate(newest, 0) == 0)
+        case "chunkIndex":
+            try F.dropLastChunkFromIndex(of: "/params/rnn.weight_hh_l0", in: newest)
         default:
             let chunk = try F.firstChunk(of: "/params/rnn.weight_hh_l0", in: newest)
             try F.flipByte(newest, at: chunk.offset + chunk.size / 2)
@@ -114,6 +116,10 @@ import UnrollModels
         let run = try TrainingRun(config: more, communicator: SingleProcessCommunicator(), resume: "latest", log: lines.sink)
         #expect(run.trainer.progress.step == 4)
         #expect(lines.lines.contains { $0.contains("skipping \(newest)") && $0.contains("damaged") })
+        if damage == "chunkIndex" {
+            // Caught by the chunk count (a missing chunk would otherwise read as zeros, silently).
+            #expect(lines.lines.contains { $0.contains(": /params/rnn.weight_hh_l0: expected 1 chunk, found 0") }, "\(lines.lines)")
+        }
         // Set aside, not deleted; latest.h5 repaired to the checkpoint resumed from.
         #expect(FileManager.default.fileExists(atPath: newest + ".damaged"))
         #expect(!FileManager.default.fileExists(atPath: newest))

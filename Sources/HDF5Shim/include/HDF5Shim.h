@@ -1,7 +1,8 @@
 // Getters for HDF5's type, property-list and flag macros, which Swift cannot import (they call
 // H5open() or H5check_version() inside the expansion), and H5P_DEFAULT/H5E_DEFAULT as hid_t.
 // Also a fast HDF5-compatible Fletcher32 (Fletcher32.c) for writers that checksum chunks themselves,
-// and early writeback of a file's dirty pages (Writeback.c).
+// early writeback of a file's dirty pages (Writeback.c), and close-on-exec for a file's descriptor
+// (Descriptor.c).
 #ifndef HDF5SHIM_H
 #define HDF5SHIM_H
 #include <hdf5.h>
@@ -34,4 +35,11 @@ uint32_t ch5_fletcher32(const void *data, size_t nbytes);
 /// Starts writeback of `file`'s dirty pages without waiting for it (Linux, sec2 driver; see
 /// Writeback.c). Returns 0, or -1 where not supported or on error: only an optimisation.
 int ch5_start_writeback(hid_t file);
+
+/// The file descriptor behind `file` if it was opened with the sec2 (default) driver, else -1.
+int ch5_file_descriptor(hid_t file);
+
+/// Sets FD_CLOEXEC on `file`'s descriptor (sec2 driver; see Descriptor.c). Returns 0 on success,
+/// 1 if the file has no plain descriptor (another driver), -1 if fcntl failed (errno set).
+int ch5_set_close_on_exec(hid_t file);
 #endif

@@ -1,0 +1,192 @@
+// Descriptors and chunk completeness: every file H5File opens or creates is close-on-exec (so a
+// process forked later, such as Open MPI's `orted`, cannot keep it and its lock), MPI is already
+// initialised when the tests start (UnrollTestBootstrap), and a chunked dataset with a chunk
+// missing from its index is refused on open with one line instead of reading as zeros.
+import Foundation
+import HDF5Shim
+import Testing
+import UnrollTestBootstrap
+@testable import UnrollData
+
+@Suite struct DescriptorAndChunkTests {
+    /// The descriptors of a process (default this one) that refer to `path` (from /proc/PID/fd).
+    static func descriptors(of path: String, process: String = "self") throws -> [Int32] {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        return try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/fd").compactMap { name in
+            guard let fd = Int32(name),
+                  let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(process)/fd/" + name),
+                  link == target else { return nil }
+            return fd
+        }
+    }
+
+    @Test func mpiIsInitialisedBeforeAnyTestRuns() {
+        // 0 only when deliberately switched off for a run.
+        let skipped = ProcessInfo.processInfo.environment["UNROLL_TEST_NO_MPI_BOOTSTRAP"] != nil
+        #expect(unroll_test_bootstrap_status() == (skipped ? 0 : 1))
+    }
+
+    @Test(arguments: [H5File.Mode.readOnly, .readWrite])
+    func openAndCreatedFilesAreCloseOnExec(mode: H5File.Mode) throws {
+        let dir = try TempDir("cloexec\(mode)")
+        let path = dir.file("f.h5")
+        let created = try H5File.create(path)
+        try created.write("x", [1, 2, 3] as [Int32])
+        var fds = try Self.descriptors(of: path)
+        #expect(!fds.isEmpty, "no descriptor of \(path) while the file is open")
+        for fd in fds { #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "created: fd \(fd) lacks FD_CLOEXEC") }
+        try created.close()
+
+        let opened = try H5File.open(path, mode: mode)
+        fds = try Self.descriptors(of: path)
+        #expect(!fds.isEmpty, "no descriptor of \(path) while the file is open")
+        for fd in fds { #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "opened \(mode): fd \(fd) lacks FD_CLOEXEC") }
+        #expect(try opened.openDataset("x").read(as: Int32.self) == [1, 2, 3])
+        try opened.close()
+        #expect(try Self.descriptors(of: path).isEmpty, "descriptor left open after close")
+    }
+
+    /// The failure this prevents, end to end: a child spawned (fork + exec, as Open MPI starts
+    /// `orted`) while a written file is open must not keep its descriptor and lock, so the file
+    /// can be reopened read-write while the child still runs ("unable to lock the file" otherwise).
+    @Test func childSpawnedWhileAFileIsOpenDoesNotKeepItsLock() throws {
+        let dir = try TempDir()
+        let path = dir.file("locked.h5")
+        let file = try H5File.create(path)
+        try file.write("x", [7] as [Int32])
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("30"), nil]
+        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?] = [nil]
+        #expect(posix_spawn(&pid, "/bin/sleep", nil, nil, argv, envp) == 0)
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        // The child closes close-on-exec descriptors just after the parent resumes from
+        // posix_spawn (vfork semantics end at the exec's memory switch, the closing comes after):
+        // give it up to a second. A descriptor without FD_CLOEXEC stays for the child's life.
+        var childHoldsTheFile = true
+        for _ in 0..<100 where childHoldsTheFile {
+            childHoldsTheFile = (try? Self.descriptors(of: path, process: "\(pid)"))?.isEmpty == false
+            if childHoldsTheFile { usleep(10_000) }
+        }
+        #expect(!childHoldsTheFile, "the spawned child kept a descriptor of \(path)")
+        try file.close()
+        let again = try H5File.open(path, mode: .readWrite)
+        #expect(try again.openDataset("x").read(as: Int32.self) == [7])
+        try again.close()
+    }
+
+    /// A (8, 3) float dataset in 4 chunks of 2 rows, written chunk by chunk, skipping `skip`.
+    static func writeChunked(_ path: String, skip: Int?) throws {
+        let file = try H5File.create(path)
+        let d = try file.createDataset("w", of: Float.self, shape: [8, 3], chunk: [2, 3], fletcher32: false)
+        for k in 0..<4 where k != skip {
+            let values = (0..<6).map { Float(k * 6 + $0 + 1) }
+            let offset: [hsize_t] = [hsize_t(2 * k), 0]
+            #expect(H5Dwrite_chunk(d.objectID, H5P_DEFAULT, 0, offset, 24, values) >= 0)
+        }
+        try file.close()
+    }
+
+    @Test func completeChunkedDatasetOpensAndCountsItsChunks() throws {
+        let dir = try TempDir()
+        let path = dir.file("full.h5")
+        try Self.writeChunked(path, skip: nil)
+        let d = try H5File.open(path).openDataset("w")
+        #expect(try d.expectedChunkCount() == 4)
+        #expect(try d.storedChunkCount() == 4)
+        #expect(try d.read(as: Float.self) == (1...24).map(Float.init))
+    }
+
+    @Test(arguments: [0, 3])
+    func missingChunkIsRefusedWithOneLine(skip: Int) throws {
+        let dir = try TempDir("missing\(skip)")
+        let path = dir.file("holey.h5")
+        try Self.writeChunked(path, skip: skip)
+        let file = try H5File.open(path)
+        do {
+            _ = try file.openDataset("w")
+            Issue.record("a dataset with a missing chunk was opened")
+        } catch let error as DataError {
+            #expect(error.description.hasPrefix("\(path): /w: expected 4 chunks, found 3"), "\(error)")
+            #expect(!error.description.contains("\n"))
+        }
+    }
+
+    /// Lowers "entries used" by one in the v1 chunk B-tree node ("TREE", type 1) whose first child
+    /// is the first chunk of 1-D dataset `name`: the last chunk vanishes from the index while the
+    /// file stays openable, the damage a stray write to the index would do.
+    static func dropLastChunkFromIndex(of name: String, in path: String) throws {
+        let file = try H5File.open(path)
+        let d = try file.openDataset(name)
+        let space = H5Dget_space(d.objectID)
+        defer { H5Sclose(space) }
+        var offset: [hsize_t] = [0], mask: UInt32 = 0, address: haddr_t = 0, size: hsize_t = 0
+        #expect(H5Dget_chunk_info(d.objectID, space, 0, &offset, &mask, &address, &size) >= 0)
+        try file.close()
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        // Header 24 bytes, then key 0 (size 4, filter mask 4, 2 offsets of 8), then child 0.
+        let child0 = 24 + 8 + 16
+        for i in 0..<(bytes.count - child0 - 8) where bytes[i..<(i + 4)].elementsEqual(Array("TREE".utf8)) {
+            if bytes[i + 4] == 1, le(i + 6, 2) >= 1, le(i + child0, 8) == Int(address) {
+                let entries = le(i + 6, 2) - 1
+                bytes[i + 6] = UInt8(entries & 0xFF)
+                bytes[i + 7] = UInt8(entries >> 8)
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+                return
+            }
+        }
+        Issue.record("no chunk B-tree node of \(name) in \(path)")
+    }
+
+    /// A token dataset whose train split lost a chunk from its index is refused on open, naming
+    /// the split and the chunk counts, instead of feeding zeros (token 0) to training.
+    @Test func tokenDatasetWithAMissingChunkIsRefused() throws {
+        let dir = try TempDir()
+        let path = dir.file("tokens.h5")
+        let n = 3 * DatasetFormat.tokenChunk + 5
+        try writeTokenDataset(path, train: (0..<n).map { Int32($0 % 300) }, vocabSize: 300)
+        #expect(try TokenDataset(path: path).split("train").dataset.storedChunkCount() == 4)
+        try Self.dropLastChunkFromIndex(of: "train", in: path)
+        let failure = dataErrorMessage { _ = try TokenDataset(path: path).split("train") }
+        #expect(failure?.1.hasPrefix("\(path): /train: expected 4 chunks, found 3") == true, "\(failure?.1 ?? "nil")")
+    }
+
+    @Test func storageErrorsAreRecognisedBehindHDF5AndOSErrors() {
+        let hdf5 = DataError.hdf5(file: "f", object: "/", operation: "H5Dwrite_chunk",
+                                  detail: "H5FD_sec2_write(): file write failed: time = x, filename = 'f', "
+                                      + "file descriptor = 5, errno = 28, error message = 'No space left on device'")
+        #expect(hdf5.storageExhaustionReason == "no space left on device")
+        let big = DataError.hdf5(file: "f", object: "/", operation: "H5Fclose", detail: "… errno = 27, error message = 'File too large'")
+        #expect(big.storageExhaustionReason == "file too large (file-size limit)")
+        #expect(DataError.io(path: "f", operation: "fsync", reason: String(cString: strerror(EDQUOT)))
+            .storageExhaustionReason == "disk quota exceeded")
+        #expect(DataError.hdf5(file: "f", object: "/", operation: "H5Fopen", detail: "errno = 11").storageExhaustionReason == nil)
+        let full = DataError.storageExhausted(path: "/c/step-8.h5", reason: "no space left on device",
+                                              written: 1_500_000, expected: 52_000_000)
+        #expect(full.description == "/c/step-8.h5: no space left on device (wrote 1.50 of 52.0 MB)")
+    }
+
+    /// AtomicFile turns an HDF5 write failing with ENOSPC into one storage error for the final
+    /// path, with the bytes written, and leaves no temporary file.
+    @Test func atomicFileReportsStorageExhaustionForTheFinalPath() throws {
+        let dir = try TempDir()
+        let path = dir.file("out.h5")
+        let enospc = DataError.hdf5(file: "t", object: "/w", operation: "H5Dwrite_chunk", detail: "x | y: errno = 28, z")
+        do {
+            try AtomicFile.write(to: path, expectedBytes: 4_000_000) { tmp in
+                try Data(count: 1_000_000).write(to: URL(fileURLWithPath: tmp))
+                throw enospc
+            }
+            Issue.record("no error")
+        } catch let error as DataError {
+            #expect(error == .storageExhausted(path: path, reason: "no space left on device", written: 1_000_000,
+                                               expected: 4_000_000))
+        }
+        #expect(try dir.contents().isEmpty)
+    }
+}
