@@ -465,12 +465,6 @@ extension Checkpoint {
         return try file.hasAttribute("run_id") ? try file.stringAttribute("run_id") : nil
     }
 
-    /// The configuration stored in checkpoint `path`, after complete verification of the file.
-    public static func configuration(_ path: String) throws -> (config: TrainingConfig, step: Int, runId: String?) {
-        let content = try load(path)
-        return (content.config, content.progress.step, content.runId)
-    }
-
     /// True if `path` is an HDF5 file whose `format` attribute names a checkpoint.
     public static func isCheckpoint(_ path: String) -> Bool {
         guard H5File.isHDF5(path), let file = try? H5File.open(path), (try? file.hasAttribute("format")) == true,
