@@ -70,6 +70,17 @@ public enum SyntheticPreparation {
             throw DataError.argument(name: "--size", expected: "three positive sizes TRAIN,VALID,TEST",
                                      found: sizes.map(String.init).joined(separator: ","))
         }
+        // Bytes held in memory while generating, estimated before anything is generated: the text
+        // and its token ids (arith), or inputs, targets and offsets of the longest sequences.
+        let total = sizes.reduce(0.0) { $0 + Double($1) }
+        let longest = options.task == .arith ? 1.0 : Double(try lengthRange(options).upperBound)
+        let perItem = options.task == .arith ? 16.0 : longest * (options.task == .parity ? 1 : 2) * 4 + 16
+        if let short = SystemMemory.shortfall(bytes: total * perItem) {
+            let lengths = options.task == .arith ? "" : " of up to \(Int(longest)) steps"
+            throw DataError.argument(name: options.task == .arith ? "--size" : "--size/--max-length",
+                                     expected: "a dataset that fits in memory",
+                                     found: "\(sizes.map(String.init).joined(separator: ","))\(lengths) (\(short))")
+        }
         let common: [String: AttributeValue] = ["generator": .string(options.task.rawValue),
                                                 "seed": .string(String(options.seed))]
         switch options.task {

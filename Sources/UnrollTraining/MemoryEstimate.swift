@@ -5,6 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import UnrollData
 import UnrollModels
 
 public enum MemoryEstimate {
@@ -52,9 +53,7 @@ public enum MemoryEstimate {
     }
 
     /// Physical memory of this machine in bytes.
-    public static var machineBytes: Double {
-        Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-    }
+    public static var machineBytes: Double { SystemMemory.physicalBytes }
 
     /// Processes of this job on this machine (Open MPI tells each rank; 1 otherwise).
     public static var processesOnThisMachine: Int {
@@ -69,7 +68,7 @@ public enum MemoryEstimate {
                                  machine: Double = machineBytes) -> String? {
         let total = bytesPerProcess * Double(processes)
         guard !(total <= 0.9 * machine) else { return nil }
-        let gb = { (b: Double) in b.isFinite ? String(format: "%.1f GB", b / 1e9) : "more than any machine has" }
+        let gb = SystemMemory.gigabytes
         let each = processes > 1 ? "\(gb(bytesPerProcess)) per process × \(processes) on this machine" : gb(bytesPerProcess)
         return "needs \(each), this machine has \(gb(machine))"
     }

@@ -5,6 +5,24 @@ import Testing
 @testable import UnrollData
 
 @Suite struct SyntheticTests {
+    /// Sizes whose dataset would not fit in memory are refused in one line before anything is
+    /// generated (nothing is written either).
+    @Test(arguments: [(SyntheticTask.arith, [1_000_000_000_000, 1, 1], nil as Int?, "--size"),
+                      (.parity, [10_000_000_000, 1, 1], nil, "--size/--max-length"),
+                      (.adding, [10, 1, 1], 1_000_000_000_000, "--size/--max-length")])
+    func datasetsLargerThanMemoryAreRefused(task: SyntheticTask, sizes: [Int], maxLength: Int?, name: String) throws {
+        let dir = try TempDir()
+        let path = dir.file("big.h5")
+        let result = dataErrorMessage {
+            _ = try SyntheticPreparation.prepare(SyntheticOptions(task: task, seed: 1, sizes: sizes, maxLength: maxLength),
+                                                 output: path)
+        }
+        let message = try #require(result?.1)
+        #expect(message.hasPrefix(name + ":") && message.contains("fits in memory") && message.contains("GB, this machine has"))
+        #expect(!message.contains("\n"))
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test(arguments: [SyntheticTask.arith, .parity, .adding])
     func sameSeedGivesSameBytesAndOtherSeedsDiffer(task: SyntheticTask) throws {
         let dir = try TempDir()
