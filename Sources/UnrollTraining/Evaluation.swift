@@ -25,7 +25,7 @@ public enum Evaluator {
     /// rank's share of the streams.
     public static func evaluate(model: RecurrentLanguageModel, path: String, split: String, streams: Int, bptt: Int,
                                 communicator: any Communicator) throws -> EvaluationResult {
-        let local = Trainer.evalRange(streams: streams, rank: communicator.rank, size: communicator.size)
+        let local = LanguageModelTask.evalRange(streams: streams, rank: communicator.rank, size: communicator.size)
         var nll = 0.0, count = 0.0
         var failure: (any Error)?
         do {

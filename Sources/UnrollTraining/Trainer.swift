@@ -67,22 +67,20 @@ public struct StepReport: Sendable {
     public var endedEpoch: Bool
 }
 
-/// The per-rank training state and step.
+/// The per-rank training state and step: a task computes local gradients and loss sums,
+/// `GradientSync` reduces them, `UpdateRule` averages, clips and updates.
 public final class Trainer {
     public let config: TrainingConfig
     public let communicator: any Communicator
-    public let model: RecurrentLanguageModel
+    /// The problem being trained (data, model, carried state).
+    public let task: LanguageModelTask
     public let optimizer: Optimizer
-    /// Carried hidden state of this rank's streams, (L, B_local, H).
-    public let state: RecurrentState
-    public let reader: TrainStreamReader
-    public let dataset: TokenDataset
-    /// The dataset's vocabulary, read once (every checkpoint stores a copy).
-    public let vocabulary: [String]
     public var progress = TrainingProgress()
     /// Moves the gradient and the step's totals between ranks.
     public let sync: GradientSync
-    private var prefetcher: WindowPrefetcher?
+    /// Where the task's data cursor stands (epoch, position); a step starts the task anew there
+    /// when `progress` says otherwise (first step, a resume, a new epoch).
+    private var taskPosition: (epoch: Int, position: Int)?
     /// Set from a signal handler; reduced with the gradients so all ranks stop together.
     public var stopRequested = false
     /// Test hook: returns true for a step (0-based) at which this rank's gradient is to be made
@@ -90,35 +88,27 @@ public final class Trainer {
     /// not part of the configuration.
     public var faultHook: ((_ step: Int) -> Bool)?
 
-    /// Opens the data, builds the model (initialised from `config.seed`, identical on every rank)
-    /// and the optimizer. `config.model.vocabSize` must equal the dataset's.
+    /// Builds the task (data and model, initialised from `config.seed`, identical on every rank),
+    /// the optimizer and the gradient synchronisation.
     public init(config: TrainingConfig, communicator: any Communicator) throws {
         if let p = config.problem() { throw TrainingError.config(p) }
         if let p = MemoryEstimate.trainingProblem(config, worldSize: communicator.size) { throw TrainingError.config(p) }
         self.config = config
         self.communicator = communicator
-        dataset = try TokenDataset(path: config.data)
-        vocabulary = try dataset.vocabulary()
-        guard dataset.vocabSize == config.model.vocabSize else {
-            throw TrainingError.config("model vocabulary \(config.model.vocabSize) ≠ dataset \(config.data) vocabulary \(dataset.vocabSize)")
-        }
-        reader = try TrainStreamReader(path: config.data, split: "train", globalBatch: config.batchSize,
-                                       bptt: config.bptt, rank: communicator.rank, worldSize: communicator.size)
-        let evalLocal = Self.evalRange(streams: config.evalStreams, rank: communicator.rank, size: communicator.size).count
-        model = RecurrentLanguageModel(config: config.model, seed: config.seed, maxSteps: config.bptt,
-                                       maxBatch: max(reader.localBatch, evalLocal, 1))
-        optimizer = Optimizer(config: config.optimizer, parameterCount: model.arena.count)
-        state = RecurrentState(config: config.model, batch: reader.localBatch)
-        sync = GradientSync(arena: model.arena, embedding: model.arena.layout.view("embedding.weight"),
-                            bucketBytes: config.bucketBytes, communicator: communicator)
+        task = try LanguageModelTask(config: config, communicator: communicator)
+        optimizer = Optimizer(config: config.optimizer, parameterCount: task.arena.count)
+        sync = GradientSync(arena: task.arena, embedding: task.sparseTable, bucketBytes: config.bucketBytes,
+                            communicator: communicator)
     }
 
-    /// Streams of the evaluation layout read by `rank`.
-    static func evalRange(streams: Int, rank: Int, size: Int) -> Range<Int> {
-        (rank * streams / size)..<((rank + 1) * streams / size)
-    }
+    // The language model's parts, for the checkpoint (which stores them) and the run's reports.
+    public var model: RecurrentLanguageModel { task.model }
+    public var state: RecurrentState { task.state }
+    public var reader: TrainStreamReader { task.reader }
+    public var dataset: TokenDataset { task.dataset }
+    public var vocabulary: [String] { task.vocabulary }
 
-    public var windowsPerEpoch: Int { reader.windowsPerEpoch }
+    public var windowsPerEpoch: Int { task.stepsPerEpoch }
 
     /// Total optimizer steps of the run.
     public var totalSteps: Int { config.steps ?? config.epochs * windowsPerEpoch }
@@ -136,45 +126,34 @@ public final class Trainer {
                              state: progress.scheduleState)
     }
 
-    /// The next window of this rank's streams (a new epoch starts every stream from a zero state).
-    private func nextWindow() throws -> TokenWindow {
-        if progress.window >= windowsPerEpoch {
+    /// Positions the task at the current step (a new epoch when the last one is done) and has it
+    /// read its share. Returns the sparse-table rows it touches.
+    private func prepareStep() throws -> [Int32] {
+        if progress.window >= task.stepsPerEpoch {
             progress.epoch += 1
             progress.window = 0
-            state.zero()
-            prefetcher = nil
         }
-        if prefetcher == nil {
-            prefetcher = WindowPrefetcher(source: reader, windows: progress.window..<windowsPerEpoch)
+        if taskPosition == nil || taskPosition! != (progress.epoch, progress.window) {
+            task.startEpoch(progress.epoch, at: progress.window)
         }
-        guard let window = try prefetcher?.next() else {
-            throw TrainingError.data("\(config.data): window \(progress.window) of the train split could not be read")
-        }
-        precondition(window.index == progress.window, "prefetcher out of step")
-        return window
+        let rows = try task.prepareStep(progress.window)
+        taskPosition = (progress.epoch, progress.window + 1)
+        return rows
     }
 
-    /// Forward and backward over `window` into the flat gradient (backward hands finished parts
-    /// to `sync` as it goes); returns this rank's loss sum and target count.
-    private func forwardBackward(_ window: TokenWindow) -> StepTotals {
-        let sync = self.sync, arena = model.arena, model = self.model
+    /// The task's forward and backward; backward hands finished parts of the gradient to `sync`.
+    private func forwardBackward() -> StepTotals {
+        let sync = self.sync, arena = task.arena
         let poison = faultHook?(progress.step) ?? false
-        return window.inputs.withUnsafeBufferPointer { inputs in
-            window.targets.withUnsafeBufferPointer { targets in
-                model.forward(tokens: inputs.baseAddress!, steps: window.length, batch: window.batch, state: state,
-                              dropout: DropoutContext(seed: config.seed, step: UInt64(progress.step),
-                                                      firstStream: reader.firstStream, globalBatch: config.batchSize))
-                var first = true
-                let (lossSum, count) = model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: { offset in
-                    // The decoder's gradient is handed over first: a poisoned element there is
-                    // reduced like a real NaN, whatever the embedding rows do.
-                    if first && poison { arena.gradients[arena.count - 1] = .nan }
-                    first = false
-                    sync.gradientsReady(from: offset)
-                }, progress: sync.poll)
-                return StepTotals(lossSum: lossSum, count: count, stop: stopRequested)
-            }
-        }
+        var first = true
+        let (lossSum, count) = task.forwardBackward(step: progress.step, ready: { offset in
+            // The first part handed over holds the end of the arena: a NaN put there is reduced like
+            // a real one, whatever the sparse rows do.
+            if first && poison { arena.gradients[arena.count - 1] = .nan }
+            first = false
+            sync.gradientsReady(from: offset)
+        }, progress: sync.poll)
+        return StepTotals(lossSum: lossSum, count: count, stop: stopRequested)
     }
 
     /// Runs one optimizer step on every rank (collective): this rank's forward and backward, the
@@ -182,14 +161,14 @@ public final class Trainer {
     public func step() throws -> StepReport {
         let stepStart = monotonicSeconds()
         let lr = currentLearningRate
-        let window = try nextWindow()
+        let touchedRows = try prepareStep()
         let ioSeconds = monotonicSeconds() - stepStart
         let computeStart = monotonicSeconds()
         sync.zeroGradients()
-        try sync.beginStep(touchedRows: window.inputs.prefix(window.length * window.batch))
-        let totals = try sync.finish(forwardBackward(window))
+        try sync.beginStep(touchedRows: touchedRows)
+        let totals = try sync.finish(forwardBackward())
         let divisor = config.lossNormalization == .token ? totals.count : config.batchSize
-        let outcome = UpdateRule.apply(to: model.arena, optimizer: optimizer, divisor: totals.count > 0 ? divisor : 0,
+        let outcome = UpdateRule.apply(to: task.arena, optimizer: optimizer, divisor: totals.count > 0 ? divisor : 0,
                                        clip: config.clip, clipMode: config.clipMode, lr: Float(lr), sparse: sync.sparseRows)
         let computeSeconds = monotonicSeconds() - computeStart - sync.communicationSeconds
         if outcome.skipped {

@@ -160,8 +160,7 @@ public final class TrainingRun {
     @discardableResult
     public func validate() throws -> EvaluationResult {
         let c = trainer.config
-        let result = try Evaluator.evaluate(model: trainer.model, path: c.data, split: "valid", streams: c.evalStreams,
-                                            bptt: c.bptt, communicator: trainer.communicator)
+        let result = try trainer.task.evaluate(split: "valid")
         c.schedule.observeValidation(result.meanLoss, state: &trainer.progress.scheduleState)
         let improved = result.meanLoss < trainer.progress.bestValidLoss
         if improved { trainer.progress.bestValidLoss = result.meanLoss }
