@@ -163,14 +163,16 @@ public final class Trainer {
         let lr = currentLearningRate
         let touchedRows = try prepareStep()
         let ioSeconds = monotonicSeconds() - stepStart
-        let computeStart = monotonicSeconds()
         sync.zeroGradients()
+        // "compute" is forward and backward, as in the benchmark history (zeroing and the update
+        // count in the step time only).
+        let computeStart = monotonicSeconds()
         try sync.beginStep(touchedRows: touchedRows)
         let totals = try sync.finish(forwardBackward())
+        let computeSeconds = monotonicSeconds() - computeStart - sync.communicationSeconds
         let divisor = config.lossNormalization == .token ? totals.count : config.batchSize
         let outcome = UpdateRule.apply(to: task.arena, optimizer: optimizer, divisor: totals.count > 0 ? divisor : 0,
                                        clip: config.clip, clipMode: config.clipMode, lr: Float(lr), sparse: sync.sparseRows)
-        let computeSeconds = monotonicSeconds() - computeStart - sync.communicationSeconds
         if outcome.skipped {
             progress.consecutiveSkips += 1
             progress.skippedSteps += 1
