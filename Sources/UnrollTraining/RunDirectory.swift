@@ -109,7 +109,9 @@ public final class RunDirectoryLock {
         if let failure = Self.createDirectories(directory) {
             // Foundation's createDirectory would report an NSCocoaErrorDomain dump here; this says
             // which path was in the way and why, in one line.
-            let place = failure.path == directory ? "" : "cannot create the directory: \(failure.path): "
+            let place = failure.path == directory
+                ? (failure.reason.hasPrefix("not a directory") ? "" : "cannot create the directory: ")
+                : "cannot create the directory: \(failure.path): "
             throw TrainingError.checkpoint("--checkpoint-dir \(directory): \(place)\(failure.reason)")
         }
         let path = (directory as NSString).appendingPathComponent(Self.fileName)

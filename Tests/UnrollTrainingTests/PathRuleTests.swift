@@ -18,6 +18,8 @@ import Testing
         let below = file + "/sub/dir"
         #expect(F.message { _ = try RunDirectoryLock(directory: below, runId: "r") }
                 == "--checkpoint-dir \(below): cannot create the directory: \(file): not a directory (a regular file is there)")
+        #expect(F.message { _ = try RunDirectoryLock(directory: "/proc/unroll-test/c", runId: "r") }
+                == "--checkpoint-dir /proc/unroll-test/c: cannot create the directory: /proc/unroll-test: No such file or directory")
         // Nested directories that do not exist yet are still created.
         let nested = dir.file("a/b/c")
         _ = try RunDirectoryLock(directory: nested, runId: "r")
@@ -34,7 +36,7 @@ import Testing
         defer { chmod(locked, 0o700) }
         let target = locked + "/c"
         #expect(F.message { _ = try RunDirectoryLock(directory: target, runId: "r") }
-                == "--checkpoint-dir \(target): cannot create the directory: \(target): Permission denied")
+                == "--checkpoint-dir \(target): cannot create the directory: Permission denied")
     }
 
     @Test func aRelativeDataPathIsFoundFromTheCurrentDirectoryThenBesideAndAboveTheCheckpoint() throws {
