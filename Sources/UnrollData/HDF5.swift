@@ -762,7 +762,7 @@ public final class H5File: H5Location {
         case S_IFCHR: return "a character device"
         case S_IFBLK: return "a block device"
         case S_IFSOCK: return "a socket"
-        default: return "not a regular file"
+        default: return "something other than a regular file"
         }
     }
 
