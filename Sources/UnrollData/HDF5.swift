@@ -6,6 +6,8 @@
 // Every handle is closed in `deinit`; child objects retain their file so the file closes last.
 // Every file's descriptor is made close-on-exec as soon as it is opened, and every chunked dataset
 // is checked on open to have all its chunks (a missing chunk would read as zeros, silently).
+// Reads never leave the file: only hard links are followed, datasets with external storage or a
+// virtual layout are refused, and only regular files are opened (a FIFO would block).
 import Foundation
 import HDF5Shim
 
@@ -395,17 +397,80 @@ extension H5Location {
         return H5Group(id: id, file: file, path: path)
     }
 
-    /// Opens an existing group below this location.
+    /// Checks, without following anything, that every link on the way to `name` is a hard link:
+    /// a soft link, an external link (to another file) or a user-defined link is refused, so a
+    /// data file can only ever be read from its own bytes. Checked before any open, because
+    /// opening would already follow the link (and open the other file). A link that does not
+    /// exist is left for the open to report as before.
+    /// - Throws: `DataError.invalid` naming the link and where it points.
+    func requireHardLinks(to name: String) throws {
+        let components = name.split(separator: "/", omittingEmptySubsequences: true)
+        var prefix = name.hasPrefix("/") ? "/" : ""
+        for component in components where component != "." {
+            prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + component
+            H5.silence()
+            var info = H5L_info_t()
+            guard H5Lget_info(objectID, prefix, &info, H5P_DEFAULT) >= 0 else {
+                _ = H5.currentErrorStack()  // clears the stack; the open reports the missing link
+                return
+            }
+            guard info.type != H5L_TYPE_HARD else { continue }
+            let found: String
+            switch info.type {
+            case H5L_TYPE_SOFT:
+                found = "a soft link to \(quoted(linkValue(prefix, size: info.u.val_size, external: false).target))"
+            case H5L_TYPE_EXTERNAL:
+                let value = linkValue(prefix, size: info.u.val_size, external: true)
+                found = "an external link to \(quoted(value.file + ":" + value.target))"
+            default:
+                found = "a user-defined link (type \(info.type.rawValue))"
+            }
+            throw DataError.invalid(file: file.path, field: childPath(prefix), expected: "an object stored in this file",
+                                    found: found + " (refused: a data file must hold its own data)")
+        }
+    }
+
+    /// The stored value of a soft link (its target path) or an external link (file and object
+    /// path), read from this file without following the link; "?" parts if it cannot be read.
+    private func linkValue(_ name: String, size: Int, external: Bool) -> (file: String, target: String) {
+        guard size > 0, size < 1 << 20 else { return ("?", "?") }
+        var buffer = [UInt8](repeating: 0, count: size + 1)
+        H5.silence()
+        guard H5Lget_val(objectID, name, &buffer, size, H5P_DEFAULT) >= 0 else {
+            _ = H5.currentErrorStack()
+            return ("?", "?")
+        }
+        if external {
+            var flags: UInt32 = 0
+            var fileName: UnsafePointer<CChar>? = nil, objectName: UnsafePointer<CChar>? = nil
+            guard H5Lunpack_elink_val(buffer, size, &flags, &fileName, &objectName) >= 0 else {
+                _ = H5.currentErrorStack()
+                return ("?", "?")
+            }
+            return (fileName.map { String(cString: $0) } ?? "?", objectName.map { String(cString: $0) } ?? "?")
+        }
+        let end = buffer.firstIndex(of: 0) ?? size
+        return ("", String(decoding: buffer[..<end], as: UTF8.self))
+    }
+
+    /// Opens an existing group below this location. Only hard links are followed (see
+    /// `requireHardLinks`).
     public func openGroup(_ name: String) throws -> H5Group {
         let path = childPath(name)
+        try requireHardLinks(to: name)
         let id = try H5.call("H5Gopen2", file: file.path, object: path) { H5Gopen2(objectID, name, H5P_DEFAULT) }
         return H5Group(id: id, file: file, path: path)
     }
 
     /// Opens an existing dataset below this location. `chunkCacheBytes` sizes HDF5's per-dataset
     /// chunk cache (default 1 MiB); readers that touch many chunks per read should raise it.
+    /// Only hard links are followed (see `requireHardLinks`), and a dataset whose elements live
+    /// outside this file (external storage, or a virtual dataset mapping other datasets) is
+    /// refused before any element is read, so no byte of another file reaches the caller.
+    /// - Throws: `DataError.invalid` for a refused link or storage, `DataError.hdf5` otherwise.
     public func openDataset(_ name: String, chunkCacheBytes: Int? = nil) throws -> H5Dataset {
         let path = childPath(name)
+        try requireHardLinks(to: name)
         let dapl = try H5Handle.propertyList(H5P_DATASET_ACCESS, file: file.path, object: path)
         if let bytes = chunkCacheBytes {
             // 12421 slots (prime) keeps hash collisions rare for caches of a few hundred chunks.
@@ -414,6 +479,12 @@ extension H5Location {
             }
         }
         let id = try H5.call("H5Dopen2", file: file.path, object: path) { H5Dopen2(objectID, name, dapl.id) }
+        do {
+            try H5Dataset.requireOwnStorage(id: id, file: file.path, path: path)
+        } catch {
+            H5.closeQuietly(id, H5Dclose)
+            throw error
+        }
         let dataset = H5Dataset(id: id, file: file, path: path)
         try dataset.verifyChunksComplete()
         return dataset
@@ -655,8 +726,16 @@ public final class H5File: H5Location {
     /// a file in place (they write a temporary file and rename it), so readers need no protection,
     /// and a lock-free open also works on parallel filesystems without flock support, where many
     /// ranks read the same file.
+    /// Only a regular file is opened: anything else (a FIFO, a directory, a device, a socket) is
+    /// refused from `stat` alone, without opening it, since opening a FIFO blocks until a writer
+    /// appears. A path that does not exist is left to HDF5 to report.
+    /// - Throws: `DataError.invalid` ("PATH: file: expected a regular file, found a FIFO") or
+    ///   `DataError.hdf5`.
     public static func open(_ path: String, mode: Mode = .readOnly) throws -> H5File {
         _ = H5.prepared
+        if let kind = nonRegularKind(path) {
+            throw DataError.invalid(file: path, field: "file", expected: "a regular file", found: kind)
+        }
         let fapl = try H5Handle.propertyList(H5P_FILE_ACCESS, file: path, object: "/")
         if mode == .readOnly {
             try H5.call("H5Pset_file_locking", file: path, object: "/") {
@@ -670,9 +749,28 @@ public final class H5File: H5Location {
         return file
     }
 
-    /// Whether `path` starts with an HDF5 signature (false for missing files too).
+    /// What `path` is when it exists but is not a regular file ("a FIFO", "a directory", ...),
+    /// from `stat` (which follows symbolic links, as opening would); nil for a regular file or a
+    /// path that cannot be stat'ed.
+    public static func nonRegularKind(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFIFO: return "a FIFO"
+        case S_IFDIR: return "a directory"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "something other than a regular file"
+        }
+    }
+
+    /// Whether `path` is a regular file that starts with an HDF5 signature (false for missing
+    /// files and for FIFOs, directories and devices, which are not opened: a FIFO would block).
     public static func isHDF5(_ path: String) -> Bool {
         _ = H5.prepared
+        if nonRegularKind(path) != nil { return false }
         H5.silence()
         return H5Fis_hdf5(path) > 0
     }
@@ -767,6 +865,34 @@ public final class H5Dataset: H5AttributeHolder {
 
     public var objectID: hid_t { id }
     public var objectPath: String { path }
+
+    /// Refuses a dataset whose elements are not stored in its own file: external storage
+    /// (raw data in other files, `H5Pset_external`) or the virtual layout (elements mapped from
+    /// datasets, possibly in other files, `H5Pset_virtual`). HDF5 reads those files only when
+    /// elements are read, so checking right after `H5Dopen2` is early enough. The message names
+    /// the external file (stored in this file) but never reads it.
+    static func requireOwnStorage(id: hid_t, file: String, path: String) throws {
+        let dcpl = H5Handle(try H5.call("H5Dget_create_plist", file: file, object: path) {
+            H5Dget_create_plist(id)
+        }, closer: H5Pclose)
+        let external = try H5.call("H5Pget_external_count", file: file, object: path) { H5Pget_external_count(dcpl.id) }
+        if external > 0 {
+            var name = [CChar](repeating: 0, count: 4096)
+            var offset = off_t(0), size = hsize_t(0)
+            H5.silence()
+            let named = H5Pget_external(dcpl.id, 0, name.count - 1, &name, &offset, &size) >= 0
+            if !named { _ = H5.currentErrorStack() }
+            let first = named ? quoted(String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
+                                              as: UTF8.self)) : "another file"
+            let more = external > 1 ? " and \(external - 1) more" : ""
+            throw DataError.invalid(file: file, field: path, expected: "a dataset stored in this file",
+                                    found: "external storage in \(first)\(more) (refused: a data file must hold its own data)")
+        }
+        if H5Pget_layout(dcpl.id) == H5D_VIRTUAL {
+            throw DataError.invalid(file: file, field: path, expected: "a dataset stored in this file",
+                                    found: "a virtual dataset (refused: a data file must hold its own data)")
+        }
+    }
 
     /// Number of elements.
     public var count: Int { shape.reduce(1, *) }

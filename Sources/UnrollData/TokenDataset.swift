@@ -285,8 +285,9 @@ func attributeTexts(_ holder: some H5AttributeHolder) throws -> [(String, String
 func openDatasetFile(_ path: String, kind: String?) throws -> H5File {
     var info = stat()
     guard stat(path, &info) == 0 else { throw DataError.posix(path, "open dataset") }
-    guard (info.st_mode & S_IFMT) == S_IFREG else {
-        throw DataError.invalid(file: path, field: "file", expected: "a regular file", found: "a directory or device")
+    // Refused from stat alone: opening a FIFO would block.
+    if let kind = H5File.nonRegularKind(path) {
+        throw DataError.invalid(file: path, field: "file", expected: "a regular file", found: kind)
     }
     guard H5File.isHDF5(path) else {
         throw DataError.invalid(file: path, field: "file", expected: "an HDF5 file", found: "no HDF5 signature")

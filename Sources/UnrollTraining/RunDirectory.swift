@@ -106,10 +106,13 @@ public final class RunDirectoryLock {
     ///   process holds it, or the path and errno if the lock file cannot be used.
     public init(directory: String, runId: String) throws {
         self.directory = directory
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw TrainingError.checkpoint("--checkpoint-dir \(directory): cannot create the directory: \(error.localizedDescription)")
+        if let failure = Self.createDirectories(directory) {
+            // Foundation's createDirectory would report an NSCocoaErrorDomain dump here; this says
+            // which path was in the way and why, in one line.
+            let place = failure.path == directory
+                ? (failure.reason.hasPrefix("not a directory") ? "" : "cannot create the directory: ")
+                : "cannot create the directory: \(failure.path): "
+            throw TrainingError.checkpoint("--checkpoint-dir \(directory): \(place)\(failure.reason)")
         }
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         // O_CLOEXEC: a child forked later (MPI's orted) must not inherit the descriptor, and
@@ -138,6 +141,41 @@ public final class RunDirectoryLock {
     }
 
     deinit { release() }
+
+    /// `mkdir -p path` with POSIX calls. Returns nil when `path` is (now) a directory, else the
+    /// path that could not be made a directory and why: "not a directory (a regular file is
+    /// there)" when something else already has the name, or the `strerror` text of `mkdir`.
+    static func createDirectories(_ path: String) -> (path: String, reason: String)? {
+        var info = stat()
+        if stat(path, &info) == 0 {
+            return (info.st_mode & S_IFMT) == S_IFDIR ? nil : (path, "not a directory (\(kindOf(info.st_mode)) is there)")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path, let failure = createDirectories(parent) { return failure }
+        guard mkdir(path, 0o777) != 0 else { return nil }
+        let code = errno
+        if code == EEXIST {
+            // Made by someone else meanwhile (fine if a directory), or a dangling symbolic link.
+            if stat(path, &info) == 0 {
+                return (info.st_mode & S_IFMT) == S_IFDIR ? nil : (path, "not a directory (\(kindOf(info.st_mode)) is there)")
+            }
+            return (path, "not a directory (a dangling symbolic link is there)")
+        }
+        return (path, String(cString: strerror(code)))
+    }
+
+    /// "a regular file", "a FIFO", ... for a `stat` mode.
+    static func kindOf(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: return "a regular file"
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "something that is not a directory"
+        }
+    }
 
     /// Marks the directory free (empties the lock file) and drops the lock. Idempotent.
     public func release() {

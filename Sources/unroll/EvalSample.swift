@@ -30,13 +30,18 @@ func runReportingErrors(communicator: any Communicator, _ body: () throws -> Voi
     }
 }
 
+/// Help for `--data` of `eval` and `sample`.
+let dataHelp = ArgumentHelp(
+    "Dataset file (default: the one the checkpoint was trained on; a relative path stored there is "
+    + "looked for in the current directory, then in the checkpoint's directory and the directories above it).")
+
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a checkpoint on a split: Σ NLL and token count summed exactly over the ranks.")
 
     @Option(help: "Checkpoint file.")
     var checkpoint: String
-    @Option(help: "Dataset file (default: the one the checkpoint was trained on).")
+    @Option(help: dataHelp)
     var data: String?
     @Option(help: "Split: train, valid or test.")
     var split: String = "test"
@@ -53,7 +58,7 @@ struct Eval: ParsableCommand {
         watchdog.apply(to: comm)
         try runReportingErrors(communicator: comm) {
             let content = try Checkpoint.load(checkpoint)
-            let path = data ?? content.dataFile
+            let path = try data ?? CheckpointDataPath.resolve(stored: content.dataFile, checkpoint: checkpoint)
             let dataset = try TokenDataset(path: path)
             guard try dataset.vocabulary() == content.vocabulary else {
                 throw TrainingError.checkpoint("\(checkpoint): /vocab does not match the vocabulary of \(path)")
@@ -95,6 +100,8 @@ struct Sample: ParsableCommand {
 
     @Option(help: "Checkpoint file.")
     var checkpoint: String
+    @Option(help: dataHelp)
+    var data: String?
     @Option(help: "Text to prime the model with.")
     var prime: String = ""
     @Option(parsing: .unconditional, help: "Tokens to generate.")
@@ -120,7 +127,13 @@ struct Sample: ParsableCommand {
             if let k = topK, !(1...content.config.model.vocabSize).contains(k) {
                 throw TrainingError.config("--top-k must be in 1…\(content.config.model.vocabSize) (the vocabulary size), got \(k)")
             }
-            let dataset = try TokenDataset(path: content.dataFile)
+            let path = try data ?? CheckpointDataPath.resolve(stored: content.dataFile, checkpoint: checkpoint)
+            let dataset = try TokenDataset(path: path)
+            // The vocabulary comes from the checkpoint; the dataset supplies the level and the
+            // unknown-word token, so it must be one with the same vocabulary.
+            guard try dataset.vocabulary() == content.vocabulary else {
+                throw TrainingError.checkpoint("\(checkpoint): /vocab does not match the vocabulary of \(path)")
+            }
             let model = Sampler.model(from: content)
             let primeTokens = try Sampler.encode(prime, vocabulary: content.vocabulary, level: dataset.level, unk: dataset.unk)
             let out = Sampler.generate(model: model, prime: primeTokens, length: length, temperature: temperature,
