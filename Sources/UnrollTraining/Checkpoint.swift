@@ -212,6 +212,9 @@ public enum Checkpoint {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TrainingError.checkpoint("\(path): no such checkpoint file")
         }
+        if let kind = H5File.nonRegularKind(path) {
+            throw TrainingError.checkpoint("\(path): expected a regular file (an Unroll checkpoint), found \(kind)")
+        }
         // An empty file is what a crash between create and write, or a full disk, leaves.
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size == 0 {
             throw TrainingError.checkpoint("\(path): empty file (0 bytes; expected an Unroll checkpoint)")

@@ -120,6 +120,15 @@ public final class TrainingRun {
             }
         }
         self.runId = runId
+        if let path = config.metrics {
+            // Checked before opening: opening a FIFO for writing blocks until a reader appears.
+            try rootDecides(communicator) {
+                if let kind = H5File.nonRegularKind(path) {
+                    throw TrainingError.config("--metrics \(path): expected a regular file, found \(kind)")
+                }
+                return true
+            }
+        }
         if isRoot, let path = config.metrics {
             if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let handle = FileHandle(forWritingAtPath: path) else {

@@ -304,7 +304,15 @@ struct Train: ParsableCommand {
                     resumePath = resume
                 }
                 guard let path = resumePath else { return }
-                let saved = try rootDecides(comm) { try SavedRun(path) }
+                var saved = try rootDecides(comm) { try SavedRun(path) }
+                if options.dataOptions.data == nil {
+                    // A relative data path is found from here, or beside or above the checkpoint.
+                    let stored = saved.config.data
+                    saved.config.data = try rootDecides(comm) { try CheckpointDataPath.resolve(stored: stored, checkpoint: path) }
+                    if saved.config.data != stored, comm.rank == 0 {
+                        log("notice: the checkpoint's data file \(stored) is \(saved.config.data) from here")
+                    }
+                }
                 // The same data under another path (moved, copied) is the same run.
                 if let data = options.dataOptions.data, data != saved.config.data {
                     let sameData = try rootDecides(comm) { (try? fileSHA256(data)) == saved.dataSHA256 }
