@@ -23,7 +23,16 @@ public enum DataError: Error, Equatable, CustomStringConvertible, LocalizedError
     public var description: String {
         switch self {
         case let .hdf5(file, object, operation, detail):
-            return "\(file): \(object): HDF5 \(operation) failed: \(detail)"
+            // HDF5's whole stack is 300–400 characters of internal function names; what the user
+            // needs is its innermost entry, or in words the two failures that mean a damaged file.
+            if detail.contains("Fletcher32") {
+                return "\(file): \(object): Fletcher32 checksum mismatch: the stored data is corrupted (HDF5 \(operation))"
+            }
+            let innermost = detail.components(separatedBy: " | ").last ?? detail
+            if detail.contains("truncated file") {
+                return "\(file): \(object): damaged or truncated file (HDF5 \(operation): \(innermost))"
+            }
+            return "\(file): \(object): HDF5 \(operation) failed: \(innermost)"
         case let .invalid(file, field, expected, found):
             return "\(file): \(field): expected \(expected), found \(found)"
         case let .io(path, operation, reason):

@@ -87,6 +87,21 @@ public final class TrainStreamReader: TokenWindowSource, @unchecked Sendable {
         firstStream = rank * local
     }
 
+    /// Reads this rank's whole shard once (its streams are one contiguous range of the split),
+    /// chunk by chunk: every Fletcher-32 checksum and every token id is checked at start, instead
+    /// of failing hundreds of steps later when training reaches a damaged chunk.
+    /// - Throws: the `DataError` of the first damaged chunk or out-of-range id, naming the file.
+    public func verifyShard() throws {
+        let end = (firstStream + localBatch) * streamLength
+        let block = DatasetFormat.tokenChunk * 64
+        var start = firstStream * streamLength
+        while start < end {
+            let stop = min(end, start + block)
+            _ = try tokens.read(start..<stop)
+            start = stop
+        }
+    }
+
     /// Length of window `index`: min(T, L − 1 − index · T).
     public func windowLength(_ index: Int) -> Int {
         min(bptt, streamLength - 1 - index * bptt)

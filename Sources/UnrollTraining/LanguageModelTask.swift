@@ -33,6 +33,7 @@ public final class LanguageModelTask: TrainingTask {
         }
         reader = try TrainStreamReader(path: config.data, split: "train", globalBatch: config.batchSize,
                                        bptt: config.bptt, rank: communicator.rank, worldSize: communicator.size)
+        try reader.verifyShard()
         let evalLocal = Self.evalRange(streams: config.evalStreams, rank: communicator.rank, size: communicator.size).count
         model = RecurrentLanguageModel(config: config.model, seed: config.seed, maxSteps: config.bptt,
                                        maxBatch: max(reader.localBatch, evalLocal, 1))
