@@ -1,6 +1,7 @@
 // `unroll inspect`: validates a dataset file and prints what it holds.
 import ArgumentParser
 import UnrollData
+import UnrollDistributed
 import UnrollTraining
 
 /// `unroll inspect DATA.h5`.
@@ -15,10 +16,12 @@ struct Inspect: ParsableCommand {
     var scan = false
 
     func run() throws {
-        if Checkpoint.isCheckpoint(path) {
-            print(try Checkpoint.describe(path))
-        } else {
-            print(try DatasetInspector.describe(path, scan: scan))
+        try runReportingErrors(communicator: SingleProcessCommunicator()) {
+            if Checkpoint.isCheckpoint(path) {
+                print(try Checkpoint.describe(path))
+            } else {
+                print(try DatasetInspector.describe(path, scan: scan))
+            }
         }
     }
 }

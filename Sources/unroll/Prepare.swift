@@ -2,6 +2,7 @@
 // files or a synthetic task. Options are parsed and checked here; the work is in UnrollData.
 import ArgumentParser
 import UnrollData
+import UnrollDistributed
 
 extension TokenLevel: ExpressibleByArgument {}
 extension SyntheticTask: ExpressibleByArgument {}
@@ -79,7 +80,9 @@ struct PrepareText: ParsableCommand {
             source = .files(train: input, valid: valid!, test: test!)
         }
         let options = TextPrepareOptions(level: level, maxVocab: maxVocab, unk: unk, eos: eos)
-        print(try TextPreparation.prepare(source, options: options, output: output))
+        try runReportingErrors(communicator: SingleProcessCommunicator()) {
+            print(try TextPreparation.prepare(source, options: options, output: output))
+        }
     }
 }
 
@@ -130,6 +133,8 @@ struct PrepareSynthetic: ParsableCommand {
     func run() throws {
         let sizes = try sizes()
         let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength)
-        print(try SyntheticPreparation.prepare(options, output: output))
+        try runReportingErrors(communicator: SingleProcessCommunicator()) {
+            print(try SyntheticPreparation.prepare(options, output: output))
+        }
     }
 }
