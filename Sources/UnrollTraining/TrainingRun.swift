@@ -271,7 +271,9 @@ public final class TrainingRun {
                                  seconds: monotonicSeconds() - start)
         if isRoot {
             if stopped {
-                logLine("stopped by signal at step \(summary.steps); resume with: unroll train … --resume \(lastCheckpoint ?? "latest")")
+                let how = trainer.config.checkpointDir.map { "unroll train --checkpoint-dir \($0) --resume latest" }
+                    ?? "unroll train … (no --checkpoint-dir: nothing was saved)"
+                logLine("stopped by signal at step \(summary.steps); resume with: \(how)")
             }
             logLine("done: \(summary.steps) steps in \(duration(summary.seconds)), best valid loss \(f(summary.bestValidLoss, 4)) "
                 + "(ppl \(f(exp(summary.bestValidLoss), 2))), skipped \(summary.skippedSteps)"
