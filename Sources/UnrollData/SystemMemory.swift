@@ -15,9 +15,13 @@ public enum SystemMemory {
         bytes.isFinite ? String(format: "%.1f GB", bytes / 1e9) : "more than any machine has"
     }
 
-    /// "needs 80.0 GB, this machine has 24.0 GB", or nil when `bytes` fits in nine tenths of
-    /// `machine` (a tenth left for everything else).
+    /// True when `bytes` fit in nine tenths of `machine` (a tenth left for everything else).
+    public static func fits(_ bytes: Double, machine: Double = physicalBytes) -> Bool {
+        bytes <= 0.9 * machine
+    }
+
+    /// "needs 80.0 GB, this machine has 24.0 GB", or nil when `bytes` fit (see `fits`).
     public static func shortfall(bytes: Double, machine: Double = physicalBytes) -> String? {
-        bytes <= 0.9 * machine ? nil : "needs \(gigabytes(bytes)), this machine has \(gigabytes(machine))"
+        fits(bytes, machine: machine) ? nil : "needs \(gigabytes(bytes)), this machine has \(gigabytes(machine))"
     }
 }

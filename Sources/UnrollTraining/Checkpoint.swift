@@ -417,13 +417,7 @@ public enum Checkpoint {
     /// state into `trainer` (whose world size may differ from the one that saved).
     public static func restore(_ content: CheckpointContent, into trainer: Trainer, file: String) throws {
         try checkCompatible(content, with: trainer.config.model, file: file)
-        let vocab = trainer.vocabulary
-        if vocab != content.vocabulary {
-            // Sizes are equal here (checkCompatible), so some entry differs.
-            let i = vocab.indices.first { vocab[$0] != content.vocabulary[$0] } ?? 0
-            throw TrainingError.checkpoint("\(file): /vocab entry \(i): expected \(quoted(vocab[i])) as in the dataset "
-                                           + "\(trainer.config.data), found \(quoted(content.vocabulary[i]))")
-        }
+        try checkVocabulary(content, of: trainer, named: file)
         guard content.config.batchSize == trainer.config.batchSize else {
             throw TrainingError.checkpoint("\(file): batch size: the run expects \(trainer.config.batchSize) global streams, the checkpoint has \(content.config.batchSize)")
         }
@@ -432,11 +426,8 @@ public enum Checkpoint {
         guard content.config.bptt == trainer.config.bptt else {
             throw TrainingError.checkpoint("\(file): bptt: the run expects windows of \(trainer.config.bptt) tokens, the checkpoint's data cursor counts windows of \(content.config.bptt)")
         }
+        try copyParameters(content, into: trainer, named: file)
         let arena = trainer.model.arena
-        for view in arena.layout.views {
-            guard let values = content.parameters[view.name] else { continue }
-            arena.parameters(view).update(from: values, count: view.count)
-        }
         for (slot, buffer) in trainer.optimizer.slots {
             guard let values = content.optimizerSlots[slot] else {
                 throw TrainingError.checkpoint("\(file): /optimizer/\(slot): missing for optimizer \(trainer.config.optimizer.kind.rawValue)")
@@ -510,22 +501,31 @@ extension Checkpoint {
     /// trained weights). The vocabulary must be the dataset's, entry for entry; the shapes must
     /// match (checked by `ConfigMerge.checkShapes` and again here, view by view).
     public static func restoreParameters(_ content: CheckpointContent, into trainer: Trainer, file: String) throws {
-        let vocab = trainer.vocabulary
-        if vocab != content.vocabulary {
-            let i = zip(vocab, content.vocabulary).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-                ?? min(vocab.count, content.vocabulary.count)
-            let theirs = i < content.vocabulary.count ? quoted(content.vocabulary[i]) : "nothing"
-            let ours = i < vocab.count ? quoted(vocab[i]) : "nothing"
-            throw TrainingError.checkpoint("--init-from \(file): /vocab entry \(i): expected \(ours) as in the dataset "
-                                           + "\(trainer.config.data), found \(theirs)")
-        }
+        try checkVocabulary(content, of: trainer, named: "--init-from \(file)")
+        try copyParameters(content, into: trainer, named: "--init-from \(file)")
+    }
+
+    /// Throws unless the checkpoint's vocabulary is the trainer's dataset's, entry for entry;
+    /// the message names the first entry that differs. `label` starts the message.
+    private static func checkVocabulary(_ content: CheckpointContent, of trainer: Trainer, named label: String) throws {
+        let vocab = trainer.vocabulary, saved = content.vocabulary
+        guard vocab != saved else { return }
+        let i = zip(vocab, saved).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(vocab.count, saved.count)
+        let ours = i < vocab.count ? quoted(vocab[i]) : "nothing", theirs = i < saved.count ? quoted(saved[i]) : "nothing"
+        throw TrainingError.checkpoint("\(label): /vocab entry \(i): expected \(ours) as in the dataset "
+                                       + "\(trainer.config.data), found \(theirs)")
+    }
+
+    /// Copies every parameter view of `content` into the trainer's arena.
+    private static func copyParameters(_ content: CheckpointContent, into trainer: Trainer, named label: String) throws {
         let arena = trainer.model.arena
         for view in arena.layout.views {
             guard let values = content.parameters[view.name], values.count == view.count else {
-                throw TrainingError.checkpoint("--init-from \(file): /params/\(view.name): missing or of another shape "
+                throw TrainingError.checkpoint("\(label): /params/\(view.name): missing or of another shape "
                                                + "(expected \(view.shape))")
             }
             arena.parameters(view).update(from: values, count: view.count)
         }
     }
+
 }

@@ -33,6 +33,8 @@ public final class GradientSync {
     let denseStart: Int
     /// Seconds spent in communication calls since `beginStep`.
     public private(set) var communicationSeconds = 0.0
+    /// Loss sum, count and stop flag, reduced in place every step (allocated once).
+    private var totals = [Double](repeating: 0, count: 3)
     /// The first error of a call made from a backward hook (hooks cannot throw); rethrown by `finish`.
     private var failure: (any Error)?
 
@@ -101,9 +103,11 @@ public final class GradientSync {
         return try timed {
             try buckets.finish()
             try embedding?.finish()
-            var values = [local.lossSum, Double(local.count), local.stop ? 1 : 0]
-            try values.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
-            return StepTotals(lossSum: values[0], count: Int(values[1]), stop: values[2] > 0)
+            totals[0] = local.lossSum
+            totals[1] = Double(local.count)
+            totals[2] = local.stop ? 1 : 0
+            try totals.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+            return StepTotals(lossSum: totals[0], count: Int(totals[1]), stop: totals[2] > 0)
         }
     }
 

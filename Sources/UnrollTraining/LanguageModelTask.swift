@@ -54,13 +54,13 @@ public final class LanguageModelTask: TrainingTask {
         prefetcher = WindowPrefetcher(source: reader, windows: position..<reader.windowsPerEpoch)
     }
 
-    public func prepareStep(_ position: Int) throws -> [Int32] {
+    public func prepareStep(_ position: Int) throws -> ArraySlice<Int32> {
         guard let next = try prefetcher?.next() else {
             throw TrainingError.data("\(config.data): window \(position) of the train split could not be read")
         }
         precondition(next.index == position, "prefetcher out of step")
         window = next
-        return Array(next.inputs.prefix(next.length * next.batch))
+        return next.inputs.prefix(next.length * next.batch)
     }
 
     public func forwardBackward(step: Int, ready: @escaping (_ offset: Int) -> Void,

@@ -52,8 +52,6 @@ public enum MemoryEstimate {
         return 4 * ((1 + Double(config.optimizer.slotNames.count)) * P + state)
     }
 
-    /// Physical memory of this machine in bytes.
-    public static var machineBytes: Double { SystemMemory.physicalBytes }
 
     /// Processes of this job on this machine (Open MPI tells each rank; 1 otherwise).
     public static var processesOnThisMachine: Int {
@@ -65,9 +63,8 @@ public enum MemoryEstimate {
     /// "needs 80.0 GB per process × 2 on this machine, it has 24.0 GB", or nil if it fits (with a
     /// tenth of the machine left for everything else).
     public static func shortfall(bytesPerProcess: Double, processes: Int = processesOnThisMachine,
-                                 machine: Double = machineBytes) -> String? {
-        let total = bytesPerProcess * Double(processes)
-        guard !(total <= 0.9 * machine) else { return nil }
+                                 machine: Double = SystemMemory.physicalBytes) -> String? {
+        guard !SystemMemory.fits(bytesPerProcess * Double(processes), machine: machine) else { return nil }
         let gb = SystemMemory.gigabytes
         let each = processes > 1 ? "\(gb(bytesPerProcess)) per process × \(processes) on this machine" : gb(bytesPerProcess)
         return "needs \(each), this machine has \(gb(machine))"

@@ -287,8 +287,19 @@ public final class RunDirectory {
     /// that passes complete verification; damaged newer ones are set aside as `*.damaged` with a
     /// line naming each and why) or a file. Refuses a directory whose checkpoints belong to several
     /// runs. Points `latest.h5` at the chosen file. Collective.
+    /// Selecting the checkpoint already selected returns it without reading it again.
     /// - Returns: the verified checkpoint's path (the same on every rank).
     public func selectResume(_ spec: String, verify: @escaping (String) throws -> Void) throws -> String {
+        if let selected, spec == selected { return selected }
+        let chosen = try choose(spec, verify: verify)
+        selected = chosen
+        return chosen
+    }
+
+    /// The checkpoint `selectResume` returned last (every rank holds it).
+    public private(set) var selected: String?
+
+    private func choose(_ spec: String, verify: @escaping (String) throws -> Void) throws -> String {
         try rootDecides(communicator) { [path, log] in
             let chosen: String
             if spec == "latest" {

@@ -128,7 +128,7 @@ public final class Trainer {
 
     /// Positions the task at the current step (a new epoch when the last one is done) and has it
     /// read its share. Returns the sparse-table rows it touches.
-    private func prepareStep() throws -> [Int32] {
+    private func prepareStep() throws -> ArraySlice<Int32> {
         if progress.window >= task.stepsPerEpoch {
             progress.epoch += 1
             progress.window = 0

@@ -18,7 +18,7 @@ public protocol TrainingTask: AnyObject {
     func startEpoch(_ epoch: Int, at position: Int)
     /// Reads this rank's share of step `position` of the current epoch.
     /// - Returns: the rows of `sparseTable` it touches (empty without a sparse table).
-    func prepareStep(_ position: Int) throws -> [Int32]
+    func prepareStep(_ position: Int) throws -> ArraySlice<Int32>
     /// Forward and backward of the prepared step, accumulating into `arena.gradients`: `ready(offset)`
     /// is called as the gradient from `offset` to the end becomes final, `progress()` after every
     /// time step of backward. `step` (global, 0-based) keys the step's randomness (dropout).

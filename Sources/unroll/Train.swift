@@ -160,15 +160,14 @@ struct Train: ParsableCommand {
     /// option (file, then command line); the embedding size follows --hidden unless given.
     func defaults(model: ModelConfig? = nil) throws -> TrainingConfig {
         guard let data = dataOptions.data else { throw ValidationError("--data is required (or in --config)") }
-        let hidden = modelOptions.hidden ?? model?.hiddenSize ?? 200
-        let base = model ?? ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: modelOptions.embedding ?? hidden,
-                                        hiddenSize: hidden, layers: 2)
-        var c = TrainingConfig(data: data, model: base)
-        if model == nil || modelOptions.hidden != nil { c.model.embeddingSize = modelOptions.embedding ?? hidden }
-        c.model.dropout = 0
-        c.model.initScheme = .pytorch
-        c.model.forgetGateBias = false
-        return c
+        var base = model ?? ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: 200, hiddenSize: 200, layers: 2)
+        base.dropout = 0
+        base.initScheme = .pytorch
+        base.forgetGateBias = false
+        if model == nil || modelOptions.hidden != nil {
+            base.embeddingSize = modelOptions.embedding ?? modelOptions.hidden ?? base.hiddenSize
+        }
+        return TrainingConfig(data: data, model: base)
     }
 
     /// An option given that the configuration does not use (a schedule parameter for another
@@ -280,13 +279,31 @@ struct Train: ParsableCommand {
         return { target == rank && $0 == step }
     }
 
+    /// The checkpoint's configuration with its data file located: a relative stored path is
+    /// looked for from here, then beside and above the checkpoint; a `--data` at another path is
+    /// taken when its content (SHA-256) is the checkpoint's data (moved or copied), and otherwise
+    /// left for `ConfigMerge` to refuse. Collective.
+    func resolvedData(_ saved: SavedRun, checkpoint: String, _ comm: any Communicator, _ log: LogSink) throws -> TrainingConfig {
+        var config = saved.config
+        let stored = config.data
+        if let data = dataOptions.data {
+            guard data != stored, try rootDecides(comm, { (try? fileSHA256(data)) == saved.dataSHA256 }) else { return config }
+            config.data = data
+            if comm.rank == 0 { log("notice: --data \(data) has the SHA-256 of the checkpoint's \(stored): using it") }
+        } else {
+            config.data = try rootDecides(comm) { try CheckpointDataPath.resolve(stored: stored, checkpoint: checkpoint) }
+            if config.data != stored, comm.rank == 0 { log("notice: the checkpoint's data file \(stored) is \(config.data) from here") }
+        }
+        return config
+    }
+
     func run() throws {
         let comm = try makeCommunicator()
         try runReportingErrors(communicator: comm) {
             let options = try mergingConfigFile()
             options.distributed.watchdog.apply(to: comm)
             try TrainingRun.installSignalHandlers(stopGrace: options.distributed.stopGrace)
-            var given = options.givenOptions()
+            let given = options.givenOptions()
             let log: LogSink = { line in print(line); fflush(nil) }
             var directory: RunDirectory?
             var config: TrainingConfig
@@ -294,40 +311,23 @@ struct Train: ParsableCommand {
             var resumePath: String?
             if let resume {
                 if options.initFrom != nil { throw ValidationError("--resume and --init-from exclude each other") }
+                // Rank 0 verifies the checkpoint once and keeps what `train` needs from it.
+                var verified: SavedRun?
+                let path: String
                 if resume == "latest" {
                     guard let dir = options.bookkeeping.checkpointDir else {
                         throw ValidationError("--resume latest needs --checkpoint-dir (the directory to resume from)")
                     }
-                    directory = try RunDirectory(path: dir, runId: "(resuming)", communicator: comm, log: log)
-                    resumePath = try directory?.selectResume("latest", verify: Checkpoint.verify)
+                    let owned = try RunDirectory(path: dir, runId: "(resuming)", communicator: comm, log: log)
+                    directory = owned
+                    path = try owned.selectResume("latest") { verified = try SavedRun($0) }
                 } else {
-                    resumePath = resume
+                    path = resume
                 }
-                guard let path = resumePath else { return }
-                var saved = try rootDecides(comm) { try SavedRun(path) }
-                if options.dataOptions.data == nil {
-                    // A relative data path is found from here, or beside or above the checkpoint.
-                    let stored = saved.config.data
-                    saved.config.data = try rootDecides(comm) { try CheckpointDataPath.resolve(stored: stored, checkpoint: path) }
-                    if saved.config.data != stored, comm.rank == 0 {
-                        log("notice: the checkpoint's data file \(stored) is \(saved.config.data) from here")
-                    }
-                }
-                // The same data under another path (moved, copied) is the same run.
-                if let data = options.dataOptions.data, data != saved.config.data {
-                    let sameData = try rootDecides(comm) { (try? fileSHA256(data)) == saved.dataSHA256 }
-                    if sameData {
-                        given.removeAll { $0.flag == "--data" }
-                        if comm.rank == 0 { log("notice: --data \(data) has the SHA-256 of the checkpoint's \(saved.config.data): using it") }
-                        var moved = saved.config
-                        moved.data = data
-                        (config, overrides) = try ConfigMerge.resume(moved, file: path, step: saved.step, given)
-                    } else {
-                        (config, overrides) = try ConfigMerge.resume(saved.config, file: path, step: saved.step, given)
-                    }
-                } else {
-                    (config, overrides) = try ConfigMerge.resume(saved.config, file: path, step: saved.step, given)
-                }
+                resumePath = path
+                let saved = try rootDecides(comm) { try verified ?? SavedRun(path) }
+                (config, overrides) = try ConfigMerge.resume(try resolvedData(saved, checkpoint: path, comm, log), file: path,
+                                                             step: saved.step, given)
             } else if let initFrom = options.initFrom {
                 let saved = try rootDecides(comm) { try SavedRun(initFrom) }
                 var shape = saved.config.model

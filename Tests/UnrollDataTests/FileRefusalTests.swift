@@ -13,6 +13,15 @@ import Testing
     /// 76 69 65 75, all outside the 4-word vocabulary, which is how a message once leaked a byte.
     static let marker = Array("LEAKLEAK".utf8)
 
+    /// Both readers (the token reader and `unroll inspect --scan`) refuse `/train` of `path`.
+    func expectReadersRefuseTrain(_ path: String, dir: TempDir, mentions: [String],
+                                  sourceLocation: SourceLocation = #_sourceLocation) {
+        expectRefusal(dataErrorMessage { _ = try TokenDataset(path: path).split("train") },
+                      file: path, object: "/train", dir: dir, mentions: mentions, sourceLocation: sourceLocation)
+        expectRefusal(dataErrorMessage { _ = try DatasetInspector.describe(path, scan: true) },
+                      file: path, object: "/train", dir: dir, mentions: mentions, sourceLocation: sourceLocation)
+    }
+
     /// Checks a refusal: one line, "FILE: OBJECT: ...", mentioning `mentions`, and with nothing
     /// of the marker in it (neither its text nor its bytes as numbers).
     func expectRefusal(_ result: (DataError, String)?, file: String, object: String, dir: TempDir,
@@ -68,10 +77,7 @@ import Testing
         try file.close()
 
         let mentions = ["external storage in \"/secret.bin\"", "refused: a data file must hold its own data"]
-        expectRefusal(dataErrorMessage { _ = try TokenDataset(path: path).split("train") },
-                      file: path, object: "/train", dir: dir, mentions: mentions)
-        expectRefusal(dataErrorMessage { _ = try DatasetInspector.describe(path, scan: true) },
-                      file: path, object: "/train", dir: dir, mentions: mentions)
+        expectReadersRefuseTrain(path, dir: dir, mentions: mentions)
         // The wrapper refuses it for any caller, not only the token reader.
         expectRefusal(dataErrorMessage { _ = try H5File.open(path).openDataset("train") },
                       file: path, object: "/train", dir: dir, mentions: mentions)
@@ -120,10 +126,7 @@ import Testing
         try file.close()
 
         let mentions = ["a virtual dataset", "refused"]
-        expectRefusal(dataErrorMessage { _ = try TokenDataset(path: path).split("train") },
-                      file: path, object: "/train", dir: dir, mentions: mentions)
-        expectRefusal(dataErrorMessage { _ = try DatasetInspector.describe(path, scan: true) },
-                      file: path, object: "/train", dir: dir, mentions: mentions)
+        expectReadersRefuseTrain(path, dir: dir, mentions: mentions)
     }
 
     @Test func linksAreCheckedAtEveryLevelAndHardLinksStillWork() throws {

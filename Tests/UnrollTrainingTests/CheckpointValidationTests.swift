@@ -160,13 +160,19 @@ import UnrollModels
         F.expectOneLine(F.message { _ = try Checkpoint.load(path) }, naming: path, in: dir, mentions: ["config", "JSON"])
     }
 
-    @Test func impossibleModelInConfigIsNamed() throws {
-        let dir = try CheckpointScratch()
+    /// A saved checkpoint whose stored configuration was changed by `edit`; returns its path.
+    private func checkpointWithEditedConfig(in dir: CheckpointScratch, _ edit: (inout TrainingConfig) -> Void) throws -> String {
         let (path, t) = try F.savedCheckpoint(in: dir)
         var config = t.config
-        config.model.hiddenSize = 0
+        edit(&config)
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
         try F.edit(path) { try $0.setAttribute("config", string: json) }
+        return path
+    }
+
+    @Test func impossibleModelInConfigIsNamed() throws {
+        let dir = try CheckpointScratch()
+        let path = try checkpointWithEditedConfig(in: dir) { $0.model.hiddenSize = 0 }
         F.expectOneLine(F.message { _ = try Checkpoint.load(path) }, naming: path, in: dir, mentions: ["config", "--hidden must be ≥ 1, got 0"])
     }
 
@@ -174,11 +180,7 @@ import UnrollModels
     /// is refused before anything is allocated.
     @Test func hugeModelInConfigIsRefusedBeforeAllocating() throws {
         let dir = try CheckpointScratch()
-        let (path, t) = try F.savedCheckpoint(in: dir)
-        var config = t.config
-        config.model.layers = 1_000_000_000
-        let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        try F.edit(path) { try $0.setAttribute("config", string: json) }
+        let path = try checkpointWithEditedConfig(in: dir) { $0.model.layers = 1_000_000_000 }
         F.expectOneLine(F.message { _ = try Checkpoint.load(path) }, naming: path, in: dir,
                         mentions: ["config", "needs", "GB, this machine has"])
     }
