@@ -29,10 +29,10 @@ public struct CheckpointContent {
     public var parameters: [String: [Float]]
     /// Optimizer slot → parameter name → values.
     public var optimizerSlots: [String: [String: [Float]]]
-    /// (L, B_global, H) carried h, and c for LSTM.
-    public var hidden: [Float]
-    public var cell: [Float]?
-    public var vocabulary: [String]
+    /// The task's own part (carried state, vocabulary, classes, …; see `TaskState`).
+    public var taskState: TaskState
+    /// The vocabulary stored with the task's state (empty for tasks without one).
+    public var vocabulary: [String] { taskState.strings("vocab") ?? [] }
     public var worldSize: Int
     public var dataFile: String
     public var dataSHA256: String
@@ -63,29 +63,12 @@ public enum Checkpoint {
     /// The global hidden state is gathered from all ranks first. On failure every rank throws.
     public static func save(_ trainer: Trainer, to path: String, dataSHA256: String, runId: String? = nil,
                             failureHook: AtomicFile.FailureHook? = nil) throws {
-        let comm = trainer.communicator, config = trainer.config, model = trainer.model
-        let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize
-        let local = trainer.state.batch, first = trainer.reader.firstStream
-        // Gather (L, B_global, H) by summing zero-filled buffers where each rank filled its streams.
-        var h = [Float](repeating: 0, count: L * B * H)
-        var c = [Float](repeating: 0, count: config.model.cell.hasCellState ? L * B * H : 0)
-        for k in 0..<L {
-            let layer = trainer.state.layer(k)
-            for b in 0..<local {
-                for j in 0..<H {
-                    h[(k * B + first + b) * H + j] = layer.h[b * H + j]
-                    if let lc = layer.c { c[(k * B + first + b) * H + j] = lc[b * H + j] }
-                }
-            }
-        }
-        try h.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
-        if !c.isEmpty { try c.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) } }
-
+        let comm = trainer.communicator, config = trainer.config, arena = trainer.task.arena
+        let taskState = try trainer.task.checkpointState(progress: trainer.progress)
         var failure: (any Error)?
         if comm.rank == 0 {
             do {
-                let vocab = trainer.vocabulary
-                try AtomicFile.write(to: path, expectedBytes: expectedSize(trainer, h, c),
+                try AtomicFile.write(to: path, expectedBytes: expectedSize(trainer, taskState),
                                      failureHook: failureHook) { tmp in
                     // Writeback starts every 4 MiB of parameters (see H5File.create), so the device
                     // writes while the rest is produced and the final fsync finds little left.
@@ -100,17 +83,17 @@ public enum Checkpoint {
                     try file.setAttribute("data_sha256", string: dataSHA256)
                     if let runId { try file.setAttribute("run_id", string: runId) }
                     let params = try file.createGroup("params")
-                    for view in model.arena.layout.views {
-                        try writeView(params, view, model.arena.parameters(view))
+                    for view in arena.layout.views {
+                        try writeView(params, view, arena.parameters(view))
                     }
                     let opt = try file.createGroup("optimizer")
                     try opt.setAttribute("kind", string: config.optimizer.kind.rawValue)
                     try opt.setAttribute("step", Int64(trainer.optimizer.stepCount))
                     for (slot, buffer) in trainer.optimizer.slots.sorted(by: { $0.key < $1.key }) {
                         let g = try opt.createGroup(slot)
-                        for view in model.arena.layout.views { try writeView(g, view, buffer.pointer + view.offset) }
+                        for view in arena.layout.views { try writeView(g, view, buffer.pointer + view.offset) }
                     }
-                    // The rest is small (state, hidden state, vocabulary, HDF5 metadata).
+                    // The rest is small (progress, the task's state, HDF5 metadata).
                     file.startWriteback()
                     let st = try file.createGroup("state")
                     let p = trainer.progress
@@ -119,21 +102,7 @@ public enum Checkpoint {
                     try st.setAttribute("best_valid_loss", p.bestValidLoss)
                     try st.setAttribute("seed", Int64(bitPattern: config.seed))
                     try st.setAttribute("progress", string: try jsonString(p))
-                    // Every stream's next window (all streams advance together in TBPTT).
-                    try st.write("stream_cursor", [Int64](repeating: Int64(p.window), count: B))
-                    let hidden = try file.createGroup("hidden")
-                    for k in 0..<L {
-                        let g = try hidden.createGroup("l\(k)")
-                        let rows = (k * B * H)..<((k + 1) * B * H)
-                        // One checksummed chunk per layer, like the parameters.
-                        for (name, values) in [("h", h), ("c", c)] where !values.isEmpty {
-                            try values.withUnsafeBufferPointer {
-                                _ = try g.writeChecksummed(name, UnsafeBufferPointer(rebasing: $0[rows]), shape: [B, H],
-                                                           rowsPerChunk: B)
-                            }
-                        }
-                    }
-                    try file.writeStrings("vocab", vocab)
+                    try writeTaskState(taskState, to: file)
                     try file.close()
                 }
             } catch let error as DataError {
@@ -154,15 +123,34 @@ public enum Checkpoint {
         }
     }
 
-    /// About how many bytes a checkpoint of `trainer` takes: every float dataset, the vocabulary
+    /// About how many bytes a checkpoint of `trainer` takes: every float dataset, the task's state
     /// and HDF5's metadata (about 2 KiB per dataset and group, measured on small checkpoints).
     /// Only for the message when the disk is full.
-    private static func expectedSize(_ trainer: Trainer, _ h: [Float], _ c: [Float]) -> Int {
-        let views = trainer.model.arena.layout.views.count, slots = trainer.optimizer.slots.count
-        let floats = trainer.model.arena.layout.parameterCount * (1 + slots) + h.count + c.count
-        let vocabulary = trainer.vocabulary.reduce(0) { $0 + $1.utf8.count + 16 }
-        let objects = views * (1 + slots) + 3 * trainer.config.model.layers + slots + 8
-        return 4 * floats + vocabulary + 8 * trainer.config.batchSize + 2048 * objects
+    private static func expectedSize(_ trainer: Trainer, _ taskState: TaskState) -> Int {
+        let layout = trainer.task.arena.layout, slots = trainer.optimizer.slots.count
+        let objects = layout.views.count * (1 + slots) + 2 * taskState.entries.count + slots + 8
+        return 4 * layout.parameterCount * (1 + slots) + taskState.approximateBytes + 2048 * objects
+    }
+
+    /// Writes every entry of a task's state under its path, creating the groups on the way.
+    /// Float arrays get one checksummed chunk each, like the parameters.
+    private static func writeTaskState(_ state: TaskState, to file: H5File) throws {
+        for entry in state.entries {
+            var parts = entry.path.split(separator: "/").map(String.init)
+            let name = parts.removeLast()
+            var group: any H5Location = file
+            for part in parts {
+                group = try group.contains(part) ? try group.openGroup(part) : try group.createGroup(part)
+            }
+            switch entry.values {
+            case .floats(let values):
+                try values.withUnsafeBufferPointer {
+                    _ = try group.writeChecksummed(name, $0, shape: entry.shape, rowsPerChunk: max(1, entry.shape.first ?? 1))
+                }
+            case .int64s(let values): try group.write(name, values)
+            case .strings(let values): _ = try group.writeStrings(name, values)
+            }
+        }
     }
 
     /// Writes one parameter-shaped dataset straight from the flat buffer, in chunks of about
@@ -256,7 +244,7 @@ public enum Checkpoint {
         let dataSHA256 = try r.string(file, "data_sha256")
         let runId = try file.hasAttribute("run_id") ? try r.string(file, "run_id") : nil
 
-        let layout = ParameterLayout.languageModel(config.model)
+        let layout = TrainingTasks.type(for: config).parameterLayout(config)
         var parameters: [String: [Float]] = [:]
         let params = try r.group(file, "params")
         for view in layout.views { parameters[view.name] = try r.floats(params, view.name, shape: view.shape) }
@@ -284,30 +272,33 @@ public enum Checkpoint {
             throw TrainingError.checkpoint("\(path): /state attributes step, epoch: expected \(progress.step), "
                                            + "\(progress.epoch) (as in attribute progress), found \(step), \(epoch)")
         }
-        let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize
-        let cursor = try r.dataset(st, "stream_cursor", shape: [B], type: .int64).read(as: Int64.self)
-        if let bad = cursor.firstIndex(where: { $0 != Int64(progress.window) }) {
-            throw TrainingError.checkpoint("\(path): /state/stream_cursor[\(bad)]: expected \(progress.window) "
-                                           + "(every stream's next window), found \(cursor[bad])")
-        }
-
-        var hidden: [Float] = [], cell: [Float]? = config.model.cell.hasCellState ? [] : nil
-        let hg = try r.group(file, "hidden")
-        for k in 0..<L {
-            let g = try r.group(hg, "l\(k)")
-            hidden += try r.floats(g, "h", shape: [B, H])
-            if cell != nil { cell! += try r.floats(g, "c", shape: [B, H]) }
-        }
-
-        let vocab = try r.dataset(file, "vocab", shape: nil, type: .string).readStrings()
-        guard vocab.count == config.model.vocabSize else {
-            throw TrainingError.checkpoint("\(path): /vocab: expected \(config.model.vocabSize) entries "
-                                           + "(vocabSize in attribute config), found \(vocab.count)")
-        }
+        let schema = TrainingTasks.type(for: config).checkpointSchema(config)
+        let taskState = try readTaskState(schema, from: file, reader: r)
+        if let problem = schema.check(taskState, progress) { throw TrainingError.checkpoint("\(path): \(problem)") }
         return CheckpointContent(config: config, progress: progress, optimizerSteps: optimizerSteps,
-                                 parameters: parameters, optimizerSlots: slots, hidden: hidden, cell: cell,
-                                 vocabulary: vocab, worldSize: worldSize, dataFile: dataFile, dataSHA256: dataSHA256,
-                                 runId: runId)
+                                 parameters: parameters, optimizerSlots: slots, taskState: taskState,
+                                 worldSize: worldSize, dataFile: dataFile, dataSHA256: dataSHA256, runId: runId)
+    }
+
+    /// Reads every entry `schema` names, checking kind and shape.
+    private static func readTaskState(_ schema: TaskStateSchema, from file: H5File, reader r: Reader) throws -> TaskState {
+        var state = TaskState()
+        for field in schema.fields {
+            var parts = field.path.split(separator: "/").map(String.init)
+            let name = parts.removeLast()
+            var group: any H5Location = file
+            for part in parts { group = try r.group(group, part) }
+            switch field.kind {
+            case .floats:
+                let shape = try field.shape ?? r.dataset(group, name, shape: nil, type: .float32).shape
+                state.append(field.path, floats: try r.floats(group, name, shape: shape), shape: shape)
+            case .int64s:
+                state.append(field.path, int64s: try r.dataset(group, name, shape: field.shape, type: .int64).read(as: Int64.self))
+            case .strings:
+                state.append(field.path, strings: try r.dataset(group, name, shape: field.shape, type: .string).readStrings())
+            }
+        }
+        return state
     }
 
     /// Verifies a checkpoint completely without keeping it: everything `load` checks (format,
@@ -413,11 +404,11 @@ public enum Checkpoint {
         if c.vocabSize != config.vocabSize { throw mismatch("vocabulary size", config.vocabSize, c.vocabSize) }
     }
 
-    /// Restores parameters, optimizer state, progress and this rank's part of the global hidden
-    /// state into `trainer` (whose world size may differ from the one that saved).
+    /// Restores parameters, optimizer state, progress and the task's state (this rank's part of
+    /// the global carried state) into `trainer`, whose world size may differ from the one that saved.
     public static func restore(_ content: CheckpointContent, into trainer: Trainer, file: String) throws {
         try checkCompatible(content, with: trainer.config.model, file: file)
-        try checkVocabulary(content, of: trainer, named: file)
+        try trainer.task.checkSameData(content.taskState, label: file)
         guard content.config.batchSize == trainer.config.batchSize else {
             throw TrainingError.checkpoint("\(file): batch size: the run expects \(trainer.config.batchSize) global streams, the checkpoint has \(content.config.batchSize)")
         }
@@ -427,7 +418,7 @@ public enum Checkpoint {
             throw TrainingError.checkpoint("\(file): bptt: the run expects windows of \(trainer.config.bptt) tokens, the checkpoint's data cursor counts windows of \(content.config.bptt)")
         }
         try copyParameters(content, into: trainer, named: file)
-        let arena = trainer.model.arena
+        let arena = trainer.task.arena
         for (slot, buffer) in trainer.optimizer.slots {
             guard let values = content.optimizerSlots[slot] else {
                 throw TrainingError.checkpoint("\(file): /optimizer/\(slot): missing for optimizer \(trainer.config.optimizer.kind.rawValue)")
@@ -438,16 +429,7 @@ public enum Checkpoint {
         }
         trainer.optimizer.stepCount = content.optimizerSteps
         trainer.progress = content.progress
-        let B = trainer.config.batchSize, H = trainer.config.model.hiddenSize
-        let first = trainer.reader.firstStream, local = trainer.state.batch
-        for k in 0..<trainer.config.model.layers {
-            let layer = trainer.state.layer(k)
-            for b in 0..<local {
-                let src = (k * B + first + b) * H
-                (layer.h + b * H).update(from: Array(content.hidden[src..<(src + H)]), count: H)
-                if let c = content.cell, let lc = layer.c { (lc + b * H).update(from: Array(c[src..<(src + H)]), count: H) }
-            }
-        }
+        try trainer.task.restore(content.taskState, file: file)
     }
 }
 
@@ -471,7 +453,7 @@ extension Checkpoint {
         let c = try load(path)
         let file = try H5File.open(path)
         let m = c.config.model
-        let layout = ParameterLayout.languageModel(m)
+        let layout = TrainingTasks.type(for: c.config).parameterLayout(c.config)
         var lines = ["\(path): checkpoint, format \(CheckpointFormat.name) v\(CheckpointFormat.version), "
                      + "written by Unroll \(try file.stringAttribute("unroll_version")) on \(try file.stringAttribute("created"))"]
         lines.append("  model: \(m.cell.rawValue), \(m.layers) layer(s) × \(m.hiddenSize), embedding \(m.embeddingSize), "
@@ -483,7 +465,7 @@ extension Checkpoint {
                      + "skipped steps \(p.skippedSteps)")
         lines.append("  optimizer: \(c.config.optimizer.kind.rawValue), \(c.optimizerSteps) updates, slots \(c.config.optimizer.slotNames)")
         lines.append("  hidden: \(m.layers) layer(s) × \(c.config.batchSize) global streams × \(m.hiddenSize)"
-                     + (c.cell != nil ? " (h and c)" : " (h)"))
+                     + (m.cell.hasCellState ? " (h and c)" : " (h)"))
         lines.append("  data: \(c.dataFile) sha256 \(c.dataSHA256), saved by \(c.worldSize) rank(s)")
         lines.append("  training: batch \(c.config.batchSize) bptt \(c.config.bptt) lr \(c.config.learningRate) "
                      + "schedule \(c.config.schedule) clip \(c.config.clip) seed \(c.config.seed)")
@@ -501,24 +483,13 @@ extension Checkpoint {
     /// trained weights). The vocabulary must be the dataset's, entry for entry; the shapes must
     /// match (checked by `ConfigMerge.checkShapes` and again here, view by view).
     public static func restoreParameters(_ content: CheckpointContent, into trainer: Trainer, file: String) throws {
-        try checkVocabulary(content, of: trainer, named: "--init-from \(file)")
+        try trainer.task.checkSameData(content.taskState, label: "--init-from \(file)")
         try copyParameters(content, into: trainer, named: "--init-from \(file)")
-    }
-
-    /// Throws unless the checkpoint's vocabulary is the trainer's dataset's, entry for entry;
-    /// the message names the first entry that differs. `label` starts the message.
-    private static func checkVocabulary(_ content: CheckpointContent, of trainer: Trainer, named label: String) throws {
-        let vocab = trainer.vocabulary, saved = content.vocabulary
-        guard vocab != saved else { return }
-        let i = zip(vocab, saved).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(vocab.count, saved.count)
-        let ours = i < vocab.count ? quoted(vocab[i]) : "nothing", theirs = i < saved.count ? quoted(saved[i]) : "nothing"
-        throw TrainingError.checkpoint("\(label): /vocab entry \(i): expected \(ours) as in the dataset "
-                                       + "\(trainer.config.data), found \(theirs)")
     }
 
     /// Copies every parameter view of `content` into the trainer's arena.
     private static func copyParameters(_ content: CheckpointContent, into trainer: Trainer, named label: String) throws {
-        let arena = trainer.model.arena
+        let arena = trainer.task.arena
         for view in arena.layout.views {
             guard let values = content.parameters[view.name], values.count == view.count else {
                 throw TrainingError.checkpoint("\(label): /params/\(view.name): missing or of another shape "

@@ -8,11 +8,36 @@ import UnrollModels
 import Glibc
 #endif
 
+/// A figure reported beside a loss (perplexity, accuracy, …), in display order.
+public struct Metric: Sendable, Equatable {
+    /// Short name, also the JSON key (`ppl`, `accuracy`, `macro_f1`).
+    public var name: String
+    public var value: Double
+    /// Decimals shown in log lines.
+    public var digits: Int
+
+    public init(_ name: String, _ value: Double, digits: Int = 4) {
+        self.name = name
+        self.value = value
+        self.digits = digits
+    }
+}
+
 /// Result of evaluating a split.
 public struct EvaluationResult: Sendable, Equatable {
-    /// Σ −log p(target) over every target token of the split.
+    /// Σ loss over every target of the split (−log p(target) for tokens and classes).
     public var nllSum: Double
+    /// Targets counted: tokens, sequences or valid steps.
     public var tokens: Int
+    /// The task's figures for this result (ppl and bpc for a language model; accuracy …).
+    public var metrics: [Metric] = []
+
+    public init(nllSum: Double, tokens: Int, metrics: [Metric] = []) {
+        self.nllSum = nllSum
+        self.tokens = tokens
+        self.metrics = metrics
+    }
+
     public var meanLoss: Double { nllSum / Double(max(tokens, 1)) }
     public var perplexity: Double { exp(meanLoss) }
     /// Bits per token (per character for char/byte data).

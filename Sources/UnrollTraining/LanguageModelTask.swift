@@ -3,6 +3,7 @@
 // tokens per step (the next read ahead on a background thread); the recurrent state is carried,
 // detached, from window to window and zeroed at each epoch's start. Validation uses its own fixed
 // layout of streams, so its result does not depend on the world size.
+import Foundation
 import UnrollData
 import UnrollDistributed
 import UnrollKernels
@@ -78,7 +79,115 @@ public final class LanguageModelTask: TrainingTask {
     }
 
     public func evaluate(split: String) throws -> EvaluationResult {
-        try Evaluator.evaluate(model: model, path: config.data, split: split, streams: config.evalStreams,
-                               bptt: config.bptt, communicator: communicator)
+        var result = try Evaluator.evaluate(model: model, path: config.data, split: split, streams: config.evalStreams,
+                                            bptt: config.bptt, communicator: communicator)
+        // As in the progress line, with one more decimal for bits per character.
+        result.metrics = lossFigures(meanLoss: result.meanLoss).map { $0.name == "bpc" ? Metric("bpc", $0.value, digits: 4) : $0 }
+        return result
+    }
+
+    // MARK: reporting
+
+    public var setupDescription: String {
+        "\(communicator.size) rank(s) × \(reader.localBatch) streams, \(stepsPerEpoch) windows per epoch"
+    }
+
+    public var targetUnit: String { "tok" }
+
+    /// Perplexity, and bits per character for char or byte data.
+    public func lossFigures(meanLoss: Double) -> [Metric] {
+        var figures = [Metric("ppl", exp(meanLoss), digits: 2)]
+        if dataset.level != .word { figures.append(Metric("bpc", meanLoss / log(2), digits: 3)) }
+        return figures
+    }
+
+    // MARK: checkpoint
+
+    /// The carried state of every GLOBAL stream (gathered from all ranks, so a run can resume at
+    /// another world size), every stream's cursor, and the vocabulary.
+    public func checkpointState(progress: TrainingProgress) throws -> TaskState {
+        let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize
+        let local = state.batch, first = reader.firstStream
+        // Gather (L, B_global, H) by summing zero-filled buffers where each rank filled its streams.
+        var h = [Float](repeating: 0, count: L * B * H)
+        var c = [Float](repeating: 0, count: config.model.cell.hasCellState ? L * B * H : 0)
+        for k in 0..<L {
+            let layer = state.layer(k)
+            for b in 0..<local {
+                for j in 0..<H {
+                    h[(k * B + first + b) * H + j] = layer.h[b * H + j]
+                    if let lc = layer.c { c[(k * B + first + b) * H + j] = lc[b * H + j] }
+                }
+            }
+        }
+        try h.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+        if !c.isEmpty { try c.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) } }
+        var saved = TaskState()
+        // Every stream's next window (all streams advance together in TBPTT).
+        saved.append("state/stream_cursor", int64s: [Int64](repeating: Int64(progress.window), count: B))
+        for k in 0..<L {
+            let rows = (k * B * H)..<((k + 1) * B * H)
+            saved.append("hidden/l\(k)/h", floats: Array(h[rows]), shape: [B, H])
+            if !c.isEmpty { saved.append("hidden/l\(k)/c", floats: Array(c[rows]), shape: [B, H]) }
+        }
+        saved.append("vocab", strings: vocabulary)
+        return saved
+    }
+
+    public static func parameterLayout(_ config: TrainingConfig) -> ParameterLayout {
+        .languageModel(config.model)
+    }
+
+    public static func checkpointSchema(_ config: TrainingConfig) -> TaskStateSchema {
+        let L = config.model.layers, B = config.batchSize, H = config.model.hiddenSize, V = config.model.vocabSize
+        var schema = TaskStateSchema()
+        schema.add("state/stream_cursor", .int64s, shape: [B])
+        for k in 0..<L {
+            schema.add("hidden/l\(k)/h", .floats, shape: [B, H])
+            if config.model.cell.hasCellState { schema.add("hidden/l\(k)/c", .floats, shape: [B, H]) }
+        }
+        schema.add("vocab", .strings)
+        schema.check = { state, progress in
+            let cursor = state.int64s("state/stream_cursor") ?? []
+            if let bad = cursor.firstIndex(where: { $0 != Int64(progress.window) }) {
+                return "/state/stream_cursor[\(bad)]: expected \(progress.window) (every stream's next window), found \(cursor[bad])"
+            }
+            let vocab = state.strings("vocab") ?? []
+            if vocab.count != V {
+                return "/vocab: expected \(V) entries (vocabSize in attribute config), found \(vocab.count)"
+            }
+            return nil
+        }
+        return schema
+    }
+
+    /// Puts this rank's streams' part of the saved global state into `state`.
+    public func restore(_ saved: TaskState, file: String) throws {
+        try checkSameData(saved, label: file)
+        let B = config.batchSize, H = config.model.hiddenSize
+        let first = reader.firstStream, local = state.batch
+        for k in 0..<config.model.layers {
+            let layer = state.layer(k)
+            guard let h = saved.floats("hidden/l\(k)/h"), h.count == B * H else {
+                throw TrainingError.checkpoint("\(file): /hidden/l\(k)/h: missing or of another shape (expected [\(B), \(H)])")
+            }
+            let c = saved.floats("hidden/l\(k)/c")
+            for b in 0..<local {
+                let src = (first + b) * H
+                (layer.h + b * H).update(from: Array(h[src..<(src + H)]), count: H)
+                if let c, let lc = layer.c { (lc + b * H).update(from: Array(c[src..<(src + H)]), count: H) }
+            }
+        }
+    }
+
+    /// The checkpoint's vocabulary must be the dataset's, entry for entry; the message names the
+    /// first entry that differs.
+    public func checkSameData(_ saved: TaskState, label: String) throws {
+        let vocab = vocabulary, other = saved.strings("vocab") ?? []
+        guard vocab != other else { return }
+        let i = zip(vocab, other).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(vocab.count, other.count)
+        let ours = i < vocab.count ? quoted(vocab[i]) : "nothing", theirs = i < other.count ? quoted(other[i]) : "nothing"
+        throw TrainingError.checkpoint("\(label): /vocab entry \(i): expected \(ours) as in the dataset "
+                                       + "\(config.data), found \(theirs)")
     }
 }

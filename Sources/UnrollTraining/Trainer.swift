@@ -73,7 +73,7 @@ public final class Trainer {
     public let config: TrainingConfig
     public let communicator: any Communicator
     /// The problem being trained (data, model, carried state).
-    public let task: LanguageModelTask
+    public let task: any TrainingTask
     public let optimizer: Optimizer
     public var progress = TrainingProgress()
     /// Moves the gradient and the step's totals between ranks.
@@ -95,18 +95,11 @@ public final class Trainer {
         if let p = MemoryEstimate.trainingProblem(config, worldSize: communicator.size) { throw TrainingError.config(p) }
         self.config = config
         self.communicator = communicator
-        task = try LanguageModelTask(config: config, communicator: communicator)
+        task = try TrainingTasks.make(config: config, communicator: communicator)
         optimizer = Optimizer(config: config.optimizer, parameterCount: task.arena.count)
         sync = GradientSync(arena: task.arena, embedding: task.sparseTable, bucketBytes: config.bucketBytes,
                             communicator: communicator)
     }
-
-    // The language model's parts, for the checkpoint (which stores them) and the run's reports.
-    public var model: RecurrentLanguageModel { task.model }
-    public var state: RecurrentState { task.state }
-    public var reader: TrainStreamReader { task.reader }
-    public var dataset: TokenDataset { task.dataset }
-    public var vocabulary: [String] { task.vocabulary }
 
     public var windowsPerEpoch: Int { task.stepsPerEpoch }
 

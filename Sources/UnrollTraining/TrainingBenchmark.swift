@@ -97,10 +97,10 @@ public enum TrainingBenchmark {
             communicationMs: median(reports.map(\.communicationSeconds)) * 1000, rankSpreadMs: spread * 1000,
             ioMs: median(reports.map(\.ioSeconds)) * 1000,
             gflops: shape.config.trainingFlopsPerToken * Double(globalBatch * T) / step / 1e9,
-            peakRssMB: 0, gradientBytes: trainer.model.arena.gradients.count * 4)
+            peakRssMB: 0, gradientBytes: trainer.task.arena.gradients.count * 4)
 
         if extras {
-            let n = trainer.model.arena.gradients.count
+            let n = trainer.task.arena.gradients.count
             var buffer = [Float](repeating: 1, count: n)
             var times: [Double] = []
             for i in 0..<6 {

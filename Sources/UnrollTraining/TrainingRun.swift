@@ -161,10 +161,6 @@ public final class TrainingRun {
         metrics.write(Data(("{" + parts.joined(separator: ",") + "}\n").utf8))
     }
 
-    private var perTokenUnit: String {
-        trainer.dataset.level == .word ? "" : " bpc"
-    }
-
     /// Validates on the valid split (collective) and feeds the schedule and best-loss tracking.
     @discardableResult
     public func validate() throws -> EvaluationResult {
@@ -174,14 +170,13 @@ public final class TrainingRun {
         let improved = result.meanLoss < trainer.progress.bestValidLoss
         if improved { trainer.progress.bestValidLoss = result.meanLoss }
         if isRoot {
-            var line = "valid | epoch \(trainer.progress.epoch) step \(trainer.progress.step) | loss \(f(result.meanLoss, 4)) "
-                + "ppl \(f(result.perplexity, 2))"
-            if trainer.dataset.level != .word { line += " bpc \(f(result.bitsPerToken, 4))" }
-            line += " | \(result.tokens) tokens" + (improved ? " | best" : "")
+            var line = "valid | epoch \(trainer.progress.epoch) step \(trainer.progress.step) | loss \(f(result.meanLoss, 4))"
+            for m in result.metrics { line += " \(m.name) \(f(m.value, m.digits))" }
+            line += " | \(result.tokens) \(trainer.task.targetUnit)" + (improved ? " | best" : "")
             logLine(line)
             emit([("kind", "valid"), ("step", trainer.progress.step), ("epoch", trainer.progress.epoch),
-                  ("loss", result.meanLoss), ("ppl", result.perplexity), ("bpc", result.bitsPerToken),
-                  ("tokens", result.tokens), ("best", improved)])
+                  ("loss", result.meanLoss)] + result.metrics.map { ($0.name, $0.value) }
+                 + [("tokens", result.tokens), ("best", improved)])
         }
         lastValidationImproved = improved
         return result
@@ -210,9 +205,8 @@ public final class TrainingRun {
         let c = trainer.config
         let start = monotonicSeconds()
         if isRoot {
-            logLine("training: \(trainer.communicator.size) rank(s) × \(trainer.reader.localBatch) streams, "
-                + "\(trainer.windowsPerEpoch) windows per epoch, steps \(trainer.progress.step)→\(trainer.totalSteps), "
-                + "\(trainer.model.arena.layout.parameterCount) parameters")
+            logLine("training: \(trainer.task.setupDescription), steps \(trainer.progress.step)→\(trainer.totalSteps), "
+                + "\(trainer.task.arena.layout.parameterCount) parameters")
         }
         var lastCheckpoint: String?, lastLoss = Double.nan, stopped = false
         var windowTokens = 0, windowSeconds = 0.0, windowLoss = 0.0, windowSteps = 0
@@ -238,9 +232,11 @@ public final class TrainingRun {
                     let mean = windowLoss / Double(max(windowSteps, 1))
                     let tps = Double(windowTokens) / max(windowSeconds, 1e-9)
                     let eta = Double(trainer.totalSteps - step) * windowSeconds / Double(max(windowSteps, 1))
-                    var line = "epoch \(r.epoch) | step \(step)/\(trainer.totalSteps) | loss \(f(mean, 4)) ppl \(f(exp(mean), 2))"
-                    if trainer.dataset.level != .word { line += " bpc \(f(mean / log(2), 3))" }
-                    line += " | grad \(f(r.gradNorm, 3)) | lr \(f(r.learningRate, 5)) | \(Int(tps)) tok/s | ETA \(duration(eta))"
+                    var line = "epoch \(r.epoch) | step \(step)/\(trainer.totalSteps) | loss \(f(mean, 4))"
+                    for m in trainer.task.lossFigures(meanLoss: mean) { line += " \(m.name) \(f(m.value, m.digits))" }
+                    line += " | grad \(f(r.gradNorm, 3)) | lr \(f(r.learningRate, 5)) | \(Int(tps)) \(trainer.task.targetUnit)/s"
+                    if let extra = trainer.task.progressNote() { line += " | \(extra)" }
+                    line += " | ETA \(duration(eta))"
                     logLine(line)
                     windowTokens = 0; windowSeconds = 0; windowLoss = 0; windowSteps = 0
                 }
@@ -275,8 +271,10 @@ public final class TrainingRun {
                     ?? "unroll train … (no --checkpoint-dir: nothing was saved)"
                 logLine("stopped by signal at step \(summary.steps); resume with: \(how)")
             }
-            logLine("done: \(summary.steps) steps in \(duration(summary.seconds)), best valid loss \(f(summary.bestValidLoss, 4)) "
-                + "(ppl \(f(exp(summary.bestValidLoss), 2))), skipped \(summary.skippedSteps)"
+            let figures = trainer.task.lossFigures(meanLoss: summary.bestValidLoss)
+                .map { "\($0.name) \(f($0.value, $0.digits))" }.joined(separator: " ")
+            logLine("done: \(summary.steps) steps in \(duration(summary.seconds)), best valid loss \(f(summary.bestValidLoss, 4))"
+                + (figures.isEmpty ? "" : " (\(figures))") + ", skipped \(summary.skippedSteps)"
                 + (lastCheckpoint.map { ", last checkpoint \($0)" } ?? ""))
         }
         try? metrics?.close()

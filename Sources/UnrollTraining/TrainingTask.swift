@@ -2,6 +2,7 @@
 // core (Trainer.step) asks the task for this rank's share of a step, has it run forward and
 // backward into the flat gradient, reduces with GradientSync and updates with UpdateRule; it never
 // looks at tokens, streams or hidden states. `LanguageModelTask` is the first implementation.
+import UnrollDistributed
 import UnrollModels
 
 /// A trainable problem on one rank: data, model, and the state carried between steps.
@@ -27,4 +28,44 @@ public protocol TrainingTask: AnyObject {
         -> (lossSum: Double, count: Int)
     /// Validates on `split` (collective); the sums reduce exactly, whatever the world size.
     func evaluate(split: String) throws -> EvaluationResult
+
+    /// What the task keeps in a checkpoint beside parameters, optimizer and progress
+    /// (collective: every rank calls it; rank 0's value is written). `progress` is the run's.
+    func checkpointState(progress: TrainingProgress) throws -> TaskState
+    /// Restores what `checkpointState` saved; the checkpoint may come from another world size.
+    func restore(_ state: TaskState, file: String) throws
+    /// Throws unless a checkpoint's task state was made for the same data as this task's (same
+    /// vocabulary, classes, …), for `--init-from`; `label` starts the message.
+    func checkSameData(_ state: TaskState, label: String) throws
+    /// The parameters of `config`'s model, in arena order under PyTorch state-dict names.
+    static func parameterLayout(_ config: TrainingConfig) -> ParameterLayout
+    /// The entries `checkpointState` writes for `config`, for `Checkpoint.load` to check.
+    static func checkpointSchema(_ config: TrainingConfig) -> TaskStateSchema
+
+    /// Setup line of the run's log, e.g. "2 rank(s) × 16 streams, 663 windows per epoch".
+    var setupDescription: String { get }
+    /// What one counted target is called in progress lines ("tok", "seq", "step").
+    var targetUnit: String { get }
+    /// Extra figures for a mean training loss in the progress line, e.g. "ppl 120.5 bpc 1.2".
+    func lossFigures(meanLoss: Double) -> [Metric]
+    /// Anything else the progress line should show about the last steps (nil: nothing), e.g.
+    /// the padding efficiency of variable-length batches.
+    func progressNote() -> String?
+}
+
+extension TrainingTask {
+    public func progressNote() -> String? { nil }
+}
+
+/// Builds the task a configuration describes.
+public enum TrainingTasks {
+    /// The task type for `config`.
+    public static func type(for config: TrainingConfig) -> any TrainingTask.Type {
+        LanguageModelTask.self
+    }
+
+    /// Opens the data and builds the model of `config`'s task on this rank.
+    public static func make(config: TrainingConfig, communicator: any Communicator) throws -> any TrainingTask {
+        try LanguageModelTask(config: config, communicator: communicator)
+    }
 }

@@ -212,3 +212,12 @@ enum CheckpointFixtures {
         (t.state.h.array.map(\.bitPattern), t.state.c?.array.map(\.bitPattern))
     }
 }
+
+/// The language model's parts of the trainers these tests build (every one trains a language model).
+extension Trainer {
+    var languageModel: LanguageModelTask { task as! LanguageModelTask }
+    var model: RecurrentLanguageModel { languageModel.model }
+    var state: RecurrentState { languageModel.state }
+    var reader: TrainStreamReader { languageModel.reader }
+    var dataset: TokenDataset { languageModel.dataset }
+}
