@@ -85,7 +85,7 @@ public enum SequenceLoss {
     static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Double {
         let m = RowKernels.maximum(x, count: count)
         var s = 0.0
-        for j in 0..<count { s += exp(Double(x[j] - m)) }
+        for j in 0..<count { s += exp(Double(x[j]) - Double(m)) }
         return Double(m) + log(s)
     }
 }
