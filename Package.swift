@@ -19,6 +19,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Zip container of NumPy .npz inputs (`unroll prepare sequences --input X.npz`).
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.0"),
     ],
     targets: [
         // C libraries, flags from pkg-config.
@@ -34,7 +36,9 @@ let package = Package(
         .target(name: "UnrollKernels", dependencies: ["CCBLAS", "CKernels"], exclude: ["Derivations.md"],
                 swiftSettings: fast),
         .target(name: "UnrollModels", dependencies: ["UnrollKernels"], swiftSettings: fast),
-        .target(name: "UnrollData", dependencies: ["HDF5Shim", "UnrollModels"], swiftSettings: fast),
+        .target(name: "UnrollData",
+                dependencies: ["HDF5Shim", "UnrollModels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                swiftSettings: fast),
         .target(name: "UnrollDistributed", dependencies: ["MPIShim"], swiftSettings: fast),
         .target(name: "UnrollTraining",
                 dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed"],
@@ -52,7 +56,8 @@ let package = Package(
         .testTarget(name: "UnrollModelsTests", dependencies: ["UnrollModels", "UnrollTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "UnrollDataTests",
-                    dependencies: ["UnrollData", "HDF5Shim", "UnrollTestSupport", "UnrollTestBootstrap"]),
+                    dependencies: ["UnrollData", "HDF5Shim", "UnrollTestSupport", "UnrollTestBootstrap",
+                                   .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "UnrollTrainingTests",
                     dependencies: ["UnrollTraining", "UnrollData", "HDF5Shim", "UnrollTestSupport", "UnrollTestBootstrap"]),
         .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed", "UnrollTestBootstrap"]),

@@ -6,7 +6,7 @@ import Foundation
 public enum DatasetInspector {
     /// Which layout a dataset file uses, from its `kind` attribute (after format/version checks).
     public static func kind(of path: String) throws -> String {
-        let file = try openDatasetFile(path, kind: nil)
+        let file = try openDatasetFile(path, kind: nil, versions: 1...DatasetFormat.newestVersion)
         let kind = try requireString(file, "kind")
         guard kind == "tokens" || kind == "sequences" else {
             throw DataError.invalid(file: path, field: "attribute 'kind'", expected: "\"tokens\" or \"sequences\"",
@@ -15,8 +15,8 @@ public enum DatasetInspector {
         return kind
     }
 
-    /// Validates `path` and describes it. With `scan`, every token id is read and checked and the
-    /// most frequent tokens of each split are listed.
+    /// Validates `path` and describes it. With `scan`, every token id (or feature) is read and
+    /// checked, and for token streams the most frequent tokens of each split are listed.
     public static func describe(_ path: String, scan: Bool = false) throws -> String {
         var lines: [String] = []
         switch try kind(of: path) {
@@ -43,19 +43,54 @@ public enum DatasetInspector {
             lines.append("  /vocab: \(vocab.count) entries: \(shown)\(vocab.count > 20 ? " …" : "")")
         default:
             let set = try SequenceSet(path: path)
-            lines.append("\(path): sequence set '\(set.task)', input_dim \(set.inputDim), "
-                         + "target \(set.targetKind) × \(set.targetDim)"
-                         + (set.targetKind == "class" ? ", \(set.numClasses) classes" : ""))
-            for (name, value) in try attributeTexts(set.file) {
+            lines.append(sequenceHeadline(set))
+            for (name, value) in try set.attributes() {
                 lines.append("  @\(name) = \(value)")
+            }
+            if set.inputKind == .tokens {
+                let shown = set.vocabulary.prefix(20).map { quoted($0) }.joined(separator: " ")
+                lines.append("  /vocab: \(set.vocabulary.count) entries: \(shown)\(set.vocabulary.count > 20 ? " …" : "")")
+            }
+            if set.targetKind == "class" {
+                let shown = set.classNames.prefix(20).enumerated().map { "\($0.offset)=\(quoted($0.element))" }
+                lines.append("  classes: " + shown.joined(separator: " ") + (set.numClasses > 20 ? " …" : ""))
+            }
+            if let stats = set.normalization {
+                let pairs = zip(stats.mean, stats.std).prefix(8).map { String(format: "%.4g±%.4g", $0, $1) }
+                lines.append("  normalization (train mean±std per feature): " + pairs.joined(separator: " ")
+                             + (stats.mean.count > 8 ? " …" : ""))
+            } else if set.inputKind == .features {
+                lines.append("  normalization: none stored")
             }
             for name in DatasetFormat.splits {
                 let split = try set.split(name)
                 let lengths = (0..<split.count).map(split.length(of:))
-                lines.append("  /\(name): \(split.count) sequences, \(split.offsets.last!) steps, "
-                             + "lengths \(lengths.min()!)...\(lengths.max()!)")
+                var line = "  /\(name): \(split.count) sequences, \(split.totalSteps) steps, "
+                    + "lengths \(lengths.min()!)...\(lengths.max()!)"
+                if scan {
+                    _ = try split.loadInputs()
+                    line += set.inputKind == .tokens ? ", all ids < \(set.vocabulary.count)" : ", all features finite"
+                }
+                if case let .classes(ids) = split.targets {
+                    var histogram = [Int](repeating: 0, count: set.numClasses)
+                    for id in ids { histogram[Int(id)] += 1 }
+                    let top = histogram.indices.sorted { histogram[$0] > histogram[$1] }.prefix(5)
+                        .map { "\(quoted(set.classNames[$0])) \(histogram[$0])" }
+                    line += "; classes: " + top.joined(separator: ", ")
+                }
+                lines.append(line)
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// First line for a sequence set: task, version, input kind, targets.
+    private static func sequenceHeadline(_ set: SequenceSet) -> String {
+        let inputs = set.inputKind == .tokens
+            ? "token inputs (level \(set.level ?? "?"), vocab size \(set.vocabulary.count))"
+            : "feature inputs (input_dim \(set.inputDim))"
+        let targets = (set.perStep ? "per-step " : "per-sequence ") + "\(set.targetKind) targets × \(set.targetDim)"
+            + (set.targetKind == "class" ? ", \(set.numClasses) classes" : "")
+        return "\(set.path): sequence set '\(set.task)', format \(DatasetFormat.name) v\(set.version), \(inputs), \(targets)"
     }
 }

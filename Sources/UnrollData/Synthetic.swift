@@ -1,7 +1,8 @@
 // Synthetic datasets, deterministic per seed:
 // - `arith`: a character corpus of tiny programs with their printed result, one per line, in the
 //   spirit of Zaremba & Sutskever (2014) "Learning to Execute", e.g. `a=412;b=87;print(a+b)=499`.
-// - `parity`: bit sequences → parity of the number of ones (Grosse's RNN example); class target.
+// - `parity`: bit sequences → parity of the number of ones (Grosse's RNN example); class target,
+//   class names "even" (0) and "odd" (1).
 // - `adding`: Hochreiter & Schmidhuber's (1997) adding problem: (value, marker) pairs → sum of the
 //   two marked values; real target.
 // Each split draws from its own generator (seed mixed with the split index), so changing one
@@ -115,7 +116,8 @@ public enum SyntheticPreparation {
             extra["max_length"] = .int(lengths.upperBound)
             let content = SequenceSetContent(task: options.task.rawValue, inputDim: options.task == .parity ? 1 : 2,
                                              targetDim: 1, numClasses: options.task == .parity ? 2 : 0,
-                                             splits: splits, extraAttributes: extra)
+                                             splits: splits, classNames: options.task == .parity ? ["even", "odd"] : [],
+                                             extraAttributes: extra)
             try SequenceSetWriter.write(content, to: output, failureHook: failureHook)
             return .sequences(output: output, task: options.task.rawValue,
                               counts: splits.mapValues { $0.offsets.count - 1 },

@@ -8,8 +8,13 @@ import Foundation
 public enum DatasetFormat {
     /// Value of the root attribute `format`.
     public static let name = "unroll.dataset"
-    /// Value of the root attribute `version` this code reads and writes.
+    /// Value of the root attribute `version` of layout `tokens` (read and written).
     public static let version = 1
+    /// Value of the root attribute `version` written for layout `sequences`; versions
+    /// 1...`sequencesVersion` are read.
+    public static let sequencesVersion = 2
+    /// The newest version of any layout (what a file of unknown kind may have).
+    static let newestVersion = max(version, sequencesVersion)
     /// The splits every dataset file holds, in this order.
     public static let splits = ["train", "valid", "test"]
     /// Elements per chunk of a token stream (64 KiB as int32, 16 KiB as uint8).
@@ -156,7 +161,7 @@ public final class TokenDataset {
     /// - Throws: `DataError` with a one-line message naming the file and field.
     public init(path: String) throws {
         self.path = path
-        file = try openDatasetFile(path, kind: "tokens")
+        file = try openDatasetFile(path, kind: "tokens", versions: 1...DatasetFormat.version)
         let levelName = try requireString(file, "level")
         guard let level = TokenLevel(rawValue: levelName) else {
             throw DataError.invalid(file: path, field: "attribute 'level'", expected: "char, byte or word",
@@ -281,8 +286,8 @@ func attributeTexts(_ holder: some H5AttributeHolder) throws -> [(String, String
     }
 }
 
-/// Opens a dataset file and checks `format`, `version` and (unless nil) `kind`.
-func openDatasetFile(_ path: String, kind: String?) throws -> H5File {
+/// Opens a dataset file and checks `format`, `version` (one of `versions`) and (unless nil) `kind`.
+func openDatasetFile(_ path: String, kind: String?, versions: ClosedRange<Int>) throws -> H5File {
     var info = stat()
     guard stat(path, &info) == 0 else { throw DataError.posix(path, "open dataset") }
     // Refused from stat alone: opening a FIFO would block.
@@ -299,9 +304,10 @@ func openDatasetFile(_ path: String, kind: String?) throws -> H5File {
                                 found: quoted(format))
     }
     let version = try requireInt(file, "version")
-    guard version == DatasetFormat.version else {
-        throw DataError.invalid(file: path, field: "attribute 'version'", expected: "\(DatasetFormat.version)",
-                                found: "\(version)\(version > DatasetFormat.version ? " (written by a newer unroll)" : "")")
+    guard versions.contains(version) else {
+        let expected = versions.count == 1 ? "\(versions.lowerBound)" : "\(versions.lowerBound)...\(versions.upperBound)"
+        throw DataError.invalid(file: path, field: "attribute 'version'", expected: expected,
+                                found: "\(version)\(version > versions.upperBound ? " (written by a newer unroll)" : "")")
     }
     guard let kind else { return file }
     let found = try requireString(file, "kind")

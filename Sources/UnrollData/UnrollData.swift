@@ -3,10 +3,12 @@
 // - HDF5.swift: the typed HDF5 wrapper (H5File, H5Group, H5Dataset, attributes). UnrollData is the
 //   only module that imports HDF5Shim; other modules use this wrapper (e.g. for checkpoints).
 // - AtomicFile.swift: temp file + fsync + rename + directory fsync for every file written.
-// - TokenDataset.swift, SequenceSet.swift: dataset format v1 (README.md, "Unroll dataset files"), writers and
+// - TokenDataset.swift (layout `tokens` v1), SequenceSetWriter.swift + SequenceSet.swift (layout
+//   `sequences` v2, v1 read): dataset files (README.md, "Unroll dataset files"), writers and
 //   validating readers.
-// - TextPreparation.swift, Synthetic.swift, Random.swift, SHA256.swift: `unroll prepare`.
+// - TextPreparation.swift, Synthetic.swift, SequencePreparation.swift, NumPy.swift, Random.swift,
+//   SHA256.swift: `unroll prepare`.
 // - StreamReaders.swift: sharded training windows (batchify), evaluation streams, read-ahead.
 // - Inspection.swift: `unroll inspect`.
 //
-// Must not import MPI, BLAS or the training code: Foundation and HDF5Shim only.
+// Must not import MPI, BLAS or the training code: Foundation, HDF5Shim and ZIPFoundation (.npz) only.

@@ -16,16 +16,18 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
 
     private var relu: Bool { cell == .rnnRelu }
 
-    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
-        begin(input: input, steps: steps, batch: batch)
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?, initial: LayerState,
+                 final: LayerState) {
+        begin(input: input, steps: steps, batch: batch, lengths: lengths)
         let BH = batch * hiddenSize
         projectInput(output, includeRecurrentBias: true)   // output slots hold pre-activations
         slot(initialSlot).update(from: initial.h, count: BH)
         for s in 0..<steps {
-            let t = time(ofStep: s)
-            let h = slot(outputSlot(t))
-            recurrentProduct(h, hPrev: slot(previousSlot(t)), beta: 1)
-            ElmanKernels.forward(h: h, count: BH, relu: relu)
+            let t = time(ofStep: s), b = active(t)
+            let h = slot(outputSlot(t)), previous = slot(previousSlot(t))
+            recurrentProduct(h, hPrev: previous, beta: 1, rows: b)
+            ElmanKernels.forward(h: h, count: b * hiddenSize, relu: relu)
+            carryInactive(h, from: previous, active: b)   // replaces the inactive rows' pre-activations
         }
         final.h.update(from: slot(finalSlot), count: BH)
     }
@@ -37,12 +39,13 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
         let dh = dhRecurrent.pointer
         if let dFinal { dh.update(from: dFinal.h, count: BH) } else { dh.update(repeating: 0, count: BH) }
         for s in stride(from: steps - 1, through: 0, by: -1) {
-            let t = time(ofStep: s)
+            let t = time(ofStep: s), b = active(t)
             let dOut = dOutput + t * BH
             RowKernels.add(dOut, dh, count: BH)
             let dp = dPre.pointer + t * BH
-            ElmanKernels.backward(dPre: dp, dh: dOut, h: slot(outputSlot(t)), count: BH, relu: relu)
-            recurrentBackward(dh, dGates: dp, beta: 0)
+            ElmanKernels.backward(dPre: dp, dh: dOut, h: slot(outputSlot(t)), count: b * hiddenSize, relu: relu)
+            recurrentBackward(dh, dGates: dp, beta: 0, rows: b)
+            passInactive(dGates: dp, width: hiddenSize, dhPrev: dh, dOut: dOut, active: b)
             hooks.timeStep?()
         }
         if let dInitial { dInitial.h.update(from: dh, count: BH) }

@@ -25,18 +25,23 @@ final class GRULayer: RecurrentLayerBase, RecurrentLayer {
                    arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
     }
 
-    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
-        begin(input: input, steps: steps, batch: batch)
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?, initial: LayerState,
+                 final: LayerState) {
+        begin(input: input, steps: steps, batch: batch, lengths: lengths)
         let BH = batch * hiddenSize, BG = batch * gateWidth
         projectInput(gates.pointer, includeRecurrentBias: false)
         slot(initialSlot).update(from: initial.h, count: BH)
         let hh = recurrentGates.pointer
         for s in 0..<steps {
-            let t = time(ofStep: s)
-            RowKernels.broadcastRows(hh, bias: arena.parameters(biasHH), rows: batch, cols: gateWidth)
-            recurrentProduct(hh, hPrev: slot(previousSlot(t)), beta: 1)
-            GRUKernels.forward(gatesIH: gates.pointer + t * BG, gatesHH: hh, hhN: hhN.pointer + t * BH,
-                               hPrev: slot(previousSlot(t)), h: slot(outputSlot(t)), batch: batch, hidden: hiddenSize)
+            let t = time(ofStep: s), b = active(t)
+            let previous = slot(previousSlot(t)), current = slot(outputSlot(t))
+            if b > 0 {
+                RowKernels.broadcastRows(hh, bias: arena.parameters(biasHH), rows: b, cols: gateWidth)
+                recurrentProduct(hh, hPrev: previous, beta: 1, rows: b)
+                GRUKernels.forward(gatesIH: gates.pointer + t * BG, gatesHH: hh, hhN: hhN.pointer + t * BH,
+                                   hPrev: previous, h: current, batch: b, hidden: hiddenSize)
+            }
+            carryInactive(current, from: previous, active: b)
         }
         final.h.update(from: slot(finalSlot), count: BH)
     }
@@ -48,14 +53,18 @@ final class GRULayer: RecurrentLayerBase, RecurrentLayer {
         let dh = dhRecurrent.pointer
         if let dFinal { dh.update(from: dFinal.h, count: BH) } else { dh.update(repeating: 0, count: BH) }
         for s in stride(from: steps - 1, through: 0, by: -1) {
-            let t = time(ofStep: s)
+            let t = time(ofStep: s), b = active(t)
             let dOut = dOutput + t * BH
             RowKernels.add(dOut, dh, count: BH)
-            let dHH = dGatesHH.pointer + t * BG
-            GRUKernels.backward(dGatesIH: dGatesIH.pointer + t * BG, dGatesHH: dHH, dhPrev: dh, dh: dOut,
-                                gates: gates.pointer + t * BG, hhN: hhN.pointer + t * BH,
-                                hPrev: slot(previousSlot(t)), batch: batch, hidden: hiddenSize)
-            recurrentBackward(dh, dGates: dHH, beta: 1)
+            let dIH = dGatesIH.pointer + t * BG, dHH = dGatesHH.pointer + t * BG
+            if b > 0 {
+                GRUKernels.backward(dGatesIH: dIH, dGatesHH: dHH, dhPrev: dh, dh: dOut,
+                                    gates: gates.pointer + t * BG, hhN: hhN.pointer + t * BH,
+                                    hPrev: slot(previousSlot(t)), batch: b, hidden: hiddenSize)
+            }
+            recurrentBackward(dh, dGates: dHH, beta: 1, rows: b)
+            passInactive(dGates: dHH, width: gateWidth, dhPrev: dh, dOut: dOut, active: b)
+            if b < batch { (dIH + b * gateWidth).update(repeating: 0, count: (batch - b) * gateWidth) }
             hooks.timeStep?()
         }
         if let dInitial { dInitial.h.update(from: dh, count: BH) }

@@ -8,11 +8,20 @@ import Glibc
 /// Initialises an arena in place.
 public enum Initializer {
     public static func initialize(_ arena: ParameterArena, config: ModelConfig, seed: UInt64) {
-        let H = config.hiddenSize
+        initialize(arena, cell: config.cell, hiddenSize: config.hiddenSize, scheme: config.initScheme,
+                   forgetGateBias: config.forgetGateBias, seed: seed)
+    }
+
+    /// Initialises any layout of PyTorch-named views: `embedding.weight` N(0, 1) under the pytorch
+    /// scheme, every other view U(−1/√H, 1/√H); `.uniform(a)` draws everything from U(−a, a). With
+    /// `forgetGateBias` (LSTM), every `rnn.bias_*` view (`_reverse` ones included) gets b_if = 1,
+    /// b_hf = 0. View i draws from stream i of `seed`, so the result depends only on seed and layout.
+    public static func initialize(_ arena: ParameterArena, cell: CellKind, hiddenSize H: Int, scheme: InitScheme,
+                                  forgetGateBias: Bool, seed: UInt64) {
         let pyTorchBound = 1 / Float(H).squareRoot()
         for (index, view) in arena.layout.views.enumerated() {
             let p = arena.parameters(view), stream = UInt64(index)
-            switch config.initScheme {
+            switch scheme {
             case .uniform(let a):
                 Philox.fillUniform(p, count: view.count, low: -a, high: a, seed: seed, stream: stream)
             case .pytorch:
@@ -23,7 +32,7 @@ public enum Initializer {
                                        seed: seed, stream: stream)
                 }
             }
-            if config.forgetGateBias && config.cell == .lstm && view.name.hasPrefix("rnn.bias_") {
+            if forgetGateBias && cell == .lstm && view.name.hasPrefix("rnn.bias_") {
                 // i,f,g,o: the forget block is [H, 2H). The sum b_if + b_hf starts at 1.
                 let value: Float = view.name.hasPrefix("rnn.bias_ih") ? 1 : 0
                 (p + H).update(repeating: value, count: H)

@@ -30,20 +30,25 @@ final class LSTMLayer: RecurrentLayerBase, RecurrentLayer {
         cs.pointer + s * batch * hiddenSize
     }
 
-    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
-        begin(input: input, steps: steps, batch: batch)
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?, initial: LayerState,
+                 final: LayerState) {
+        begin(input: input, steps: steps, batch: batch, lengths: lengths)
         guard let c0 = initial.c, let cT = final.c else { preconditionFailure("LSTM state needs c") }
         let BH = batch * hiddenSize, BG = batch * gateWidth
         projectInput(gates.pointer, includeRecurrentBias: true)
         slot(initialSlot).update(from: initial.h, count: BH)
         cellSlot(initialSlot).update(from: c0, count: BH)
         for s in 0..<steps {
-            let t = time(ofStep: s)
+            let t = time(ofStep: s), b = active(t)
             let g = gates.pointer + t * BG
-            recurrentProduct(g, hPrev: slot(previousSlot(t)), beta: 1)
-            LSTMKernels.forward(gates: g, cPrev: cellSlot(previousSlot(t)), c: cellSlot(outputSlot(t)),
-                                tanhC: tanhC.pointer + t * BH, h: slot(outputSlot(t)),
-                                batch: batch, hidden: hiddenSize)
+            let previous = previousSlot(t), current = outputSlot(t)
+            recurrentProduct(g, hPrev: slot(previous), beta: 1, rows: b)
+            if b > 0 {
+                LSTMKernels.forward(gates: g, cPrev: cellSlot(previous), c: cellSlot(current),
+                                    tanhC: tanhC.pointer + t * BH, h: slot(current), batch: b, hidden: hiddenSize)
+            }
+            carryInactive(slot(current), from: slot(previous), active: b)
+            carryInactive(cellSlot(current), from: cellSlot(previous), active: b)
         }
         final.h.update(from: slot(finalSlot), count: BH)
         cT.update(from: cellSlot(finalSlot), count: BH)
@@ -57,14 +62,18 @@ final class LSTMLayer: RecurrentLayerBase, RecurrentLayer {
         if let dFinal { dh.update(from: dFinal.h, count: BH) } else { dh.update(repeating: 0, count: BH) }
         if let dcT = dFinal?.c { dc.pointer.update(from: dcT, count: BH) } else { dc.zero() }
         for s in stride(from: steps - 1, through: 0, by: -1) {
-            let t = time(ofStep: s)
+            let t = time(ofStep: s), b = active(t)
             let dOut = dOutput + t * BH
             RowKernels.add(dOut, dh, count: BH)
             let dg = dGates.pointer + t * BG
-            LSTMKernels.backward(dGates: dg, dc: dc.pointer, dh: dOut, gates: gates.pointer + t * BG,
-                                 cPrev: cellSlot(previousSlot(t)), tanhC: tanhC.pointer + t * BH,
-                                 batch: batch, hidden: hiddenSize)
-            recurrentBackward(dh, dGates: dg, beta: 0)
+            if b > 0 {
+                // Inactive rows keep their dc: a padded step passes ∂L/∂c through unchanged.
+                LSTMKernels.backward(dGates: dg, dc: dc.pointer, dh: dOut, gates: gates.pointer + t * BG,
+                                     cPrev: cellSlot(previousSlot(t)), tanhC: tanhC.pointer + t * BH,
+                                     batch: b, hidden: hiddenSize)
+            }
+            recurrentBackward(dh, dGates: dg, beta: 0, rows: b)
+            passInactive(dGates: dg, width: gateWidth, dhPrev: dh, dOut: dOut, active: b)
             hooks.timeStep?()
         }
         if let dInitial {

@@ -8,6 +8,14 @@
 // forward direction: slot 0 = initial, slot t+1 = h_t; reversed: slot t = h_t, slot T = initial.
 // So the T outputs and the T "previous states" are both contiguous (T·B, H) blocks, which is what
 // lets dW_hh be one GEMM.
+//
+// Variable lengths (packed-sequence semantics, PyTorch `pack_padded_sequence`): with the B rows
+// sorted by length, non-increasing, the rows active at time t are the prefix [0, b_t),
+// b_t = #{i : length_i > t}, in both directions. A step runs the recurrent product and the cell on
+// those b_t rows only and copies rows [b_t, B) of the previous slot into the current one, so a
+// padded step never changes a state: the final slot holds each row's state after its last valid
+// step (forward) or after t = 0 (reverse). Backward zeroes the gate gradients of inactive rows
+// (the all-rows GEMMs then ignore them) and passes their dh (and dc) straight to the previous step.
 import UnrollKernels
 
 /// Direction in which a layer consumes its input sequence.
@@ -30,10 +38,14 @@ public struct LayerState {
 /// forward and backward on top of the shared storage and GEMMs of `RecurrentLayerBase`.
 public protocol RecurrentLayer: RecurrentLayerBase {
     /// Runs the layer over a window.
-    /// - input: (T, B, E), kept by pointer until `backward`.
-    /// - initial: state before the first processed step; final: receives the state after the last
-    ///   (may alias `initial`).
-    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState)
+    /// - input: (T, B, E), kept by pointer until `backward`. Rows at padded steps (t ≥ length) are
+    ///   never read by the cell; they must be finite (they meet zero gradients in the weight GEMM).
+    /// - lengths: nil = every row runs all T steps; otherwise B valid step counts, non-increasing,
+    ///   each in 0...T (see the file header).
+    /// - initial: state before the first processed step; final: receives each row's state after
+    ///   its last processed step (may alias `initial`).
+    func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?, initial: LayerState,
+                 final: LayerState)
 
     /// Backpropagates through the window of the last forward, accumulating (+=) parameter gradients.
     /// - dOutput: (T, B, H) ∂L/∂outputs; consumed (overwritten).
@@ -42,6 +54,13 @@ public protocol RecurrentLayer: RecurrentLayerBase {
     /// - dInitial: receives ∂L/∂(initial state), or nil if not needed.
     func backward(dOutput: UnsafeMutablePointer<Float>, dFinal: LayerState?,
                   dInput: UnsafeMutablePointer<Float>?, dInitial: LayerState?)
+}
+
+extension RecurrentLayer {
+    /// Runs the layer over a window in which every row is valid for all T steps.
+    public func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, initial: LayerState, final: LayerState) {
+        forward(input: input, steps: steps, batch: batch, lengths: nil, initial: initial, final: final)
+    }
 }
 
 /// Callbacks a layer makes during its backward so that gradient communication can overlap it.
@@ -81,9 +100,13 @@ public class RecurrentLayerBase {
     let packedBackward: FloatBuffer
     /// (G·H) column sums shared by both bias gradients when they are equal.
     let biasGradientScratch: FloatBuffer
+    /// (T) active rows b_t per time step of the last forward, when it had lengths.
+    let activeRows: AlignedBuffer<Int>
     /// Window of the last forward.
     public private(set) var steps = 0
     public private(set) var batch = 0
+    /// Whether the last forward had lengths (otherwise every row is active at every step).
+    private(set) var hasLengths = false
     /// Input of the last forward, (T, B, E); must stay valid until backward.
     var input: UnsafePointer<Float>?
     /// Set by the model for the duration of one backward; see `BackwardHooks`.
@@ -115,6 +138,7 @@ public class RecurrentLayerBase {
         packedForward = FloatBuffer(count: BLAS.packedCount(k: hiddenSize, n: G))
         packedBackward = FloatBuffer(count: BLAS.packedCount(k: G, n: hiddenSize))
         biasGradientScratch = FloatBuffer(count: G)
+        activeRows = AlignedBuffer<Int>(count: maxSteps)
     }
 
     // MARK: slot arithmetic (see file header)
@@ -137,6 +161,32 @@ public class RecurrentLayerBase {
     }
 
     @inline(__always) func slot(_ s: Int) -> UnsafeMutablePointer<Float> { hs.pointer + s * batch * hiddenSize }
+
+    // MARK: variable lengths (see file header)
+
+    /// b_t: rows [0, b_t) are active at time t.
+    @inline(__always) func active(_ t: Int) -> Int { hasLengths ? activeRows[t] : batch }
+
+    /// Forward, after the cell ran on the active rows of time t: rows [b, B) of `current` (B, H)
+    /// take their values from `previous`, so a padded step leaves the state unchanged.
+    @inline(__always)
+    func carryInactive(_ current: UnsafeMutablePointer<Float>, from previous: UnsafePointer<Float>, active b: Int) {
+        guard b < batch else { return }
+        let H = hiddenSize
+        (current + b * H).update(from: previous + b * H, count: (batch - b) * H)
+    }
+
+    /// Backward, after the cell ran on the active rows of time t: inactive rows get zero gate
+    /// gradients (dGates (B, width)) and pass ∂L/∂h_t (dOut, recurrent part included) on to
+    /// h_{t−1} unchanged (dhPrev (B, H)).
+    @inline(__always)
+    func passInactive(dGates: UnsafeMutablePointer<Float>, width: Int, dhPrev: UnsafeMutablePointer<Float>,
+                      dOut: UnsafePointer<Float>, active b: Int) {
+        guard b < batch else { return }
+        let H = hiddenSize
+        (dGates + b * width).update(repeating: 0, count: (batch - b) * width)
+        (dhPrev + b * H).update(from: dOut + b * H, count: (batch - b) * H)
+    }
 
     // MARK: shared GEMMs
 
@@ -162,17 +212,21 @@ public class RecurrentLayerBase {
                   ldb: hiddenSize, transB: false)
     }
 
-    /// c (B, G·H) = beta·c + hPrev (B, H) · W_hhᵀ — the one product that must run per step.
+    /// c (m, G·H) = beta·c + hPrev (m, H) · W_hhᵀ — the one product that must run per step, over the
+    /// m active rows.
     @inline(__always)
-    func recurrentProduct(_ c: UnsafeMutablePointer<Float>, hPrev: UnsafePointer<Float>, beta: Float) {
-        BLAS.gemmPacked(m: batch, n: gateWidth, k: hiddenSize, a: hPrev, lda: hiddenSize,
+    func recurrentProduct(_ c: UnsafeMutablePointer<Float>, hPrev: UnsafePointer<Float>, beta: Float, rows m: Int) {
+        guard m > 0 else { return }
+        BLAS.gemmPacked(m: m, n: gateWidth, k: hiddenSize, a: hPrev, lda: hiddenSize,
                         packed: packedForward.pointer, beta: beta, c: c, ldc: gateWidth)
     }
 
-    /// dhPrev (B, H) = beta·dhPrev + dGates (B, G·H) · W_hh.
+    /// dhPrev (m, H) = beta·dhPrev + dGates (m, G·H) · W_hh over the m active rows.
     @inline(__always)
-    func recurrentBackward(_ dhPrev: UnsafeMutablePointer<Float>, dGates: UnsafePointer<Float>, beta: Float) {
-        BLAS.gemmPacked(m: batch, n: hiddenSize, k: gateWidth, a: dGates, lda: gateWidth,
+    func recurrentBackward(_ dhPrev: UnsafeMutablePointer<Float>, dGates: UnsafePointer<Float>, beta: Float,
+                           rows m: Int) {
+        guard m > 0 else { return }
+        BLAS.gemmPacked(m: m, n: hiddenSize, k: gateWidth, a: dGates, lda: gateWidth,
                         packed: packedBackward.pointer, beta: beta, c: dhPrev, ldc: hiddenSize)
     }
 
@@ -207,12 +261,27 @@ public class RecurrentLayerBase {
         }
     }
 
-    func begin(input: UnsafePointer<Float>, steps: Int, batch: Int) {
+    func begin(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?) {
         precondition(steps >= 1 && steps <= maxSteps, "window of \(steps) steps outside 1...\(maxSteps)")
         precondition(batch >= 1 && batch <= maxBatch, "batch of \(batch) outside 1...\(maxBatch)")
         self.input = input
         self.steps = steps
         self.batch = batch
+        hasLengths = false
+        if let lengths {
+            precondition(lengths.count == batch, "\(lengths.count) lengths for a batch of \(batch)")
+            // b_t = #{i : length_i > t}; the lengths are non-increasing, so the count only shrinks.
+            var b = batch
+            for t in 0..<steps {
+                while b > 0 && lengths[b - 1] <= t { b -= 1 }
+                activeRows[t] = b
+            }
+            for i in 0..<batch {
+                precondition(lengths[i] >= 0 && lengths[i] <= steps, "length \(lengths[i]) outside 0...\(steps)")
+                precondition(i == 0 || lengths[i] <= lengths[i - 1], "lengths must be non-increasing")
+            }
+            hasLengths = lengths[batch - 1] < steps
+        }
         packForward()
     }
 }

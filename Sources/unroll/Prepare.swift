@@ -1,17 +1,19 @@
-// `unroll prepare text|synthetic`: builds dataset files (HDF5, format unroll.dataset v1) from text
-// files or a synthetic task. Options are parsed and checked here; the work is in UnrollData.
+// `unroll prepare text|synthetic|sequences`: builds dataset files (HDF5, format unroll.dataset) from
+// text files, a synthetic task, or class text files / NumPy arrays. Options are parsed and checked
+// here; the work is in UnrollData.
 import ArgumentParser
 import UnrollData
 import UnrollDistributed
 
 extension TokenLevel: ExpressibleByArgument {}
 extension SyntheticTask: ExpressibleByArgument {}
+extension SequenceTargetLayout: ExpressibleByArgument {}
 
 /// `unroll prepare`: groups the dataset builders.
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Build a dataset file from text or a synthetic task.",
-        subcommands: [PrepareText.self, PrepareSynthetic.self])
+        abstract: "Build a dataset file from text, a synthetic task, or labelled sequences.",
+        subcommands: [PrepareText.self, PrepareSynthetic.self, PrepareSequences.self])
 }
 
 /// `unroll prepare text`.
@@ -63,13 +65,7 @@ struct PrepareText: ParsableCommand {
 
     /// The parsed --split value, if given.
     private func fractions() throws -> [Double]? {
-        guard let split else { return nil }
-        let fields = split.split(separator: ",", omittingEmptySubsequences: false)
-        let parts = fields.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard fields.count == 3, parts.count == 3 else {
-            throw ValidationError("--split: expected three fractions like 0.9,0.05,0.05, found \(split)")
-        }
-        return parts
+        try parseFractions(split)
     }
 
     func run() throws {
@@ -135,6 +131,87 @@ struct PrepareSynthetic: ParsableCommand {
         let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
             print(try SyntheticPreparation.prepare(options, output: output))
+        }
+    }
+}
+
+/// The fractions of a `--split` value, or nil when not given.
+func parseFractions(_ split: String?) throws -> [Double]? {
+    guard let split else { return nil }
+    let fields = split.split(separator: ",", omittingEmptySubsequences: false)
+    let parts = fields.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+    guard fields.count == 3, parts.count == 3 else {
+        throw ValidationError("--split: expected three fractions like 0.9,0.05,0.05, found \(split)")
+    }
+    return parts
+}
+
+/// `unroll prepare sequences`.
+struct PrepareSequences: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sequences",
+        abstract: "Build a sequence set from class text files or a NumPy .npz.",
+        discussion: """
+            A directory holds one UTF-8 text file per class (file name without extension = class \
+            name), one sequence per line; lines are tokenized at --level and the vocabulary comes \
+            from the train split (unknown tokens become --unk). An .npz holds x (N, T, F) float \
+            features, optional lengths (N) and y: (N) integers → classes, (N, d) floats → values, \
+            (N, T[, d]) → one target per step. --split shuffles deterministically per --seed \
+            (stratified per class for directories); --valid and --test give separate inputs instead.
+            """)
+
+    @Option(help: "Directory of class text files, or an .npz (the training data with --valid/--test).")
+    var input: String
+
+    @Option(help: "Validation input (same kind as --input).")
+    var valid: String?
+
+    @Option(help: "Test input (same kind as --input).")
+    var test: String?
+
+    @Option(help: "Fractions TRAIN,VALID,TEST of a shuffle of --input, e.g. 0.8,0.1,0.1.")
+    var split: String?
+
+    @Option(help: "Seed of the --split shuffle (default 0).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Token level for a directory: char (Unicode scalars), byte (V = 256) or word (whitespace).")
+    var level: TokenLevel?
+
+    @Option(help: "Keep at most N vocabulary entries, the unknown token included (default: no limit).")
+    var maxVocab: Int?
+
+    @Option(help: "Unknown token (char/word levels; always in the vocabulary).")
+    var unk: String = "<unk>"
+
+    @Option(help: "How .npz targets y are read: auto, sequence (N[, d]) or step (N, T[, d]) (default auto).")
+    var targets: SequenceTargetLayout = .auto
+
+    @Option(help: "Task name stored in the file (default: the input's name without extension).")
+    var task: String?
+
+    @Option(help: "Output HDF5 file (written atomically).")
+    var output: String
+
+    func validate() throws {
+        switch (valid, test, split) {
+        case (.some, .some, nil), (nil, nil, .some): break
+        default:
+            throw ValidationError("give both --valid and --test, or --split (not both)")
+        }
+        _ = try parseFractions(split)
+    }
+
+    func run() throws {
+        let splitting: SequenceSplitting
+        if let fractions = try parseFractions(split) {
+            splitting = .fractions(fractions, seed: seed)
+        } else {
+            splitting = .inputs(valid: valid!, test: test!)
+        }
+        let options = SequencePrepareOptions(level: level, maxVocab: maxVocab, unk: unk, targets: targets, task: task)
+        try runReportingErrors(communicator: SingleProcessCommunicator()) {
+            print(try SequencePreparation.prepare(input: input, splitting: splitting, options: options, output: output))
         }
     }
 }

@@ -155,7 +155,7 @@ import Testing
         }
         let set = try SequenceSet(path: path)
         let failure = dataErrorMessage { _ = try set.split("train") }
-        #expect(failure?.1.hasPrefix("\(path): /train/offsets: expected non-decreasing from 0 to 5") == true)
+        #expect(failure?.1.hasPrefix("\(path): /train/offsets: expected offsets from 0 to 5 (rows of inputs), found first 0, last 4") == true)
         let missing = dataErrorMessage { _ = try set.split("valid") }
         #expect(missing?.1 == "\(path): /valid: expected a split group, found missing")
         let asTokens = dataErrorMessage { _ = try TokenDataset(path: path) }
