@@ -440,6 +440,9 @@ enum NumPySequences {
         return out
     }
 
+    /// Largest number of classes an .npz may imply (its names are stored).
+    static let maxClasses = 1 << 20
+
     /// Reads and checks one archive.
     static func read(_ path: String, layout: SequenceTargetLayout) throws -> Part {
         let arrays = try NumPyReader.readArchive(path, names: ["x", "y", "lengths"])
@@ -501,9 +504,10 @@ enum NumPySequences {
             let range = perStep ? (i * t * d)..<((i * t + lengths[i]) * d) : (i * d)..<((i + 1) * d)
             switch y.elements {
             case let .integers(ids):
-                if let bad = ids[range].firstIndex(where: { $0 < 0 || $0 > Int64(Int32.max - 1) }) {
+                if let bad = ids[range].firstIndex(where: { $0 < 0 || $0 >= Int64(maxClasses) }) {
                     throw DataError.invalid(file: path, field: "y\(elementIndex(bad, y.shape))",
-                                            expected: "a class id ≥ 0 (labels out of range)", found: "\(ids[bad])")
+                                            expected: "a class id in 0..<\(maxClasses) (labels out of range)",
+                                            found: "\(ids[bad])")
                 }
                 part.classIDs! += ids[range]
             case let .floats(values):

@@ -12,7 +12,7 @@ struct Inspect: ParsableCommand {
     @Argument(help: "Dataset or checkpoint file (HDF5).")
     var path: String
 
-    @Flag(help: "Also read every token and check its id against the vocabulary size.")
+    @Flag(help: "Also read every token (checking its id against the vocabulary size) or feature (checking it is finite).")
     var scan = false
 
     func run() throws {

@@ -219,7 +219,7 @@ func pythonImports(_ module: String) -> (ok: Bool, reason: String) {
         ("fortran", npzArrays(y: NumPyArray(dtype: "<i8", shape: [4], elements: .integers([0, 1, 0, 1]))), ["x"],
          "PATH: x: expected C order, found fortran_order True (save with np.ascontiguousarray)"),
         ("label", npzArrays(y: NumPyArray(dtype: "<i8", shape: [4], elements: .integers([0, 1, -2, 1]))), [],
-         "PATH: y[2]: expected a class id ≥ 0 (labels out of range), found -2"),
+         "PATH: y[2]: expected a class id in 0..<1048576 (labels out of range), found -2"),
         ("lengths", {
             var a = npzArrays(y: NumPyArray(dtype: "<i8", shape: [4], elements: .integers([0, 1, 0, 1])))
             a["lengths"] = NumPyArray(dtype: "<i4", shape: [4], elements: .integers([3, 0, 2, 3]))
