@@ -18,9 +18,33 @@ public enum MemoryEstimate {
         return V * E + firstLayer + otherLayers + H * V + V
     }
 
+    /// Parameters of a sequence task's model (as `ParameterLayout.sequenceModel` lays them out).
+    public static func parameterCount(_ m: ModelConfig, _ s: SequenceTaskConfig) -> Double {
+        let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), L = Double(m.layers)
+        let D: Double = s.bidirectional ? 2 : 1, input = s.tokens ? Double(m.embeddingSize) : Double(s.inputDim)
+        let outputs = Double(s.targetDim) * (s.outputKind == .classes ? Double(s.numClasses) : 1)
+        let first = D * (G * H * (input + H) + 2 * G * H)
+        let others = max(0, L - 1) * D * (G * H * (D * H + H) + 2 * G * H)
+        return (s.tokens ? Double(m.vocabSize) * input : 0) + first + others + outputs * (D * H + 1)
+    }
+
+    /// Bytes one training process of a sequence task allocates: its model's caches hold a whole
+    /// global batch (evaluation batches are global), over-estimated.
+    static func sequenceTrainingBytes(_ config: TrainingConfig, _ s: SequenceTaskConfig) -> Double {
+        let m = config.model
+        let P = parameterCount(m, s), slots = Double(config.optimizer.slotNames.count)
+        let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), L = Double(m.layers)
+        let D: Double = s.bidirectional ? 2 : 1, input = s.tokens ? Double(m.embeddingSize) : Double(s.inputDim)
+        let outputs = Double(s.targetDim) * (s.outputKind == .classes ? Double(s.numClasses) : 1)
+        let T = Double(min(config.bptt, s.longest)), B = Double(config.batchSize)
+        let perStep = L * D * (3 * G * H + 6 * H) + 2 * input + 4 * D * H + 2 * outputs
+        return 4 * ((2 + slots) * P + T * B * perStep)
+    }
+
     /// Bytes one training process allocates (parameters, gradients, optimizer slots, the BPTT
     /// caches of its share of the batch, logits, evaluation workspaces), over-estimated.
     public static func trainingBytes(_ config: TrainingConfig, worldSize: Int) -> Double {
+        if let s = config.sequence { return sequenceTrainingBytes(config, s) }
         let m = config.model
         let P = parameterCount(m)
         let slots = Double(config.optimizer.slotNames.count)
@@ -47,7 +71,7 @@ public enum MemoryEstimate {
 
     /// Bytes to hold one checkpoint of `config` in memory while loading it.
     public static func checkpointBytes(_ config: TrainingConfig) -> Double {
-        let P = parameterCount(config.model)
+        let P = config.sequence.map { parameterCount(config.model, $0) } ?? parameterCount(config.model)
         let state = 2 * Double(config.model.layers) * Double(config.batchSize) * Double(config.model.hiddenSize)
         return 4 * ((1 + Double(config.optimizer.slotNames.count)) * P + state)
     }

@@ -33,7 +33,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var evalStreams: Int = 8
 
     // Model
+    /// The recurrent stack (cell, sizes, dropout, initialisation). For a language model the
+    /// vocabulary size is the dataset's; for a sequence task with float inputs it is 0.
     public var model: ModelConfig
+    /// Sequence classification, regression or tagging (dataset layout `sequences`); nil for a
+    /// language model (dataset layout `tokens`).
+    public var sequence: SequenceTaskConfig?
 
     // Optimisation
     public var optimizer = OptimizerConfig()
@@ -84,7 +89,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if case .uniform(let a) = m.initScheme, !(a > 0 && finite(a)) {
             return "--init-range must be a finite number ≥ 0 (0: PyTorch's initialisation), got \(a)"
         }
-        if let p = m.problem() { return p }
+        if let sequence {
+            if let p = sequence.modelConfig(m).problem() { return p }
+        } else if let p = m.problem() {
+            return p
+        }
         if batchSize < 1 { return "--batch-size must be ≥ 1, got \(batchSize)" }
         if bptt < 1 { return "--bptt must be ≥ 1, got \(bptt)" }
         if evalStreams < 1 { return "--eval-streams must be ≥ 1, got \(evalStreams)" }
@@ -118,6 +127,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if keep < 1 { return "--keep must be ≥ 1, got \(keep)" }
         if bucketBytes < 64 { return "--bucket-bytes must be ≥ 64, got \(bucketBytes)" }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }
+        if let p = sequence?.problem(bptt: bptt, lossNormalization: lossNormalization) { return p }
         return nil
     }
 }

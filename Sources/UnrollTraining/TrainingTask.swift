@@ -61,11 +61,13 @@ extension TrainingTask {
 public enum TrainingTasks {
     /// The task type for `config`.
     public static func type(for config: TrainingConfig) -> any TrainingTask.Type {
-        LanguageModelTask.self
+        config.sequence == nil ? LanguageModelTask.self : SequenceTask.self
     }
 
     /// Opens the data and builds the model of `config`'s task on this rank.
     public static func make(config: TrainingConfig, communicator: any Communicator) throws -> any TrainingTask {
-        try LanguageModelTask(config: config, communicator: communicator)
+        config.sequence == nil
+            ? try LanguageModelTask(config: config, communicator: communicator)
+            : try SequenceTask(config: config, communicator: communicator)
     }
 }

@@ -59,6 +59,10 @@ struct Eval: ParsableCommand {
         try runReportingErrors(communicator: comm) {
             let content = try Checkpoint.load(checkpoint)
             let path = try data ?? CheckpointDataPath.resolve(stored: content.dataFile, checkpoint: checkpoint)
+            if content.config.sequence != nil {
+                try evaluateSequences(content, path: path, comm)
+                return
+            }
             let dataset = try TokenDataset(path: path)
             guard try dataset.vocabulary() == content.vocabulary else {
                 throw TrainingError.checkpoint("\(checkpoint): /vocab does not match the vocabulary of \(path)")
@@ -95,6 +99,78 @@ struct Eval: ParsableCommand {
     }
 }
 
+extension Eval {
+    /// What `eval --json` prints for a sequence task.
+    struct SequenceReport: Encodable {
+        var checkpoint: String
+        var data: String
+        var split: String
+        var ranks: Int
+        var count: Int
+        var perStep: Bool
+        var lossSum: Double
+        var loss: Double
+        var accuracy: Double?
+        var macroF1: Double?
+        var classes: [String]?
+        var precision: [Double]?
+        var recall: [Double]?
+        /// confusion[target][predicted].
+        var confusion: [[Int]]?
+        var mse: Double?
+        var mae: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case checkpoint, data, split, ranks, count, loss, accuracy, classes, precision, recall, confusion, mse, mae
+            case perStep = "per_step", lossSum = "loss_sum", macroF1 = "macro_f1"
+        }
+    }
+
+    /// Evaluates a sequence task's checkpoint on `split` of `path` (collective, exact for any
+    /// world size): loss, and accuracy, macro F1, per-class precision and recall and the
+    /// confusion matrix for classes, or MSE and MAE for values.
+    func evaluateSequences(_ content: CheckpointContent, path: String, _ comm: any Communicator) throws {
+        var config = content.config
+        config.data = path
+        if let bptt { config.bptt = bptt }
+        if let problem = config.problem() { throw TrainingError.config(problem) }
+        if let short = MemoryEstimate.shortfall(bytesPerProcess: MemoryEstimate.trainingBytes(config, worldSize: comm.size)) {
+            throw TrainingError.config("evaluating \(checkpoint) \(short)")
+        }
+        let task = try SequenceTask(config: config, communicator: comm, forTraining: false)
+        try task.copyParameters(from: content)
+        try task.restore(content.taskState, file: checkpoint)
+        let e = try task.evaluateFully(split: split)
+        guard comm.rank == 0 else { return }
+        let classes = !e.classNames.isEmpty
+        let report = SequenceReport(checkpoint: checkpoint, data: path, split: split, ranks: comm.size, count: e.count,
+                                    perStep: task.sequence.perStep, lossSum: e.lossSum, loss: e.meanLoss,
+                                    accuracy: classes ? e.accuracy : nil, macroF1: classes ? e.macroF1 : nil,
+                                    classes: classes ? e.classNames : nil, precision: classes ? e.precision : nil,
+                                    recall: classes ? e.recall : nil, confusion: classes ? e.confusion : nil,
+                                    mse: classes ? nil : e.meanSquaredError, mae: classes ? nil : e.meanAbsoluteError)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        let unit = task.sequence.perStep ? "steps" : "sequences"
+        var line = "\(split): loss \(String(format: "%.6f", e.meanLoss))"
+        for m in e.metrics { line += " | \(m.name) \(String(format: "%.\(m.digits)f", m.value))" }
+        print(line + " | \(e.count) \(unit) | \(comm.size) rank(s)")
+        if classes {
+            let width = max(8, e.classNames.map(\.count).max() ?? 0)
+            func pad(_ s: String) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+            print("  \(pad("class")) precision recall  support")
+            for (c, name) in e.classNames.enumerated() {
+                print("  \(pad(name)) \(String(format: "%9.4f %6.4f %8d", e.precision[c], e.recall[c], e.confusion[c].reduce(0, +)))")
+            }
+        }
+    }
+}
+
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint.")
 
@@ -124,6 +200,9 @@ struct Sample: ParsableCommand {
                 throw TrainingError.config("--temperature must be a finite number > 0, got \(temperature)")
             }
             let content = try Checkpoint.load(checkpoint)
+            if content.config.sequence != nil {
+                throw TrainingError.config("\(checkpoint): a sequence model does not generate text; use unroll predict --checkpoint \(checkpoint) --input FILE")
+            }
             if let k = topK, !(1...content.config.model.vocabSize).contains(k) {
                 throw TrainingError.config("--top-k must be in 1…\(content.config.model.vocabSize) (the vocabulary size), got \(k)")
             }

@@ -57,6 +57,17 @@ struct ModelOptions: ParsableArguments {
     var forgetBias: Bool?
 }
 
+extension PoolKind: ExpressibleByArgument {}
+
+struct SequenceOptions: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: "Sequence datasets: each layer also reads the sequence backwards and concatenates, as torch.nn.LSTM(bidirectional=True) (default off).")
+    var bidirectional: Bool?
+    @Option(help: "Sequence datasets with one target per sequence: what the head reads — last (the final state of each direction, PyTorch's h_n), mean or max over the steps (default last).")
+    var pool: PoolKind?
+    @Flag(inversion: .prefixedNo, help: "Sequence datasets with float features: standardise each feature with the train split's mean and std (default on).")
+    var normalize: Bool?
+}
+
 struct OptimisationOptions: ParsableArguments {
     @Option(help: "sgd, momentum, nesterov, adam, adamw, adagrad (default sgd).")
     var optimizer: OptimizerKind?
@@ -130,6 +141,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup(title: "Data") var dataOptions: DataOptions
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
+    @OptionGroup(title: "Sequence tasks") var sequenceOptions: SequenceOptions
     @OptionGroup(title: "Optimisation") var optimisation: OptimisationOptions
     @OptionGroup(title: "Bookkeeping") var bookkeeping: BookkeepingOptions
     @OptionGroup(title: "Distributed") var distributed: DistributedOptions
@@ -167,13 +179,43 @@ struct Train: ParsableCommand {
         if model == nil || modelOptions.hidden != nil {
             base.embeddingSize = modelOptions.embedding ?? modelOptions.hidden ?? base.hiddenSize
         }
-        return TrainingConfig(data: data, model: base)
+        var config = TrainingConfig(data: data, model: base)
+        try describeData(&config)
+        return config
+    }
+
+    /// Fills in what the dataset decides: the task (from the file's layout), the vocabulary size
+    /// and, for sequence sets, the inputs, targets and the window (whole sequences by default).
+    func describeData(_ config: inout TrainingConfig) throws {
+        if try datasetKind(config.data) == "sequences" {
+            let set = try SequenceSet(path: config.data)
+            let s = sequenceOptions
+            let task = try SequenceTask.taskConfig(for: set, bidirectional: s.bidirectional ?? false, pool: s.pool ?? .last,
+                                                   normalize: s.normalize ?? true)
+            config.sequence = task
+            config.model.vocabSize = task.tokens ? set.vocabulary.count : 0
+            config.bptt = task.longest
+        } else {
+            config.sequence = nil
+            config.model.vocabSize = try TokenDataset(path: config.data).vocabSize
+        }
     }
 
     /// An option given that the configuration does not use (a schedule parameter for another
     /// schedule, momentum for an optimizer without it), or nil.
     func unusedOptionProblem(_ c: TrainingConfig) -> String? {
-        let o = optimisation
+        let o = optimisation, q = sequenceOptions
+        if c.sequence == nil {
+            for (flag, given) in [("--bidirectional", q.bidirectional != nil), ("--pool", q.pool != nil), ("--normalize", q.normalize != nil)]
+            where given {
+                return "\(flag) applies to sequence datasets (layout sequences); \(c.data) holds a token stream"
+            }
+        }
+        if let s = c.sequence {
+            if q.pool != nil && s.perStep { return "--pool applies to one target per sequence; \(c.data) has a target per step" }
+            if q.normalize != nil && s.tokens { return "--normalize applies to float features; \(c.data) holds token ids" }
+            if dataOptions.evalStreams != nil { return "--eval-streams applies to language models; sequence tasks evaluate in batches of --batch-size" }
+        }
         let schedule = ScheduleOption.name(of: c.schedule)
         if o.lrDecay != nil, schedule != "step", schedule != "plateau" {
             return "--lr-decay applies to --lr-schedule step or plateau; the schedule is \(schedule)"
@@ -208,6 +250,12 @@ struct Train: ParsableCommand {
         add("--init-range", .fixed, m.initRange, current: { c in
             if case .uniform(let a) = c.model.initScheme { return "\(a)" } else { return "0.0" }
         }) { $0.model.initScheme = $1 > 0 ? .uniform($1) : .pytorch }
+        let q = sequenceOptions
+        add("--bidirectional", .fixed, q.bidirectional, text: { $0 ? "on" : "off" },
+            current: { ($0.sequence?.bidirectional ?? false) ? "on" : "off" }) { $0.sequence?.bidirectional = $1 }
+        add("--pool", .fixed, q.pool, text: { $0.rawValue }, current: { $0.sequence?.pool.rawValue ?? "none" }) { $0.sequence?.pool = $1 }
+        add("--normalize", .fixed, q.normalize, text: { $0 ? "on" : "off" },
+            current: { ($0.sequence?.normalize ?? false) ? "on" : "off" }) { $0.sequence?.normalize = $1 }
         add("--forget-bias", .fixed, m.forgetBias, text: { $0 ? "on" : "off" }, current: { $0.model.forgetGateBias ? "on" : "off" }) {
             $0.model.forgetGateBias = $1
         }
@@ -333,11 +381,11 @@ struct Train: ParsableCommand {
                 var shape = saved.config.model
                 shape.dropout = 0
                 config = ConfigMerge.fresh(try options.defaults(model: shape), given)
-                config.model.vocabSize = try TokenDataset(path: config.data).vocabSize
+                if (saved.config.sequence == nil) != (config.sequence == nil) {
+                    throw TrainingError.config("--init-from \(initFrom): a \(saved.config.sequence == nil ? "language model" : "sequence model") cannot start a run on \(config.data)")
+                }
             } else {
                 config = ConfigMerge.fresh(try options.defaults(), given)
-                // The vocabulary size comes from the dataset.
-                config.model.vocabSize = try TokenDataset(path: config.data).vocabSize
             }
             if let problem = config.problem() ?? options.unusedOptionProblem(config)
                 ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
