@@ -83,7 +83,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         let m = model
         func finite<T: BinaryFloatingPoint>(_ v: T) -> Bool { v.isFinite }
         if m.hiddenSize < 1 { return "--hidden must be ≥ 1, got \(m.hiddenSize)" }
-        if m.embeddingSize < 1 { return "--embedding must be ≥ 1, got \(m.embeddingSize)" }
+        // Float features go straight into the first layer: no embedding.
+        if m.embeddingSize < 1 && sequence?.tokens != false { return "--embedding must be ≥ 1, got \(m.embeddingSize)" }
         if m.layers < 1 { return "--layers must be ≥ 1, got \(m.layers)" }
         if !(m.dropout >= 0 && m.dropout < 1) { return "--dropout must be in [0, 1), got \(m.dropout)" }
         if case .uniform(let a) = m.initScheme, !(a > 0 && finite(a)) {
