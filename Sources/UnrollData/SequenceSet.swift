@@ -1,7 +1,8 @@
-// Dataset format v1, layout `sequences`: independent, possibly ragged sequences with one target
+// Dataset format v2 (v1 still read; see TokenDataset.swift), layout `sequences`: independent, possibly ragged sequences with one target
 // each (parity, adding problem). Per split group: `inputs` float32 (total_steps, input_dim),
 // `offsets` int64 (N+1; sequence i is rows offsets[i]..<offsets[i+1]), `targets` int32 class ids or
-// float32 values (N, target_dim). Writer (atomic) and validating reader.
+// float32 values (N, target_dim); every dataset chunked with Fletcher32 checksums (v1 wrote
+// `offsets` and `targets` unchunked). Writer (atomic) and validating reader.
 import Foundation
 
 /// Targets of one split.
@@ -121,11 +122,12 @@ public enum SequenceSetWriter {
                 let group = try file.createGroup(name)
                 try group.write("inputs", split.inputs, shape: [rows, content.inputDim],
                                 chunk: [4096, content.inputDim], fletcher32: true)
-                try group.write("offsets", split.offsets)
+                try group.write("offsets", split.offsets, chunk: [8192], fletcher32: true)
                 let n = split.offsets.count - 1
+                let chunk = [4096, content.targetDim]
                 switch split.targets {
-                case let .classes(ids): try group.write("targets", ids, shape: [n, content.targetDim])
-                case let .values(v): try group.write("targets", v, shape: [n, content.targetDim])
+                case let .classes(ids): try group.write("targets", ids, shape: [n, content.targetDim], chunk: chunk, fletcher32: true)
+                case let .values(v): try group.write("targets", v, shape: [n, content.targetDim], chunk: chunk, fletcher32: true)
                 }
             }
             try file.setAttributes(content.extraAttributes)
