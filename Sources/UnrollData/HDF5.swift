@@ -849,6 +849,8 @@ public final class H5File: H5Location {
     /// a file in place (they write a temporary file and rename it), so readers need no protection,
     /// and a lock-free open also works on parallel filesystems without flock support, where many
     /// ranks read the same file.
+    /// A file in HDF5's original format (superblock 0 or 1) has its global heap collections
+    /// checked first (`GlobalHeapCheck`), since libhdf5 would crash or hang on damaged ones.
     /// Only a regular file is opened: anything else (a FIFO, a directory, a device, a socket) is
     /// refused from `stat` alone, without opening it, since opening a FIFO blocks until a writer
     /// appears. A path that does not exist is left to HDF5 to report.
@@ -869,6 +871,11 @@ public final class H5File: H5Location {
         let id = try H5.call("H5Fopen", file: path, object: "/") { H5Fopen(path, flags, fapl.id) }
         let file = H5File(id: id, path: path)
         try file.setCloseOnExec()
+        // The original format (Unroll's format version 1) has unchecksummed global heap
+        // collections that libhdf5 trusts: checked before any variable-length string is read.
+        if try file.superblockVersion() < 2 {
+            try GlobalHeapCheck.validate(path, fileSize: try file.byteSize())
+        }
         return file
     }
 

@@ -272,4 +272,33 @@ func globalHeapUsers(_ path: String) throws -> [String] {
             #expect(message == "\(path): /@\(name): expected a single value, found 3 values", "\(message)")
         }
     }
+
+    /// A version 1 file whose global heap collection has a zeroed object header (which makes
+    /// libhdf5 1.10 loop forever) or an object size past the collection (which makes it copy out
+    /// of bounds) is refused on open, naming the collection and the object.
+    @Test func damagedGlobalHeapOfAVersion1FileIsRefusedOnOpen() throws {
+        let dir = try TempDir()
+        let good = dir.file("v1.h5")
+        try writeVersion1TokenFile(good, vocab: words, splits: ["train": [0, 1], "valid": [1], "test": [0]])
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
+        let gcol = Array("GCOL".utf8)
+        guard let heap = (0..<(original.count - 4)).first(where: { original[$0..<($0 + 4)].elementsEqual(gcol) }) else {
+            Issue.record("no global heap collection in \(good)")
+            return
+        }
+        // The first object's header starts 16 bytes in: index (2), references (2), reserved (4), size (8).
+        let first = heap + 16
+        var zeroed = original
+        for i in first..<(first + 16) { zeroed[i] = 0 }
+        var oversized = original
+        oversized[first + 8 + 5] = 0x7F
+        for (name, bytes, words) in [("zeroed.h5", zeroed, ["free space of 0 bytes"]),
+                                     ("oversized.h5", oversized, ["object 1", "bytes"])] {
+            let path = try dir.write(name, bytes: bytes)
+            let message = dataErrorMessage { _ = try TokenDataset(path: path) }?.1 ?? "(no error)"
+            #expect(message.hasPrefix("\(path): global heap collection at offset \(heap): object"), "\(message)")
+            for word in words { #expect(message.contains(word), "\(message)") }
+        }
+        #expect(try TokenDataset(path: good).vocabulary() == words)
+    }
 }
