@@ -3,6 +3,12 @@
 // that stores finished chunks directly, UTF-8 string datasets) and attributes. Every call silences
 // HDF5's automatic error printing on the calling thread first (silencing is per thread) and turns
 // a failure into `DataError.hdf5` carrying HDF5's error stack.
+// Files are written in the HDF5 1.10 format (superblock, object headers and chunk indexes carry
+// checksums) and keep nothing on HDF5's global heap, whose bytes have no checksum: string
+// attributes are fixed-length UTF-8, and a string dataset is a group of two checksummed datasets
+// (UTF-8 bytes and int64 offsets, see `writeStrings`). Readers also accept the older encodings
+// (variable-length strings, the pre-1.8 format). Every size, offset and dimension read from a file
+// is checked against the file's size and the other fields before anything is allocated or read.
 // Every handle is closed in `deinit`; child objects retain their file so the file closes last.
 // Every file's descriptor is made close-on-exec as soon as it is opened, and every chunked dataset
 // is checked on open to have all its chunks (a missing chunk would read as zeros, silently).
@@ -192,7 +198,18 @@ final class H5Handle {
     init(_ id: hid_t, closer: @escaping (hid_t) -> herr_t) { self.id = id; self.closer = closer }
     deinit { H5.closeQuietly(id, closer) }
 
-    /// A UTF-8 variable-length string type.
+    /// A UTF-8 fixed-length string type of `size` bytes, padded with NULs.
+    static func fixedUTF8String(size: Int, file: String, object: String) throws -> H5Handle {
+        let t = H5Handle(try H5.call("H5Tcopy", file: file, object: object) { H5Tcopy(H5T_C_S1) },
+                         closer: H5Tclose)
+        try H5.call("H5Tset_size", file: file, object: object) { H5Tset_size(t.id, Swift.max(size, 1)) }
+        try H5.call("H5Tset_cset", file: file, object: object) { H5Tset_cset(t.id, H5T_CSET_UTF8) }
+        try H5.call("H5Tset_strpad", file: file, object: object) { H5Tset_strpad(t.id, H5T_STR_NULLPAD) }
+        return t
+    }
+
+    /// A UTF-8 variable-length string type (for reading files of format version 1, and for tests
+    /// that write such files; Unroll's writers no longer use it).
     static func utf8String(file: String, object: String) throws -> H5Handle {
         let t = H5Handle(try H5.call("H5Tcopy", file: file, object: object) { H5Tcopy(H5T_C_S1) },
                          closer: H5Tclose)
@@ -253,16 +270,22 @@ extension H5AttributeHolder {
         }, closer: H5Aclose)
     }
 
-    /// Writes (or replaces) a scalar UTF-8 variable-length string attribute.
+    /// Writes (or replaces) a scalar UTF-8 string attribute, stored as a fixed-length string of
+    /// exactly its bytes (NUL-padded to 1 byte when empty) inside the object's header, which
+    /// carries a checksum: nothing goes to HDF5's global heap.
+    /// - Throws: `DataError.argument` if `value` contains NUL (a fixed-length string ends there).
     public func setAttribute(_ name: String, string value: String) throws {
         let object = attrObject(name)
-        let type = try H5Handle.utf8String(file: file.path, object: object)
+        let bytes = Array(value.utf8)
+        guard !bytes.contains(0) else {
+            throw DataError.argument(name: "\(file.path): \(object)", expected: "a string without NUL",
+                                     found: quoted(value))
+        }
+        let type = try H5Handle.fixedUTF8String(size: bytes.count, file: file.path, object: object)
         let space = try H5Space.scalar(file: file.path, object: object)
         let attr = try replaceAttribute(name, type: type.id, space: space)
-        try value.withCString { cString in
-            var pointer: UnsafePointer<CChar>? = cString
-            try H5.call("H5Awrite", file: file.path, object: object) { H5Awrite(attr.id, type.id, &pointer) }
-        }
+        let padded = bytes.isEmpty ? [UInt8(0)] : bytes
+        try H5.call("H5Awrite", file: file.path, object: object) { H5Awrite(attr.id, type.id, padded) }
     }
 
     /// Writes (or replaces) a scalar numeric attribute.
@@ -281,6 +304,26 @@ extension H5AttributeHolder {
         H5Handle(try H5.call("H5Aopen", file: file.path, object: attrObject(name)) {
             H5Aopen(objectID, name, H5P_DEFAULT)
         }, closer: H5Aclose)
+    }
+
+    /// Checks, before an attribute is read into room for one value, that it holds exactly one
+    /// value and that its stored size fits in the file (a damaged dataspace could claim more).
+    private func requireSingleValue(_ attr: H5Handle, _ name: String) throws {
+        let object = attrObject(name)
+        let space = H5Space(try H5.call("H5Aget_space", file: file.path, object: object) { H5Aget_space(attr.id) })
+        let n = try H5.call("H5Sget_simple_extent_npoints", file: file.path, object: object) {
+            H5Sget_simple_extent_npoints(space.id)
+        }
+        guard n == 1 else {
+            throw DataError.invalid(file: file.path, field: object, expected: "a single value", found: "\(n) values")
+        }
+        H5.silence()
+        let stored = Int(clamping: H5Aget_storage_size(attr.id))
+        let fileSize = try file.byteSize()
+        guard stored <= fileSize else {
+            throw DataError.invalid(file: file.path, field: object,
+                                    expected: "a value that fits in the file (\(fileSize) bytes)", found: "\(stored) bytes")
+        }
     }
 
     /// Element type of attribute `name`.
@@ -303,6 +346,7 @@ extension H5AttributeHolder {
             throw DataError.invalid(file: file.path, field: object, expected: "a string attribute",
                                     found: H5ElementType.of(typeID: fileType.id).description)
         }
+        try requireSingleValue(attr, name)
         if H5Tis_variable_str(fileType.id) > 0 {
             let memType = try H5Handle.utf8String(file: file.path, object: object)
             var pointer: UnsafeMutablePointer<CChar>? = nil
@@ -312,10 +356,19 @@ extension H5AttributeHolder {
             return String(cString: pointer)
         }
         let size = H5Tget_size(fileType.id)
+        H5.silence()
+        let stored = Int(clamping: H5Aget_storage_size(attr.id))
+        guard size >= 1, size == stored else {
+            throw DataError.invalid(file: file.path, field: object, expected: "a string of its stored size (\(stored) bytes)",
+                                    found: "a string type of \(size) bytes")
+        }
         var bytes = [UInt8](repeating: 0, count: size + 1)
         try H5.call("H5Aread", file: file.path, object: object) { H5Aread(attr.id, fileType.id, &bytes) }
         let end = bytes.firstIndex(of: 0) ?? size
-        return String(decoding: bytes[..<end], as: UTF8.self)
+        guard let text = String(validating: bytes[..<end], as: UTF8.self) else {
+            throw DataError.invalid(file: file.path, field: object, expected: "UTF-8 text", found: "invalid UTF-8 bytes")
+        }
+        return text
     }
 
     /// Reads a scalar integer attribute (any stored integer width) as `Int`.
@@ -326,6 +379,7 @@ extension H5AttributeHolder {
                                     found: type.description)
         }
         let attr = try openAttribute(name)
+        try requireSingleValue(attr, name)
         var value: Int64 = 0
         try H5.call("H5Aread", file: file.path, object: attrObject(name)) {
             H5Aread(attr.id, H5T_NATIVE_INT64, &value)
@@ -343,6 +397,7 @@ extension H5AttributeHolder {
                                     found: type.description)
         }
         let attr = try openAttribute(name)
+        try requireSingleValue(attr, name)
         var value: Double = 0
         try H5.call("H5Aread", file: file.path, object: attrObject(name)) {
             H5Aread(attr.id, H5T_NATIVE_DOUBLE, &value)
@@ -466,11 +521,16 @@ extension H5Location {
     /// chunk cache (default 1 MiB); readers that touch many chunks per read should raise it.
     /// Only hard links are followed (see `requireHardLinks`), and a dataset whose elements live
     /// outside this file (external storage, or a virtual dataset mapping other datasets) is
-    /// refused before any element is read, so no byte of another file reaches the caller.
+    /// refused before any element is read, so no byte of another file reaches the caller. Its
+    /// shape, element size and stored size are checked against each other and the file's size
+    /// (`requirePlausibleStorage`) before anything is read.
+    /// A string dataset written by `writeStrings` (a group of UTF-8 bytes and offsets) opens as
+    /// one 1-D dataset of strings, like a variable-length string dataset of format version 1.
     /// - Throws: `DataError.invalid` for a refused link or storage, `DataError.hdf5` otherwise.
     public func openDataset(_ name: String, chunkCacheBytes: Int? = nil) throws -> H5Dataset {
         let path = childPath(name)
         try requireHardLinks(to: name)
+        if try isGroup(name) { return try openStringGroup(name) }
         let dapl = try H5Handle.propertyList(H5P_DATASET_ACCESS, file: file.path, object: path)
         if let bytes = chunkCacheBytes {
             // 12421 slots (prime) keeps hash collisions rare for caches of a few hundred chunks.
@@ -486,8 +546,49 @@ extension H5Location {
             throw error
         }
         let dataset = H5Dataset(id: id, file: file, path: path)
+        try dataset.requirePlausibleStorage()
         try dataset.verifyChunksComplete()
         return dataset
+    }
+
+    /// Whether `name` (an existing hard link) is a group; false if it does not exist.
+    private func isGroup(_ name: String) throws -> Bool {
+        guard try contains(name) else { return false }
+        var info = H5O_info_t()
+        try H5.call("H5Oget_info_by_name2", file: file.path, object: childPath(name)) {
+            H5Oget_info_by_name2(objectID, name, &info, UInt32(H5O_INFO_BASIC), H5P_DEFAULT)
+        }
+        return info.type == H5O_TYPE_GROUP
+    }
+
+    /// Opens a string dataset stored by `writeStrings` (group `name` with `encoding` =
+    /// `H5StringEncoding.name`, uint8 `bytes` and int64 `offsets`) as one dataset of
+    /// `offsets.count - 1` strings. Both parts are opened (and checked) like any dataset.
+    private func openStringGroup(_ name: String) throws -> H5Dataset {
+        let path = childPath(name)
+        let group = try openGroup(name)
+        let encoding = try group.hasAttribute("encoding") ? try group.stringAttribute("encoding") : nil
+        guard encoding == H5StringEncoding.name else {
+            throw DataError.invalid(file: file.path, field: path, expected: "a dataset",
+                                    found: encoding.map { "a group with encoding \(quoted($0))" } ?? "a group")
+        }
+        for part in ["bytes", "offsets"] where !(try group.contains(part)) {
+            throw DataError.invalid(file: file.path, field: "\(path)/\(part)", expected: "a dataset", found: "missing")
+        }
+        let bytes = try group.openDataset("bytes")
+        let offsets = try group.openDataset("offsets")
+        guard bytes.elementType == .uint8, bytes.shape.count == 1 else {
+            throw DataError.invalid(file: file.path, field: bytes.path, expected: "uint8 (total UTF-8 bytes)",
+                                    found: "\(bytes.elementType) shape \(bytes.shape)")
+        }
+        guard offsets.elementType == .int64, offsets.shape.count == 1, offsets.count >= 1 else {
+            throw DataError.invalid(file: file.path, field: offsets.path, expected: "int64 (N+1 offsets)",
+                                    found: "\(offsets.elementType) shape \(offsets.shape)")
+        }
+        let id = try H5.call("H5Dopen2", file: file.path, object: bytes.path) {
+            H5Dopen2(group.id, "bytes", H5P_DEFAULT)
+        }
+        return H5Dataset(stringsWithBytesID: id, file: file, path: path, bytes: bytes, offsets: offsets)
     }
 
     /// Creates a numeric dataset of the given shape. With `chunk`, the dataset is chunked (chunk
@@ -595,47 +696,46 @@ extension H5Location {
         return dataset
     }
 
-    /// Creates a 1-D dataset of UTF-8 variable-length strings (e.g. a vocabulary).
-    /// Strings must not contain NUL characters (HDF5 stores them as C strings).
+    /// Creates a 1-D dataset of UTF-8 strings (e.g. a vocabulary). Stored without HDF5's global
+    /// heap, so every byte is covered by a checksum: `name` is a group with attribute `encoding` =
+    /// "utf8-offsets", a uint8 dataset `bytes` (all strings back to back, chunked with
+    /// Fletcher32) and an int64 dataset `offsets` (N+1 entries; string i is
+    /// `bytes[offsets[i]..<offsets[i+1]]`, chunked with Fletcher32). `openDataset(name)` opens it
+    /// as one dataset of N strings and `readStrings()` reads it. In h5py:
+    /// `b = f[name]["bytes"][:]; o = f[name]["offsets"][:]; [b[o[i]:o[i+1]].tobytes().decode() for i in range(len(o) - 1)]`.
+    /// Strings must not contain NUL characters (as before, when they were C strings).
     @discardableResult
     public func writeStrings(_ name: String, _ strings: [String]) throws -> H5Dataset {
         let path = childPath(name)
-        // All strings as C strings in one buffer: one allocation instead of one per string (a
-        // checkpoint writes a vocabulary of tens of thousands of words every time).
-        var bytes: [CChar] = []
-        bytes.reserveCapacity(strings.reduce(0) { $0 + $1.utf8.count + 1 })
-        var starts: [Int] = []
-        starts.reserveCapacity(strings.count)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(strings.reduce(0) { $0 + $1.utf8.count })
+        var offsets: [Int64] = [0]
+        offsets.reserveCapacity(strings.count + 1)
         for (i, string) in strings.enumerated() {
-            starts.append(bytes.count)
             for byte in string.utf8 {
                 guard byte != 0 else {
                     throw DataError.argument(name: "\(file.path): \(path)[\(i)]", expected: "a string without NUL",
                                              found: quoted(string))
                 }
-                bytes.append(CChar(bitPattern: byte))
+                bytes.append(byte)
             }
-            bytes.append(0)
+            offsets.append(Int64(bytes.count))
         }
-        let type = try H5Handle.utf8String(file: file.path, object: path)
-        let dataset = try createDataset(name, fileType: type.id, shape: [strings.count], chunk: nil,
-                                        fletcher32: false)
-        guard !strings.isEmpty else { return dataset }
-        // HDF5 converts variable-length data through buffers of this size, zero-filled at every
-        // write: the default (1 MiB, twice) costs more than converting a small vocabulary. Room
-        // for every element (16 bytes each in the file, a pointer in memory) keeps it one pass.
-        let dxpl = try H5Handle.propertyList(H5P_DATASET_XFER, file: file.path, object: path)
-        try H5.call("H5Pset_buffer", file: file.path, object: path) {
-            H5Pset_buffer(dxpl.id, Swift.max(strings.count * 16, 4096), nil, nil)
-        }
-        try bytes.withUnsafeBufferPointer { buffer in
-            var pointers = starts.map { UnsafePointer<CChar>?(buffer.baseAddress! + $0) }
-            try H5.call("H5Dwrite", file: file.path, object: path) {
-                H5Dwrite(dataset.id, type.id, H5S_ALL, H5S_ALL, dxpl.id, &pointers)
-            }
-        }
-        return dataset
+        let group = try createGroup(name)
+        try group.setAttribute("encoding", string: H5StringEncoding.name)
+        try group.write("bytes", bytes, chunk: [H5StringEncoding.byteChunk], fletcher32: true)
+        try group.write("offsets", offsets, chunk: [H5StringEncoding.offsetChunk], fletcher32: true)
+        return try openStringGroup(name)
     }
+}
+
+/// How `writeStrings` stores a string dataset.
+enum H5StringEncoding {
+    /// Value of the group's `encoding` attribute.
+    static let name = "utf8-offsets"
+    /// Elements per chunk of `bytes` (64 KiB) and of `offsets` (64 KiB of int64).
+    static let byteChunk = 65536
+    static let offsetChunk = 8192
 }
 
 // MARK: - File
@@ -670,7 +770,11 @@ public final class H5File: H5Location {
     public var file: H5File { self }
     public var objectPath: String { "/" }
 
-    /// Creates (truncating) a file. Writers should normally go through `AtomicFile`.
+    /// Creates (truncating) a file in the HDF5 1.10 file format (`ch5_use_checksummed_format`):
+    /// its superblock, object headers and chunk indexes carry checksums, so damaged metadata is
+    /// refused instead of misread. Up to 64 attributes per object stay in the object header
+    /// (compact storage, covered by its checksum). h5py and HDF5 ≥ 1.10 read these files.
+    /// Writers should normally go through `AtomicFile`.
     /// - Parameter writebackBytes: if set, every time `writeChecksummed` has written about this
     ///   many bytes the kernel is asked to start writing the file's dirty pages to storage (Linux
     ///   `sync_file_range`, which does not wait). For files that are fsynced right after they are
@@ -678,8 +782,12 @@ public final class H5File: H5Location {
     ///   less left to wait for. Durability still comes from the fsync alone.
     public static func create(_ path: String, writebackBytes: Int? = nil) throws -> H5File {
         _ = H5.prepared
+        let fapl = try H5Handle.propertyList(H5P_FILE_ACCESS, file: path, object: "/")
+        try H5.call("H5Pset_libver_bounds", file: path, object: "/") { ch5_use_checksummed_format(fapl.id) }
+        let fcpl = try H5Handle.propertyList(H5P_FILE_CREATE, file: path, object: "/")
+        try H5.call("H5Pset_attr_phase_change", file: path, object: "/") { H5Pset_attr_phase_change(fcpl.id, 64, 0) }
         let id = try H5.call("H5Fcreate", file: path, object: "/") {
-            H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)
+            H5Fcreate(path, H5F_ACC_TRUNC, fcpl.id, fapl.id)
         }
         let file = H5File(id: id, path: path)
         try file.setCloseOnExec()
@@ -705,6 +813,21 @@ public final class H5File: H5Location {
     private var writebackBytes: Int?
     private var bytesSinceWriteback = 0
 
+    /// The file's size in bytes (HDF5's end of file): the bound for every size read from it.
+    public func byteSize() throws -> Int {
+        var size: hsize_t = 0
+        try H5.call("H5Fget_filesize", file: path, object: "/") { H5Fget_filesize(id, &size) }
+        return Int(clamping: size)
+    }
+
+    /// Version of the file's superblock: 0 or 1 for the original format (no checksums), 2 or 3
+    /// for the 1.8/1.10 formats that Unroll writes (checksummed metadata).
+    public func superblockVersion() throws -> Int {
+        var info = H5F_info2_t()
+        try H5.call("H5Fget_info2", file: path, object: "/") { H5Fget_info2(id, &info) }
+        return Int(info.super.version)
+    }
+
     /// Counts `bytes` of raw data just written and starts writeback when `writebackBytes` is reached.
     func noteRawWrite(_ bytes: Int) {
         guard let threshold = writebackBytes else { return }
@@ -726,6 +849,8 @@ public final class H5File: H5Location {
     /// a file in place (they write a temporary file and rename it), so readers need no protection,
     /// and a lock-free open also works on parallel filesystems without flock support, where many
     /// ranks read the same file.
+    /// A file in HDF5's original format (superblock 0 or 1) has its global heap collections
+    /// checked first (`GlobalHeapCheck`), since libhdf5 would crash or hang on damaged ones.
     /// Only a regular file is opened: anything else (a FIFO, a directory, a device, a socket) is
     /// refused from `stat` alone, without opening it, since opening a FIFO blocks until a writer
     /// appears. A path that does not exist is left to HDF5 to report.
@@ -746,6 +871,11 @@ public final class H5File: H5Location {
         let id = try H5.call("H5Fopen", file: path, object: "/") { H5Fopen(path, flags, fapl.id) }
         let file = H5File(id: id, path: path)
         try file.setCloseOnExec()
+        // The original format (Unroll's format version 1) has unchecksummed global heap
+        // collections that libhdf5 trusts: checked before any variable-length string is read.
+        if try file.superblockVersion() < 2 {
+            try GlobalHeapCheck.validate(path, fileSize: try file.byteSize())
+        }
         return file
     }
 
@@ -846,6 +976,8 @@ public final class H5Dataset: H5AttributeHolder {
     public let shape: [Int]
     /// Element type as stored.
     public let elementType: H5ElementType
+    /// For a string dataset stored by `writeStrings`: its two parts (`id` is then the bytes').
+    let stringParts: (bytes: H5Dataset, offsets: H5Dataset)?
 
     init(id: hid_t, file: H5File, path: String) {
         self.id = id
@@ -856,9 +988,98 @@ public final class H5Dataset: H5AttributeHolder {
         let rank = Int(H5Sget_simple_extent_ndims(space.id))
         var dims = [hsize_t](repeating: 0, count: Swift.max(rank, 0))
         if rank > 0 { _ = H5Sget_simple_extent_dims(space.id, &dims, nil) }
-        shape = dims.map { Int($0) }
+        // Clamped, not trapping: a damaged extent is refused by `requirePlausibleStorage`.
+        shape = dims.map { Int(clamping: $0) }
         let type = H5Handle(H5Dget_type(id), closer: H5Tclose)
         elementType = type.id >= 0 ? H5ElementType.of(typeID: type.id) : .other
+        stringParts = nil
+    }
+
+    /// A dataset of `offsets.count - 1` strings stored as UTF-8 `bytes` and `offsets`; `id` is
+    /// another handle of the bytes dataset (for attributes).
+    init(stringsWithBytesID id: hid_t, file: H5File, path: String, bytes: H5Dataset, offsets: H5Dataset) {
+        self.id = id
+        self.file = file
+        self.path = path
+        shape = [offsets.count - 1]
+        elementType = .string
+        stringParts = (bytes, offsets)
+    }
+
+    /// Size in bytes of one element as HDF5 stores it (16 for a variable-length string: length,
+    /// heap address and index).
+    func storedElementSize() throws -> Int {
+        let type = H5Handle(try H5.call("H5Dget_type", file: file.path, object: path) { H5Dget_type(id) },
+                            closer: H5Tclose)
+        if H5Tis_variable_str(type.id) > 0 || H5Tget_class(type.id) == H5T_VLEN { return 16 }
+        return H5Tget_size(type.id)
+    }
+
+    /// Checks a dataset's sizes against each other and the file before anything is read: the
+    /// extent times the element size (no overflow) must fit in the file unless a compression
+    /// filter is present (then within 1100 times the stored bytes: deflate's limit is 1032:1);
+    /// the stored size must fit in the file; a contiguous or compact dataset must store exactly
+    /// its elements' bytes, a contiguous one inside the file. So a damaged dataspace or layout
+    /// cannot make a reader allocate or read more than the file holds.
+    /// - Throws: `DataError.invalid` naming the file and dataset.
+    func requirePlausibleStorage() throws {
+        let fileSize = try file.byteSize()
+        let elementSize = try storedElementSize()
+        var bytes = elementSize, overflow = elementSize <= 0
+        for d in shape where !overflow {
+            (bytes, overflow) = bytes.multipliedReportingOverflow(by: d)
+        }
+        let described = "shape \(shape) of \(elementSize)-byte elements"
+        guard !overflow else {
+            throw DataError.invalid(file: file.path, field: path, expected: "an extent that fits in the file (\(fileSize) bytes)",
+                                    found: described)
+        }
+        H5.silence()
+        let stored = Int(clamping: H5Dget_storage_size(id))
+        guard stored <= fileSize else {
+            throw DataError.invalid(file: file.path, field: path, expected: "stored data within the file (\(fileSize) bytes)",
+                                    found: "\(stored) bytes stored")
+        }
+        let dcpl = H5Handle(try H5.call("H5Dget_create_plist", file: file.path, object: path) {
+            H5Dget_create_plist(id)
+        }, closer: H5Pclose)
+        let layout = H5Pget_layout(dcpl.id)
+        let filters = Int(try H5.call("H5Pget_nfilters", file: file.path, object: path) { H5Pget_nfilters(dcpl.id) })
+        var compressed = false
+        for i in 0..<filters {
+            var flags: UInt32 = 0, nValues = 0, config: UInt32 = 0
+            var name = [CChar](repeating: 0, count: 64)
+            if H5Pget_filter2(dcpl.id, UInt32(i), &flags, &nValues, nil, 64, &name, &config) != H5Z_FILTER_FLETCHER32 {
+                compressed = true
+            }
+        }
+        let limit = compressed ? stored.multipliedReportingOverflow(by: 1100).partialValue : fileSize
+        guard bytes <= limit else {
+            throw DataError.invalid(file: file.path, field: path,
+                                    expected: compressed ? "an extent within 1100 × its \(stored) stored bytes"
+                                                         : "an extent that fits in the file (\(fileSize) bytes)",
+                                    found: "\(described) (\(bytes) bytes)")
+        }
+        guard bytes > 0 else { return }
+        switch layout {
+        case H5D_CONTIGUOUS, H5D_COMPACT:
+            guard stored == bytes else {
+                throw DataError.invalid(file: file.path, field: path, expected: "\(bytes) bytes stored (\(described))",
+                                        found: "\(stored)")
+            }
+            if layout == H5D_CONTIGUOUS {
+                H5.silence()
+                let offset = H5Dget_offset(id)
+                guard offset != haddr_t.max, Int(clamping: offset) <= fileSize - stored else {
+                    throw DataError.invalid(file: file.path, field: path,
+                                            expected: "data inside the file (\(fileSize) bytes)",
+                                            found: offset == haddr_t.max ? "no data address"
+                                                : "\(stored) bytes at offset \(offset)")
+                }
+            }
+        default:
+            break
+        }
     }
 
     deinit { H5.closeQuietly(id, H5Dclose) }
@@ -897,14 +1118,19 @@ public final class H5Dataset: H5AttributeHolder {
     /// Number of elements.
     public var count: Int { shape.reduce(1, *) }
 
-    /// Chunk shape (nil when not chunked) and whether chunks carry a Fletcher32 checksum.
+    /// Chunk shape (nil when not chunked) and whether chunks carry a Fletcher32 checksum; for a
+    /// string dataset stored by `writeStrings`, those of its bytes.
     public func storage() throws -> (chunk: [Int]?, fletcher32: Bool) {
+        if let parts = stringParts { return try parts.bytes.storage() }
         let dcpl = H5Handle(try H5.call("H5Dget_create_plist", file: file.path, object: path) {
             H5Dget_create_plist(id)
         }, closer: H5Pclose)
         guard H5Pget_layout(dcpl.id) == H5D_CHUNKED else { return (nil, false) }
         var dims = [hsize_t](repeating: 0, count: shape.count)
         try H5.call("H5Pget_chunk", file: file.path, object: path) { H5Pget_chunk(dcpl.id, Int32(dims.count), &dims) }
+        guard dims.allSatisfy({ $0 >= 1 }) else {
+            throw DataError.invalid(file: file.path, field: path, expected: "chunk dimensions ≥ 1", found: "\(dims)")
+        }
         let filters = try H5.call("H5Pget_nfilters", file: file.path, object: path) { H5Pget_nfilters(dcpl.id) }
         var fletcher = false
         for i in 0..<UInt32(filters) {
@@ -918,12 +1144,14 @@ public final class H5Dataset: H5AttributeHolder {
 
     /// Number of chunks the shape implies (0 for a dataset that is not chunked or is empty).
     public func expectedChunkCount() throws -> Int {
+        if let parts = stringParts { return try parts.bytes.expectedChunkCount() + parts.offsets.expectedChunkCount() }
         guard let chunk = try storage().chunk, !shape.contains(0) else { return 0 }
         return zip(shape, chunk).reduce(1) { $0 * (($1.0 + $1.1 - 1) / Swift.max($1.1, 1)) }
     }
 
     /// Number of chunks stored in the file (in the chunk index); 0 when not chunked.
     public func storedChunkCount() throws -> Int {
+        if let parts = stringParts { return try parts.bytes.storedChunkCount() + parts.offsets.storedChunkCount() }
         guard try storage().chunk != nil else { return 0 }
         // HDF5 1.10 wants a real dataspace here (H5S_ALL is refused); the whole extent counts all.
         let space = H5Space(try H5.call("H5Dget_space", file: file.path, object: path) { H5Dget_space(id) })
@@ -1060,12 +1288,15 @@ public final class H5Dataset: H5AttributeHolder {
         }
     }
 
-    /// Reads a 1-D dataset of strings (variable or fixed length).
+    /// Reads a 1-D dataset of strings: one stored by `writeStrings` (UTF-8 bytes and offsets; the
+    /// offsets must start at 0, never decrease and end at the number of bytes, and the bytes must
+    /// be UTF-8), or, from files of format version 1, variable- or fixed-length HDF5 strings.
     public func readStrings() throws -> [String] {
         guard elementType == .string, shape.count == 1 else {
             throw DataError.invalid(file: file.path, field: path, expected: "a 1-D string dataset",
                                     found: "\(elementType) shape \(shape)")
         }
+        if let parts = stringParts { return try readEncodedStrings(bytes: parts.bytes, offsets: parts.offsets) }
         let n = count
         guard n > 0 else { return [] }
         let fileType = H5Handle(try H5.call("H5Dget_type", file: file.path, object: path) { H5Dget_type(id) },
@@ -1084,6 +1315,7 @@ public final class H5Dataset: H5AttributeHolder {
             return strings
         }
         let size = H5Tget_size(fileType.id)
+        // `requirePlausibleStorage` (at open) bounded size × n by the file's size.
         var bytes = [UInt8](repeating: 0, count: size * n)
         try H5.call("H5Dread", file: file.path, object: path) {
             H5Dread(id, fileType.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, &bytes)
@@ -1092,6 +1324,35 @@ public final class H5Dataset: H5AttributeHolder {
             let slice = bytes[(i * size)..<((i + 1) * size)]
             let end = slice.firstIndex(of: 0) ?? slice.endIndex
             return String(decoding: slice[..<end], as: UTF8.self)
+        }
+    }
+
+    /// Reads the strings of a `writeStrings` dataset, checking the offsets before slicing.
+    private func readEncodedStrings(bytes: H5Dataset, offsets: H5Dataset) throws -> [String] {
+        let ends = try offsets.read(as: Int64.self)
+        let total = Int64(bytes.count)
+        guard ends.first == 0 else {
+            throw DataError.invalid(file: file.path, field: offsets.path, expected: "0 as the first offset",
+                                    found: ends.first.map { "\($0)" } ?? "no offsets")
+        }
+        for i in 1..<ends.count where ends[i] < ends[i - 1] || ends[i] > total {
+            throw DataError.invalid(file: file.path, field: "\(offsets.path)[\(i)]",
+                                    expected: "non-decreasing offsets within the \(total) bytes of \(bytes.path)",
+                                    found: "\(ends[i]) after \(ends[i - 1])")
+        }
+        guard ends.last == total else {
+            throw DataError.invalid(file: file.path, field: offsets.path,
+                                    expected: "a last offset equal to the \(total) bytes of \(bytes.path)",
+                                    found: "\(ends.last ?? 0)")
+        }
+        let utf8 = try bytes.read(as: UInt8.self)
+        return try (0..<(ends.count - 1)).map { i in
+            let slice = utf8[Int(ends[i])..<Int(ends[i + 1])]
+            guard let text = String(validating: slice, as: UTF8.self) else {
+                throw DataError.invalid(file: file.path, field: "\(path)[\(i)]", expected: "UTF-8 text",
+                                        found: "invalid UTF-8 bytes")
+            }
+            return text
         }
     }
 }

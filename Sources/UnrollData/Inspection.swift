@@ -23,7 +23,7 @@ public enum DatasetInspector {
         case "tokens":
             let dataset = try TokenDataset(path: path)
             let vocab = try dataset.vocabulary()
-            lines.append("\(path): token streams, format \(DatasetFormat.name) v\(DatasetFormat.version)")
+            lines.append("\(path): token streams, format \(DatasetFormat.name) v\(try dataset.version())")
             for (name, value) in try dataset.attributes() {
                 lines.append("  @\(name) = \(value)")
             }

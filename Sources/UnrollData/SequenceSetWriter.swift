@@ -204,8 +204,8 @@ public enum SequenceSetWriter {
             }
             if let stats = content.normalization {
                 let group = try file.createGroup("normalization")
-                try group.write("mean", stats.mean)
-                try group.write("std", stats.std)
+                try group.write("mean", stats.mean, chunk: [stats.mean.count], fletcher32: true)
+                try group.write("std", stats.std, chunk: [stats.std.count], fletcher32: true)
             }
             for name in DatasetFormat.splits {
                 let split = content.splits[name]!
@@ -220,11 +220,15 @@ public enum SequenceSetWriter {
                 case let .tokens(ids):
                     try group.write("inputs", ids, chunk: [DatasetFormat.tokenChunk], fletcher32: true)
                 }
-                try group.write("offsets", split.offsets)
+                // Every dataset checksummed (version 1 wrote offsets and targets unchunked).
+                try group.write("offsets", split.offsets, chunk: [8192], fletcher32: true)
+                let chunk = [4096, content.targetDim]
                 let targetRows = content.perStep ? rows : n
                 switch split.targets {
-                case let .classes(ids): try group.write("targets", ids, shape: [targetRows, content.targetDim])
-                case let .values(v): try group.write("targets", v, shape: [targetRows, content.targetDim])
+                case let .classes(ids):
+                    try group.write("targets", ids, shape: [targetRows, content.targetDim], chunk: chunk, fletcher32: true)
+                case let .values(v):
+                    try group.write("targets", v, shape: [targetRows, content.targetDim], chunk: chunk, fletcher32: true)
                 }
             }
             try file.setAttributes(content.extraAttributes)

@@ -1,6 +1,9 @@
-// Dataset format v1, layout `tokens`: one HDF5 file with the token streams `/train`, `/valid`,
+// Dataset format v2, layout `tokens`: one HDF5 file with the token streams `/train`, `/valid`,
 // `/test` (uint8 when the vocabulary has ≤ 256 entries, else int32), the vocabulary `/vocab`
 // (UTF-8 strings, index = token id) and root attributes describing it (see README.md, "Unroll dataset files").
+// v2 files use the checksummed HDF5 1.10 format and store strings without HDF5's global heap
+// (`/vocab` is a group of bytes and offsets, string attributes are fixed-length); v1 files
+// (variable-length strings, original HDF5 format) are still read.
 // `TokenDatasetWriter` writes one atomically; `TokenDataset` opens one and validates it.
 import Foundation
 
@@ -8,8 +11,9 @@ import Foundation
 public enum DatasetFormat {
     /// Value of the root attribute `format`.
     public static let name = "unroll.dataset"
-    /// Value of the root attribute `version` of layout `tokens` (read and written).
-    public static let version = 1
+    /// Value of the root attribute `version` written for layout `tokens` (1: variable-length
+    /// strings in the original HDF5 format, still read; 2: checksummed format, no global heap).
+    public static let version = 2
     /// Value of the root attribute `version` written for layout `sequences`; versions
     /// 1...`sequencesVersion` are read.
     public static let sequencesVersion = 2
@@ -155,7 +159,7 @@ public final class TokenDataset {
     let file: H5File
 
     /// Opens and validates `path`: it exists, is HDF5, has `format` = "unroll.dataset",
-    /// `version` = 1, `kind` = "tokens", a known `level`, `vocab_size` ≥ 1 matching `/vocab`, and
+    /// `version` 1 or 2, `kind` = "tokens", a known `level`, `vocab_size` ≥ 1 matching `/vocab`, and
     /// non-empty 1-D uint8/int32 datasets `/train`, `/valid`, `/test`. Token ids are checked
     /// against `vocab_size` as they are read.
     /// - Throws: `DataError` with a one-line message naming the file and field.
@@ -190,6 +194,11 @@ public final class TokenDataset {
         let u = try file.hasAttribute("unk") ? try file.stringAttribute("unk") : ""
         eos = e.isEmpty ? nil : e
         unk = u.isEmpty ? nil : u
+    }
+
+    /// The file's format version (its `version` attribute, 1 or 2).
+    public func version() throws -> Int {
+        try requireInt(file, "version")
     }
 
     /// The vocabulary; entry i is the text of token id i.
@@ -305,7 +314,7 @@ func openDatasetFile(_ path: String, kind: String?, versions: ClosedRange<Int>) 
     }
     let version = try requireInt(file, "version")
     guard versions.contains(version) else {
-        let expected = versions.count == 1 ? "\(versions.lowerBound)" : "\(versions.lowerBound)...\(versions.upperBound)"
+        let expected = versions.count == 1 ? "\(versions.lowerBound)" : "\(versions.lowerBound) to \(versions.upperBound)"
         throw DataError.invalid(file: path, field: "attribute 'version'", expected: expected,
                                 found: "\(version)\(version > versions.upperBound ? " (written by a newer unroll)" : "")")
     }

@@ -1,4 +1,4 @@
-// Checkpoint format v1 (`unroll.checkpoint`): one HDF5 file holding everything needed to continue
+// Checkpoint format v2 (`unroll.checkpoint`; v1 files are still read): one HDF5 file holding everything needed to continue
 // a run exactly — parameters under PyTorch state-dict names, optimizer moments, the run's
 // progress and schedule state, the carried state of every GLOBAL stream (so a run can resume on a
 // different number of ranks), the vocabulary, and the full configuration as JSON. Written by rank
@@ -17,7 +17,10 @@ import UnrollModels
 /// Names and version of the checkpoint format.
 public enum CheckpointFormat {
     public static let name = "unroll.checkpoint"
-    public static let version = 1
+    /// Version written: 2 = HDF5 1.10 format (checksummed metadata), strings off the global heap.
+    public static let version = 2
+    /// Versions read: 1 (variable-length strings, original HDF5 format) and 2.
+    public static let readableVersions = 1...version
 }
 
 /// A checkpoint read into memory (parameters, optimizer, progress, global hidden state).
@@ -225,8 +228,8 @@ public enum Checkpoint {
             throw TrainingError.checkpoint("\(path): attribute format: expected \(CheckpointFormat.name), found \(format)")
         }
         let version = try r.int(file, "version")
-        guard version == CheckpointFormat.version else {
-            throw TrainingError.checkpoint("\(path): attribute version: expected \(CheckpointFormat.version), found \(version)")
+        guard CheckpointFormat.readableVersions.contains(version) else {
+            throw TrainingError.checkpoint("\(path): attribute version: expected 1 or \(CheckpointFormat.version), found \(version)")
         }
         let config = try decode(TrainingConfig.self, try r.string(file, "config"), file: path, field: "attribute config")
         // A checkpoint edited by hand (or by a newer writer) must not reach a model precondition.
@@ -454,7 +457,7 @@ extension Checkpoint {
         let file = try H5File.open(path)
         let m = c.config.model
         let layout = TrainingTasks.type(for: c.config).parameterLayout(c.config)
-        var lines = ["\(path): checkpoint, format \(CheckpointFormat.name) v\(CheckpointFormat.version), "
+        var lines = ["\(path): checkpoint, format \(CheckpointFormat.name) v\(try file.intAttribute("version")), "
                      + "written by Unroll \(try file.stringAttribute("unroll_version")) on \(try file.stringAttribute("created"))"]
         lines.append("  model: \(m.cell.rawValue), \(m.layers) layer(s) × \(m.hiddenSize), embedding \(m.embeddingSize), "
                      + "vocabulary \(m.vocabSize), dropout \(m.dropout)")

@@ -28,7 +28,7 @@ TOLERANCE = 1e-4  # float32 logits; different GEMM summation orders differ by ~1
 def load(path):
     # --- snippet (README.md ("Unroll checkpoint files")) ---
     f = h5py.File(path, "r")
-    m = json.loads(f.attrs["config"])["model"]
+    m = json.loads(f.attrs["config"])["model"]  # str (v1) or bytes (v2): json takes both
     RNN = {"lstm": nn.LSTM, "gru": nn.GRU}.get(m["cell"], nn.RNN)
     kw = {"nonlinearity": m["cell"][4:]} if RNN is nn.RNN else {}  # rnn_tanh / rnn_relu
     net = nn.ModuleDict({"embedding": nn.Embedding(m["vocabSize"], m["embeddingSize"]),
@@ -39,17 +39,34 @@ def load(path):
     return f, m, net
 
 
+def text_attribute(obj, name):
+    """A string attribute as str: version 2 stores fixed-length UTF-8 (h5py returns bytes),
+    version 1 variable-length strings (h5py returns str)."""
+    value = obj.attrs.get(name)
+    return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else value
+
+
+def read_strings(obj):
+    """A string dataset: version 2 stores a group of UTF-8 `bytes` and int64 `offsets`; version 1
+    a dataset of variable-length strings."""
+    if isinstance(obj, h5py.Group):
+        data, offsets = obj["bytes"][:].tobytes(), obj["offsets"][:]
+        return [data[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
+    return [s.decode("utf-8") if isinstance(s, bytes) else s for s in obj[:]]
+
+
 def check_layout(f, m):
     problems = []
-    if f.attrs.get("format") != "unroll.checkpoint":
+    if text_attribute(f, "format") != "unroll.checkpoint":
         problems.append(f"format attribute is {f.attrs.get('format')!r}")
-    if int(f.attrs.get("version", -1)) != 1:
+    if int(f.attrs.get("version", -1)) not in (1, 2):
         problems.append(f"version attribute is {f.attrs.get('version')!r}")
     for name, d in f["params"].items():
         if d.dtype != np.float32 or d.chunks is None or not d.fletcher32:
             problems.append(f"/params/{name}: dtype {d.dtype}, chunks {d.chunks}, fletcher32 {d.fletcher32}")
-    if len(f["vocab"]) != m["vocabSize"]:
-        problems.append(f"/vocab has {len(f['vocab'])} entries, config vocabSize {m['vocabSize']}")
+    vocab = read_strings(f["vocab"])
+    if len(vocab) != m["vocabSize"]:
+        problems.append(f"/vocab has {len(vocab)} entries, config vocabSize {m['vocabSize']}")
     return problems
 
 

@@ -116,31 +116,45 @@ import UnrollTestBootstrap
         }
     }
 
-    /// Lowers "entries used" by one in the v1 chunk B-tree node ("TREE", type 1) whose first child
-    /// is the first chunk of 1-D dataset `name`: the last chunk vanishes from the index while the
-    /// file stays openable, the damage a stray write to the index would do.
+    /// Rewrites chunked dataset `name` with every chunk but the last (each stored as it was), so
+    /// the last chunk is missing from the index while the file stays valid and openable: what an
+    /// interrupted write leaves, or a stray write to an index without checksums (the v1 format).
+    /// In the checksummed format an in-place edit of the index is caught by its checksum instead.
     static func dropLastChunkFromIndex(of name: String, in path: String) throws {
-        let file = try H5File.open(path)
-        let d = try file.openDataset(name)
-        let space = H5Dget_space(d.objectID)
-        defer { H5Sclose(space) }
-        var offset: [hsize_t] = [0], mask: UInt32 = 0, address: haddr_t = 0, size: hsize_t = 0
-        #expect(H5Dget_chunk_info(d.objectID, space, 0, &offset, &mask, &address, &size) >= 0)
-        try file.close()
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
-        // Header 24 bytes, then key 0 (size 4, filter mask 4, 2 offsets of 8), then child 0.
-        let child0 = 24 + 8 + 16
-        for i in 0..<(bytes.count - child0 - 8) where bytes[i..<(i + 4)].elementsEqual(Array("TREE".utf8)) {
-            if bytes[i + 4] == 1, le(i + 6, 2) >= 1, le(i + child0, 8) == Int(address) {
-                let entries = le(i + 6, 2) - 1
-                bytes[i + 6] = UInt8(entries & 0xFF)
-                bytes[i + 7] = UInt8(entries >> 8)
-                try Data(bytes).write(to: URL(fileURLWithPath: path))
-                return
+        do {
+            let file = try H5File.open(path, mode: .readWrite)
+            let d = try file.openDataset(name)
+            let space = H5Dget_space(d.objectID), type = H5Dget_type(d.objectID), dcpl = H5Dget_create_plist(d.objectID)
+            defer { H5Sclose(space); H5Tclose(type); H5Pclose(dcpl) }
+            var n: hsize_t = 0
+            _ = H5Dget_num_chunks(d.objectID, space, &n)
+            // Every chunk but the last: grid offset, filter mask and stored bytes as they are.
+            var chunks: [(offset: [hsize_t], mask: UInt32, bytes: [UInt8])] = []
+            for i in 0..<(Int(n) - 1) {
+                var offset = [hsize_t](repeating: 0, count: d.shape.count)
+                var mask: UInt32 = 0, address: haddr_t = 0, size: hsize_t = 0
+                guard H5Dget_chunk_info(d.objectID, space, hsize_t(i), &offset, &mask, &address, &size) >= 0 else {
+                    throw DataError.io(path: path, operation: "drop a chunk of \(name)", reason: "H5Dget_chunk_info")
+                }
+                var bytes = [UInt8](repeating: 0, count: Int(size))
+                guard H5Dread_chunk(d.objectID, H5P_DEFAULT, offset, &mask, &bytes) >= 0 else { throw DataError.io(path: path, operation: "drop a chunk of \(name)", reason: "H5Dread_chunk") }
+                chunks.append((offset, mask, bytes))
             }
+            let parent = String(name.split(separator: "/").dropLast().joined(separator: "/"))
+            let leaf = String(name.split(separator: "/").last ?? "")
+            let location = parent.isEmpty ? file.objectID : H5Gopen2(file.objectID, "/" + parent, H5P_DEFAULT)
+            defer { if location != file.objectID { H5Gclose(location) } }
+            guard H5Ldelete(location, leaf, H5P_DEFAULT) >= 0 else { throw DataError.io(path: path, operation: "drop a chunk of \(name)", reason: "H5Ldelete") }
+            let copy = H5Dcreate2(location, leaf, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)
+            guard copy >= 0 else { throw DataError.io(path: path, operation: "drop a chunk of \(name)", reason: "H5Dcreate2") }
+            defer { H5Dclose(copy) }
+            for chunk in chunks {
+                guard H5Dwrite_chunk(copy, H5P_DEFAULT, chunk.mask, chunk.offset, chunk.bytes.count, chunk.bytes) >= 0 else {
+                    throw DataError.io(path: path, operation: "drop a chunk of \(name)", reason: "H5Dwrite_chunk")
+                }
+            }
+            withExtendedLifetime((file, d)) {}
         }
-        Issue.record("no chunk B-tree node of \(name) in \(path)")
     }
 
     /// A token dataset whose train split lost a chunk from its index is refused on open, naming

@@ -177,7 +177,7 @@ struct RawSequenceFile {
         cases.append(BadFile(label: "v2 without input_kind", file: f, field: "attribute 'input_kind'", words: "missing"))
         f = RawSequenceFile()
         f.version = 3
-        cases.append(BadFile(label: "newer version", file: f, field: "attribute 'version'", words: "expected 1...2, found 3 (written by a newer unroll)"))
+        cases.append(BadFile(label: "newer version", file: f, field: "attribute 'version'", words: "expected 1 to 2, found 3 (written by a newer unroll)"))
         return cases
     }()
 

@@ -74,9 +74,9 @@ import Testing
         let dir = try TempDir()
         let path = dir.file("v.h5")
         var raw = RawTokenFile()
-        raw.version = 2
+        raw.version = 3
         try raw.write(path)
-        expectOpenFailure(path, mentions: ["version", "expected 1", "found 2"])
+        expectOpenFailure(path, mentions: ["version", "expected 1 to 2", "found 3"])
     }
 
     @Test func wrongKind() throws {

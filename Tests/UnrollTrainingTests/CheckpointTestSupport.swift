@@ -150,28 +150,46 @@ enum CheckpointFixtures {
         return (Int(address), Int(size))
     }
 
-    /// Damages the chunk index of `object` the way a bad sector or a stray write would, leaving
-    /// the file openable: in the v1 B-tree node ("TREE", node type 1 = raw-data chunks) whose first
-    /// child is the dataset's first chunk, "entries used" is lowered by one, so the last chunk
-    /// disappears from the index. HDF5 then reads that chunk as zeros without any error.
+    /// Removes the last chunk of `object` from its chunk index the way an interrupted write or a
+    /// stray write to an index without checksums would, leaving the file openable: the dataset
+    /// is rewritten with every chunk but the last, each stored as it was. (In the checksummed
+    /// format an in-place edit of the index is caught by its checksum instead.) HDF5 then reads
+    /// that chunk as zeros without any error.
     static func dropLastChunkFromIndex(of object: String, in path: String) throws {
-        let first = try firstChunk(of: object, in: path)
-        let rank = try H5File.open(path).openDataset(object).shape.count
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
-        // Header: signature 4, type 1, level 1, entries used 2, left and right siblings 8 each;
-        // then key 0 (chunk size 4, filter mask 4, (rank + 1) offsets of 8) and child 0 (8).
-        let child0 = 24 + 8 + 8 * (rank + 1)
-        let signature = Array("TREE".utf8)
-        var node: Int?
-        for i in 0..<(bytes.count - child0 - 8) where bytes[i..<(i + 4)].elementsEqual(signature) {
-            if bytes[i + 4] == 1, le(i + 6, 2) >= 1, le(i + child0, 8) == first.offset { node = i; break }
+        do {
+            let file = try H5File.open(path, mode: .readWrite)
+            let d = try file.openDataset(object)
+            let space = H5Dget_space(d.objectID), type = H5Dget_type(d.objectID), dcpl = H5Dget_create_plist(d.objectID)
+            defer { H5Sclose(space); H5Tclose(type); H5Pclose(dcpl) }
+            var n: hsize_t = 0
+            _ = H5Dget_num_chunks(d.objectID, space, &n)
+            // Every chunk but the last: grid offset, filter mask and stored bytes as they are.
+            var chunks: [(offset: [hsize_t], mask: UInt32, bytes: [UInt8])] = []
+            for i in 0..<(Int(n) - 1) {
+                var offset = [hsize_t](repeating: 0, count: d.shape.count)
+                var mask: UInt32 = 0, address: haddr_t = 0, size: hsize_t = 0
+                guard H5Dget_chunk_info(d.objectID, space, hsize_t(i), &offset, &mask, &address, &size) >= 0 else {
+                    throw TrainingError.checkpoint("test helper: \(object) in \(path): H5Dget_chunk_info")
+                }
+                var bytes = [UInt8](repeating: 0, count: Int(size))
+                guard H5Dread_chunk(d.objectID, H5P_DEFAULT, offset, &mask, &bytes) >= 0 else { throw TrainingError.checkpoint("test helper: \(object) in \(path): H5Dread_chunk") }
+                chunks.append((offset, mask, bytes))
+            }
+            let parent = String(object.split(separator: "/").dropLast().joined(separator: "/"))
+            let leaf = String(object.split(separator: "/").last ?? "")
+            let location = parent.isEmpty ? file.objectID : H5Gopen2(file.objectID, "/" + parent, H5P_DEFAULT)
+            defer { if location != file.objectID { H5Gclose(location) } }
+            guard H5Ldelete(location, leaf, H5P_DEFAULT) >= 0 else { throw TrainingError.checkpoint("test helper: \(object) in \(path): H5Ldelete") }
+            let copy = H5Dcreate2(location, leaf, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)
+            guard copy >= 0 else { throw TrainingError.checkpoint("test helper: \(object) in \(path): H5Dcreate2") }
+            defer { H5Dclose(copy) }
+            for chunk in chunks {
+                guard H5Dwrite_chunk(copy, H5P_DEFAULT, chunk.mask, chunk.offset, chunk.bytes.count, chunk.bytes) >= 0 else {
+                    throw TrainingError.checkpoint("test helper: \(object) in \(path): H5Dwrite_chunk")
+                }
+            }
+            withExtendedLifetime((file, d)) {}
         }
-        guard let node else { throw TrainingError.checkpoint("test helper: no chunk B-tree node of \(object) in \(path)") }
-        let entries = le(node + 6, 2) - 1
-        bytes[node + 6] = UInt8(entries & 0xFF)
-        bytes[node + 7] = UInt8(entries >> 8)
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 
     /// Inverts every bit of the byte at `offset`.

@@ -2,7 +2,7 @@
 // H5open() or H5check_version() inside the expansion), and H5P_DEFAULT/H5E_DEFAULT as hid_t.
 // Also a fast HDF5-compatible Fletcher32 (Fletcher32.c) for writers that checksum chunks themselves,
 // early writeback of a file's dirty pages (Writeback.c), and close-on-exec for a file's descriptor
-// (Descriptor.c).
+// (Descriptor.c), and the file-format bounds of the files Unroll writes (HDF5Shim.c).
 #ifndef HDF5SHIM_H
 #define HDF5SHIM_H
 #include <hdf5.h>
@@ -42,4 +42,10 @@ int ch5_file_descriptor(hid_t file);
 /// Sets FD_CLOEXEC on `file`'s descriptor (sec2 driver; see Descriptor.c). Returns 0 on success,
 /// 1 if the file has no plain descriptor (another driver), -1 if fcntl failed (errno set).
 int ch5_set_close_on_exec(hid_t file);
+
+/// Sets the file-access list `fapl` to write the HDF5 1.10 file format (low bound
+/// H5F_LIBVER_V110, high bound H5F_LIBVER_LATEST; the 1.8 format where the library predates
+/// 1.10): superblock v3, object headers v2 and the newer chunk indexes, all with checksums.
+/// Returns H5Pset_libver_bounds' result.
+herr_t ch5_use_checksummed_format(hid_t fapl);
 #endif
