@@ -114,7 +114,8 @@ public final class TrainingRun {
                 var metadata: [String: String] = [:]
                 do { metadata = try ModelExport.initialize(trainer.task.arena, fromSafeTensors: initFrom) } catch { failure = error }
                 guard try communicator.allAgree(failure == nil) else {
-                    throw failure ?? TrainingError.checkpoint("--init-from \(initFrom): failed on another rank")
+                    // Every rank read the same file and is here together: one message, no abort.
+                    throw AgreedError(failure ?? TrainingError.checkpoint("--init-from \(initFrom): failed on another rank"))
                 }
                 if isRoot {
                     let origin = metadata["unroll.step"].map { " (exported by Unroll at step \($0))" } ?? ""
@@ -162,7 +163,7 @@ public final class TrainingRun {
                 do { tensorBoard = try TensorBoardWriter(directory: dir) } catch { failure = error }
             }
             guard try communicator.allAgree(failure == nil) else {
-                throw TrainingError.config("--tensorboard \(failure.map { "\($0)" } ?? "\(dir): failed on rank 0")")
+                throw AgreedError(TrainingError.config("--tensorboard \(failure.map { "\($0)" } ?? "\(dir): failed on rank 0")"))
             }
         }
     }
