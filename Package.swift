@@ -3,7 +3,8 @@
 // Targets read bottom-up by dependency direction:
 //   C libraries (CMPI, CHDF5, CCBLAS) → C shims (MPIShim, HDF5Shim) and C kernels (CKernels)
 //   → UnrollKernels (math on buffers) → UnrollModels (cells, stacks, flat parameters)
-//   → UnrollData (HDF5) / UnrollDistributed (MPI) → UnrollTraining → unroll (CLI).
+//   → UnrollData (HDF5) / UnrollDistributed (MPI) / UnrollTensorBoard (event files)
+//   → UnrollTraining → unroll (CLI).
 import PackageDescription
 
 /// Release builds of the numeric code drop bounds/overflow checks; debug builds keep them.
@@ -21,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // Zip container of NumPy .npz inputs (`unroll prepare sequences --input X.npz`).
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.0"),
+        // TensorBoard's Event/Summary messages (`unroll train --tensorboard`); the Swift code is
+        // generated once by launch/gen-proto and committed, so no build plugin runs here.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries, flags from pkg-config.
@@ -40,8 +44,11 @@ let package = Package(
                 dependencies: ["HDF5Shim", "UnrollModels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: fast),
         .target(name: "UnrollDistributed", dependencies: ["MPIShim"], swiftSettings: fast),
+        // TensorBoard event files: TFRecord framing (masked CRC-32C) of generated protobuf messages.
+        .target(name: "UnrollTensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["event.proto"]),
         .target(name: "UnrollTraining",
-                dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed"],
+                dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed", "UnrollTensorBoard"],
                 swiftSettings: fast),
         .executableTarget(name: "unroll",
                           dependencies: ["UnrollTraining", "UnrollData",
@@ -59,7 +66,8 @@ let package = Package(
                     dependencies: ["UnrollData", "HDF5Shim", "UnrollTestSupport", "UnrollTestBootstrap",
                                    .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "UnrollTrainingTests",
-                    dependencies: ["UnrollTraining", "UnrollData", "HDF5Shim", "UnrollTestSupport", "UnrollTestBootstrap"]),
+                    dependencies: ["UnrollTraining", "UnrollData", "UnrollTensorBoard", "HDF5Shim", "UnrollTestSupport",
+                                   "UnrollTestBootstrap", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "UnrollDistributedTests", dependencies: ["UnrollDistributed", "UnrollTestBootstrap"]),
         .executableTarget(name: "unroll-mpi-tests", dependencies: ["UnrollDistributed"], path: "Tests/UnrollMPITests"),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),

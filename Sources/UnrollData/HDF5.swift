@@ -786,6 +786,9 @@ public final class H5File: H5Location {
         try H5.call("H5Pset_libver_bounds", file: path, object: "/") { ch5_use_checksummed_format(fapl.id) }
         let fcpl = try H5Handle.propertyList(H5P_FILE_CREATE, file: path, object: "/")
         try H5.call("H5Pset_attr_phase_change", file: path, object: "/") { H5Pset_attr_phase_change(fcpl.id, 64, 0) }
+        // The root group's object header would otherwise carry creation and modification times in
+        // this format, and the same content would not give the same bytes a second later.
+        try H5.call("H5Pset_obj_track_times", file: path, object: "/") { H5Pset_obj_track_times(fcpl.id, false) }
         let id = try H5.call("H5Fcreate", file: path, object: "/") {
             H5Fcreate(path, H5F_ACC_TRUNC, fcpl.id, fapl.id)
         }

@@ -210,3 +210,34 @@ public enum NumPyReader {
         return data
     }
 }
+
+/// Writes .npz archives (for `unroll export --format npz`).
+public enum NumPyWriter {
+    /// Writes `arrays` as the members `NAME.npy` of a new, uncompressed (stored) .npz archive at
+    /// `path`, atomically (see `AtomicFile`); `numpy.load` reads it. Float arrays are `<f4`.
+    /// - Throws: `DataError` naming `path` (or the member) when the archive cannot be written.
+    public static func writeArchive(_ arrays: [(name: String, array: NumPyArray)], to path: String) throws {
+        let expected = arrays.reduce(0) { $0 + 4 * $1.array.count + 200 }
+        try AtomicFile.write(to: path, expectedBytes: expected) { tmp in
+            // ZIPFoundation creates the archive itself: the temporary file AtomicFile made goes first.
+            unlink(tmp)
+            let archive: Archive
+            do {
+                archive = try Archive(url: URL(fileURLWithPath: tmp), accessMode: .create)
+            } catch {
+                throw DataError.io(path: tmp, operation: "create a zip archive", reason: "\(error)")
+            }
+            for (name, array) in arrays {
+                let bytes = NumPyReader.npyBytes(array)
+                do {
+                    try archive.addEntry(with: name + ".npy", type: .file, uncompressedSize: Int64(bytes.count),
+                                         compressionMethod: .none) { position, size in
+                        bytes.subdata(in: Int(position)..<(Int(position) + size))
+                    }
+                } catch {
+                    throw DataError.io(path: tmp, operation: "add \(name).npy", reason: "\(error)")
+                }
+            }
+        }
+    }
+}

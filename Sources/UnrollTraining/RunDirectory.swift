@@ -145,13 +145,24 @@ public final class RunDirectoryLock {
     /// `mkdir -p path` with POSIX calls. Returns nil when `path` is (now) a directory, else the
     /// path that could not be made a directory and why: "not a directory (a regular file is
     /// there)" when something else already has the name, or the `strerror` text of `mkdir`.
+    /// The directory above `path` ("a/b/" → "a", "/a" → "/"), or nil for a bare name or the root.
+    /// (Foundation's `deletingLastPathComponent` traps on some one-character names on Linux.)
+    static func parentDirectory(_ path: String) -> String? {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return nil }
+        if slash == p.startIndex { return p.count > 1 ? "/" : nil }
+        var parent = p[..<slash]
+        while parent.count > 1 && parent.hasSuffix("/") { parent = parent.dropLast() }
+        return String(parent)
+    }
+
     static func createDirectories(_ path: String) -> (path: String, reason: String)? {
         var info = stat()
         if stat(path, &info) == 0 {
             return (info.st_mode & S_IFMT) == S_IFDIR ? nil : (path, "not a directory (\(kindOf(info.st_mode)) is there)")
         }
-        let parent = (path as NSString).deletingLastPathComponent
-        if !parent.isEmpty, parent != path, let failure = createDirectories(parent) { return failure }
+        if let parent = parentDirectory(path), let failure = createDirectories(parent) { return failure }
         guard mkdir(path, 0o777) != 0 else { return nil }
         let code = errno
         if code == EEXIST {

@@ -67,6 +67,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var keep: Int = 3
     /// JSON-lines metrics file (rank 0).
     public var metrics: String?
+    /// Directory of TensorBoard event files (rank 0; created if needed).
+    public var tensorboard: String?
 
     // Distributed
     /// Gradient allreduce bucket size in bytes.

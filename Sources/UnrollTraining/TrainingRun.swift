@@ -7,6 +7,7 @@ import UnrollData
 import UnrollDistributed
 import UnrollKernels
 import UnrollModels
+import UnrollTensorBoard
 
 /// Receives progress lines (rank 0 only).
 public typealias LogSink = @Sendable (String) -> Void
@@ -28,6 +29,9 @@ public final class TrainingRun {
     let isRoot: Bool
     let dataSHA256: String
     private var metrics: FileHandle?
+    /// TensorBoard event file of this run (rank 0, with `config.tensorboard`); nil after a failed
+    /// write (the run goes on without it, having said so once).
+    private var tensorBoard: TensorBoardWriter?
     /// Non-zero once SIGTERM/SIGINT arrived (see `installSignalHandlers`).
     static var signalled: sig_atomic_t { sig_atomic_t(StopSignals.count) }
 
@@ -104,7 +108,22 @@ public final class TrainingRun {
             }
         } else {
             try self.directory?.requireNoCheckpoints()
-            if let initFrom {
+            if let initFrom, SafeTensors.isSafeTensors(initFrom) && !H5File.isHDF5(initFrom) {
+                // Weights from elsewhere: the shapes come from the run's configuration, the file
+                // must hold every parameter of the layout (names, shapes checked; all mismatches listed).
+                var metadata: [String: String] = [:]
+                do { metadata = try ModelExport.initialize(trainer.task.arena, fromSafeTensors: initFrom) } catch { failure = error }
+                guard try communicator.allAgree(failure == nil) else {
+                    // Every rank read the same file and is here together: one message, no abort.
+                    throw AgreedError(failure ?? TrainingError.checkpoint("--init-from \(initFrom): failed on another rank"))
+                }
+                if isRoot {
+                    let origin = metadata["unroll.step"].map { " (exported by Unroll at step \($0))" } ?? ""
+                    log("initialised from \(initFrom)\(origin): \(trainer.task.arena.layout.views.count) tensors; "
+                        + "new run \(runId) at step 0 with a fresh optimizer (the vocabulary order is not checked: "
+                        + "it must be the dataset's)")
+                }
+            } else if let initFrom {
                 do {
                     let content = try Checkpoint.load(initFrom)
                     try ConfigMerge.checkShapes(config.model, against: content.config.model, file: initFrom)
@@ -137,6 +156,16 @@ public final class TrainingRun {
             handle.seekToEndOfFile()
             metrics = handle
         }
+        if let dir = config.tensorboard {
+            // Rank 0 creates the file; every rank learns whether it could.
+            var failure: (any Error)?
+            if isRoot {
+                do { tensorBoard = try TensorBoardWriter(directory: dir) } catch { failure = error }
+            }
+            guard try communicator.allAgree(failure == nil) else {
+                throw AgreedError(TrainingError.config("--tensorboard \(failure.map { "\($0)" } ?? "\(dir): failed on rank 0")"))
+            }
+        }
     }
 
     /// SIGTERM/SIGINT finish the current step, save a checkpoint and end the run normally. A rank
@@ -161,6 +190,24 @@ public final class TrainingRun {
         metrics.write(Data(("{" + parts.joined(separator: ",") + "}\n").utf8))
     }
 
+    /// Appends `scalars` at `step` to the TensorBoard file (rank 0, with --tensorboard). A failed
+    /// write is reported once and ends TensorBoard output, not the run (other ranks know nothing of it).
+    private func board(_ step: Int, _ scalars: [(tag: String, value: Double)]) {
+        guard let writer = tensorBoard else { return }
+        do {
+            try writer.add(step: step, scalars: scalars)
+        } catch {
+            logLine("warning: --tensorboard: \(error); no more TensorBoard events in this run")
+            writer.close()
+            tensorBoard = nil
+        }
+    }
+
+    /// The TensorBoard tag of a throughput in `unit`s per second: "tokens_per_s", "sequences_per_s".
+    static func rateName(_ unit: String) -> String {
+        (["tok": "tokens", "seq": "sequences", "step": "steps"][unit] ?? unit) + "_per_s"
+    }
+
     /// Validates on the valid split (collective) and feeds the schedule and best-loss tracking.
     @discardableResult
     public func validate() throws -> EvaluationResult {
@@ -177,6 +224,7 @@ public final class TrainingRun {
             emit([("kind", "valid"), ("step", trainer.progress.step), ("epoch", trainer.progress.epoch),
                   ("loss", result.meanLoss)] + result.metrics.map { ($0.name, $0.value) }
                  + [("tokens", result.tokens), ("best", improved)])
+            board(trainer.progress.step, [("valid/loss", result.meanLoss)] + result.metrics.map { ("valid/\($0.name)", $0.value) })
         }
         lastValidationImproved = improved
         return result
@@ -228,6 +276,13 @@ public final class TrainingRun {
                       ("clipped", r.clipped), ("skipped", r.skipped), ("lr", r.learningRate), ("tokens", r.tokens),
                       ("step_s", r.stepSeconds), ("compute_s", r.computeSeconds),
                       ("comm_s", r.communicationSeconds), ("io_s", r.ioSeconds)])
+                board(step, [("train/loss", r.loss)]
+                      + trainer.task.lossFigures(meanLoss: r.loss).map { ("train/\($0.name)", $0.value) }
+                      + [("train/grad_norm", r.gradNorm), ("train/lr", r.learningRate),
+                         ("train/\(Self.rateName(trainer.task.targetUnit))", Double(r.tokens) / max(r.stepSeconds, 1e-9)),
+                         ("train/skipped_steps", Double(trainer.progress.skippedSteps)),
+                         ("time/step_s", r.stepSeconds), ("time/compute_s", r.computeSeconds),
+                         ("time/communication_s", r.communicationSeconds), ("time/io_s", r.ioSeconds)])
                 if step % c.logEvery == 0 || step == trainer.totalSteps || r.stopRequested {
                     let mean = windowLoss / Double(max(windowSteps, 1))
                     let tps = Double(windowTokens) / max(windowSeconds, 1e-9)
@@ -278,6 +333,7 @@ public final class TrainingRun {
                 + (lastCheckpoint.map { ", last checkpoint \($0)" } ?? ""))
         }
         try? metrics?.close()
+        tensorBoard?.close()
         directory?.lock?.release()
         return summary
     }

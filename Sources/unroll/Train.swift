@@ -114,6 +114,8 @@ struct BookkeepingOptions: ParsableArguments {
     var keep: Int?
     @Option(help: "JSON-lines metrics file (appended).")
     var metrics: String?
+    @Option(help: "Directory for TensorBoard event files, written by rank 0: train loss, perplexity/bits per char, gradient norm before clipping, learning rate, throughput, compute/communication/I/O seconds, skipped steps, every validation metric (none: no events).")
+    var tensorboard: String?
 }
 
 struct DistributedOptions: ParsableArguments {
@@ -136,7 +138,7 @@ struct Train: ParsableCommand {
     var config: String?
     @Option(help: "Continue a run from a checkpoint file, or from the newest good one in --checkpoint-dir with 'latest'. The configuration comes from the checkpoint: give only --steps/--epochs, cadences, --keep, --metrics, --max-skips (and --lr, schedule parameters, --clip to override, with a notice).")
     var resume: String?
-    @Option(help: "Start a new run (step 0, fresh optimizer) from the weights of this checkpoint; shapes must match.")
+    @Option(help: "Start a new run (step 0, fresh optimizer) from the weights of this checkpoint (shapes must match), or of a .safetensors file under PyTorch state-dict names (shapes from the command line; every name and shape checked).")
     var initFrom: String?
 
     @OptionGroup(title: "Data") var dataOptions: DataOptions
@@ -308,6 +310,7 @@ struct Train: ParsableCommand {
         add("--checkpoint-every", .free, b.checkpointEvery, current: { "\($0.checkpointEvery)" }) { $0.checkpointEvery = $1 }
         add("--keep", .free, b.keep, current: { "\($0.keep)" }) { $0.keep = $1 }
         add("--metrics", .free, b.metrics, current: { $0.metrics ?? "none" }) { $0.metrics = $1 }
+        add("--tensorboard", .free, b.tensorboard, current: { $0.tensorboard ?? "none" }) { $0.tensorboard = $1 }
         add("--bucket-bytes", .free, distributed.bucketBytes, current: { "\($0.bucketBytes)" }) { $0.bucketBytes = $1 }
         return list
     }
@@ -376,6 +379,9 @@ struct Train: ParsableCommand {
                 let saved = try rootDecides(comm) { try verified ?? SavedRun(path) }
                 (config, overrides) = try ConfigMerge.resume(try resolvedData(saved, checkpoint: path, comm, log), file: path,
                                                              step: saved.step, given)
+            } else if let initFrom = options.initFrom, SafeTensors.isSafeTensors(initFrom), !H5File.isHDF5(initFrom) {
+                // Weights trained elsewhere carry no configuration: the shapes are the command line's.
+                config = ConfigMerge.fresh(try options.defaults(), given)
             } else if let initFrom = options.initFrom {
                 let saved = try rootDecides(comm) { try SavedRun(initFrom) }
                 var shape = saved.config.model

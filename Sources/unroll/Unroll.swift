@@ -13,7 +13,7 @@ struct Unroll: ParsableCommand {
         commandName: "unroll",
         abstract: "Distributed data-parallel TBPTT training of recurrent networks.",
         version: UnrollVersion.string,
-        subcommands: [Prepare.self, Train.self, Eval.self, Predict.self, Sample.self, Baseline.self, Inspect.self, BenchKernels.self, BenchTrain.self])
+        subcommands: [Prepare.self, Train.self, Eval.self, Predict.self, Sample.self, Baseline.self, Inspect.self, Export.self, BenchKernels.self, BenchTrain.self])
 
     static func main() {
         // A write past the file-size limit (ulimit -f) then fails with EFBIG and is reported

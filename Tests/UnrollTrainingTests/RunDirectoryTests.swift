@@ -222,3 +222,11 @@ import UnrollModels
         #expect(message?.contains("--hidden: the checkpoint has 7, the run has 9") == true)
     }
 }
+
+/// The parent of a checkpoint directory path, without Foundation's path helpers (which trapped on
+/// `--checkpoint-dir c`).
+@Test(arguments: [("c", nil), ("ab", nil), ("a/b", "a"), ("a/b/", "a"), ("/a", "/"), ("/", nil), ("a//b", "a"),
+                  ("/x/y/z", "/x/y"), ("./c", ".")] as [(String, String?)])
+func parentDirectoryOfCheckpointPaths(path: String, parent: String?) {
+    #expect(RunDirectoryLock.parentDirectory(path) == parent)
+}
