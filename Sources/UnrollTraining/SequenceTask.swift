@@ -103,6 +103,8 @@ public final class SequenceTask: TrainingTask {
     public private(set) var normalization: (mean: [Float], std: [Float])?
     /// The window T: sequences longer than it run as several windows.
     public let window: Int
+    /// The longest sequence this task will see (the run's, or its dataset's if longer).
+    let longest: Int
     private var train: LoadedSequences?
     private var loaded: [String: LoadedSequences] = [:]
     private var epochBatches: [[Int]] = []
@@ -167,7 +169,18 @@ public final class SequenceTask: TrainingTask {
         self.classNames = classNames
         self.vocabulary = vocabulary
         self.normalization = normalization
-        window = min(config.bptt, sequence.longest)
+        // Data longer than the run's longest sequence (eval on another file) runs in windows with
+        // the state carried, or in one longer window where the model needs whole sequences.
+        var longest = sequence.longest
+        if let dataset {
+            for name in DatasetFormat.splits {
+                let split = try dataset.split(name)
+                for i in 0..<split.count { longest = max(longest, split.length(of: i)) }
+            }
+        }
+        self.longest = longest
+        let needsWhole = sequence.bidirectional || (!sequence.perStep && sequence.pool != .last)
+        window = needsWhole ? longest : min(config.bptt, longest)
         let largest = max(config.batchSize, 1)
         model = SequenceModel(config: sequence.modelConfig(config.model), seed: config.seed, maxSteps: window,
                               maxBatch: largest)
@@ -355,7 +368,7 @@ public final class SequenceTask: TrainingTask {
     /// The state carried between the windows of a batch of `batch` rows (nil when every sequence
     /// fits one window), zeroed at the batch's first window.
     private func carriedState(batch: Int, first: Bool) -> RecurrentState? {
-        guard window < sequence.longest else { return nil }
+        guard window < longest else { return nil }
         let state = states[batch] ?? RecurrentState(layers: config.model.layers, batch: batch,
                                                     hiddenSize: config.model.hiddenSize,
                                                     hasCell: config.model.cell.hasCellState)
@@ -523,7 +536,7 @@ public final class SequenceTask: TrainingTask {
     public var setupDescription: String {
         let n = train?.lengths.count ?? 0
         return "\(communicator.size) rank(s) sharing batches of \(config.batchSize) sequences, \(n) sequences, "
-            + "\(stepsPerEpoch) steps per epoch" + (window < sequence.longest ? ", windows of \(window) steps" : "")
+            + "\(stepsPerEpoch) steps per epoch" + (window < longest ? ", windows of \(window) steps" : "")
     }
 
     public var targetUnit: String { sequence.perStep ? "step" : "seq" }

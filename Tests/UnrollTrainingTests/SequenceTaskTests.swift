@@ -116,4 +116,38 @@ struct SequenceTaskTests {
         #expect(message.contains("/normalization/std[0]") && message.contains("expected a finite number > 0"))
         #expect(!message.contains("\n"))
     }
+
+    /// A checkpoint evaluated on data longer than anything it was trained on: the state is carried
+    /// across windows of the trained length, which gives what one long window gives.
+    @Test func longerSequencesThanTrainedRunInWindowsWithTheStateCarried() throws {
+        let dir = try CheckpointScratch()
+        let config = try Self.config(.parity, in: dir)   // lengths 3…12
+        let trainer = try Trainer(config: config, communicator: SingleProcessCommunicator())
+        for _ in 0..<4 { _ = try trainer.step() }
+        let long = dir.file("long.h5")
+        _ = try SyntheticPreparation.prepare(SyntheticOptions(task: .parity, seed: 9, sizes: [20, 20, 20], minLength: 20,
+                                                              maxLength: 30), output: long)
+        var onLong = config
+        onLong.data = long
+        let windowed = try SequenceTask(config: onLong, communicator: SingleProcessCommunicator(), forTraining: false)
+        #expect(windowed.window == 12)
+        var whole = onLong
+        whole.bptt = 30
+        whole.sequence!.longest = 30
+        let single = try SequenceTask(config: whole, communicator: SingleProcessCommunicator(), forTraining: false)
+        #expect(single.window == 30)
+        let normalization = try #require((trainer.task as? SequenceTask)?.normalization)
+        for task in [windowed, single] {
+            task.arena.parameters.pointer.update(from: trainer.task.arena.parameters.pointer, count: task.arena.count)
+            var state = TaskState()
+            state.append("classes", strings: ["even", "odd"])
+            state.append("normalization/mean", floats: normalization.mean, shape: [1])
+            state.append("normalization/std", floats: normalization.std, shape: [1])
+            try task.restore(state, file: "test")
+        }
+        let a = try windowed.evaluateFully(split: "test"), b = try single.evaluateFully(split: "test")
+        #expect(a.count == 20 && b.count == 20)
+        #expect(abs(a.lossSum - b.lossSum) <= 1e-5 * abs(b.lossSum), "windowed \(a.lossSum) vs one window \(b.lossSum)")
+        #expect(a.confusion == b.confusion)
+    }
 }
