@@ -64,6 +64,11 @@ public enum MemoryEstimate {
     public static func trainingProblem(_ config: TrainingConfig, worldSize: Int) -> String? {
         guard let short = shortfall(bytesPerProcess: trainingBytes(config, worldSize: worldSize)) else { return nil }
         let m = config.model
+        if let s = config.sequence {
+            return "this model and batch \(short) (--hidden \(m.hiddenSize), --layers \(m.layers)"
+                + (s.bidirectional ? " bidirectional" : "") + (s.tokens ? ", --embedding \(m.embeddingSize), vocabulary \(m.vocabSize)" : ", \(s.inputDim) features")
+                + ", --batch-size \(config.batchSize), longest sequence \(s.longest), --bptt \(config.bptt))"
+        }
         return "this model and batch \(short) (--hidden \(m.hiddenSize), --embedding \(m.embeddingSize), "
             + "--layers \(m.layers), vocabulary \(m.vocabSize), --batch-size \(config.batchSize), --bptt \(config.bptt), "
             + "--eval-streams \(config.evalStreams))"
