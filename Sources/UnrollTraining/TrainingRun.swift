@@ -75,8 +75,7 @@ public final class TrainingRun {
         self.trainer = trainer
         var runId = try rootDecides(communicator) { makeRunId() }
         if let dir = config.checkpointDir {
-            self.directory = try directory ?? RunDirectory(path: dir, runId: runId, communicator: communicator,
-                                                          log: { UnrollLog.training.notice("\($0)") })
+            self.directory = try directory ?? RunDirectory(path: dir, runId: runId, communicator: communicator, log: log)
         } else {
             self.directory = nil
         }

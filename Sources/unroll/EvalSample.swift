@@ -41,7 +41,7 @@ struct Eval: ParsableCommand {
         discussion: examples(
             "unroll eval --checkpoint runs/a/best.h5",
             "mpirun -np 4 unroll eval --checkpoint runs/a/best.h5 --split valid --json",
-            "unroll eval --checkpoint runs/a/latest.h5 --data moved/shakespeare.h5 --eval-streams 1 --bptt 200"))
+            "unroll eval --checkpoint runs/a/latest.h5 --data moved/shakespeare.h5 \\\n      --eval-streams 1 --bptt 200"))
 
     @Option(help: "Checkpoint file.")
     var checkpoint: String

@@ -143,10 +143,10 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a recurrent language model (run under mpirun for several ranks).",
         discussion: examples(
-            "unroll train --data shakespeare.h5 --cell lstm --layers 2 --hidden 512 --steps 5000 --checkpoint-dir runs/a",
-            "mpirun -np 4 unroll train --config ptb.toml --metrics runs/b/metrics.jsonl --checkpoint-dir runs/b",
+            "unroll train --data shakespeare.h5 --hidden 512 --steps 5000 \\\n      --checkpoint-dir runs/a",
+            "mpirun -np 4 unroll train --config ptb.toml --checkpoint-dir runs/b \\\n      --metrics runs/b/metrics.jsonl",
             "unroll train --checkpoint-dir runs/a --resume latest --steps 10000",
-            "unroll train --data parity.h5 --cell gru --bidirectional --optimizer adam --lr 0.01 --epochs 10"))
+            "unroll train --data parity.h5 --cell gru --bidirectional \\\n      --optimizer adam --lr 0.01 --epochs 10"))
 
     @Option(help: "Configuration file, JSON or TOML, whose keys are these long options (e.g. cell = \"lstm\"); command-line options override it.")
     var config: String?

@@ -14,7 +14,7 @@ struct Unroll: ParsableCommand {
         abstract: "Distributed data-parallel TBPTT training of recurrent networks.",
         discussion: examples(
             "unroll prepare synthetic --task arith --output arith.h5",
-            "mpirun -np 2 unroll train --data arith.h5 --steps 300 --checkpoint-dir runs/a",
+            "mpirun -np 2 unroll train --data arith.h5 --steps 300 \\\n      --checkpoint-dir runs/a",
             "unroll eval --checkpoint runs/a/best.h5 --json"),
         version: UnrollVersion.string,
         subcommands: [Prepare.self, Train.self, Eval.self, Predict.self, Sample.self, Baseline.self, Inspect.self, BenchKernels.self, BenchTrain.self])

@@ -67,7 +67,7 @@ import UnrollTraining
         ("lr = 1\nlr = 2\n", "lr"),                                  // TOML itself refuses it
         ("[a]\nlr = 1\n[b]\nlr = 2\n", "b.lr"),                     // two tables, one option
         ("batch_size = 1\nbatch-size = 2\n", "batch"),               // two spellings, one option
-        ("model.hidden = 1\n[model]\nhidden = 2\n", "hidden"),
+        ("model.hidden = 1\n[model]\nhidden = 2\n", "model"),     // TOML: table defined twice
     ])
     func duplicateTomlKeysAreRefusedByName(text: String, key: String) throws {
         let path = try write(text, "dup.toml")
