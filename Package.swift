@@ -25,6 +25,12 @@ let package = Package(
         // TensorBoard's Event/Summary messages (`unroll train --tensorboard`); the Swift code is
         // generated once by launch/gen-proto and committed, so no build plugin runs here.
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // SHA-256 of datasets (BoringSSL's, with SHA-NI where the CPU has it).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // Leveled logging from library code; the CLI installs the handler (`--log-level`).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // `unroll train --config FILE.toml` (full TOML 1.0 via toml++).
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C libraries, flags from pkg-config.
@@ -41,18 +47,23 @@ let package = Package(
                 swiftSettings: fast),
         .target(name: "UnrollModels", dependencies: ["UnrollKernels"], swiftSettings: fast),
         .target(name: "UnrollData",
-                dependencies: ["HDF5Shim", "UnrollModels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                dependencies: ["HDF5Shim", "UnrollModels", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                               .product(name: "Crypto", package: "swift-crypto"),
+                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: fast),
         .target(name: "UnrollDistributed", dependencies: ["MPIShim"], swiftSettings: fast),
         // TensorBoard event files: TFRecord framing (masked CRC-32C) of generated protobuf messages.
         .target(name: "UnrollTensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["event.proto"]),
         .target(name: "UnrollTraining",
-                dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed", "UnrollTensorBoard"],
+                dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed", "UnrollTensorBoard",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: fast),
         .executableTarget(name: "unroll",
                           dependencies: ["UnrollTraining", "UnrollData",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
                           swiftSettings: fast),
 
         .target(name: "UnrollTestSupport", dependencies: ["UnrollKernels", "UnrollModels"],

@@ -75,11 +75,11 @@ public enum TextPreparation {
             origins = [train, valid, test]
             texts = try origins.map(readFile)
             sources = zip(origins, texts).map { SourceInfo(name: ($0 as NSString).lastPathComponent,
-                                                           sha256: SHA256.hexHash($1)) }
+                                                           sha256: SHA256Hex.hash($1)) }
         case let .split(path, fractions):
             try checkFractions(fractions)
             let bytes = try readFile(path)
-            let source = SourceInfo(name: (path as NSString).lastPathComponent, sha256: SHA256.hexHash(bytes))
+            let source = SourceInfo(name: (path as NSString).lastPathComponent, sha256: SHA256Hex.hash(bytes))
             origins = [path, path, path]
             texts = [bytes]
             sources = [source, source, source]

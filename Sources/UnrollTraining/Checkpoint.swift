@@ -43,22 +43,14 @@ public struct CheckpointContent {
     public var runId: String?
 }
 
-/// SHA-256 of a whole file, hex.
+/// SHA-256 of a whole file, hex (swift-crypto; see `SHA256Hex`).
+/// - Throws: `TrainingError.data` naming the file when it cannot be opened or read.
 public func fileSHA256(_ path: String) throws -> String {
-    guard let handle = FileHandle(forReadingAtPath: path) else {
-        throw TrainingError.data("\(path): cannot open for reading (SHA-256)")
-    }
-    defer { try? handle.close() }  // read-only handle: closing cannot lose data
-    var hasher = SHA256()
     do {
-        // The throwing read: `readData(ofLength:)` traps on an I/O error instead of throwing.
-        while let chunk = try handle.read(upToCount: 1 << 22), !chunk.isEmpty {
-            hasher.update(chunk)
-        }
-    } catch {
-        throw TrainingError.data("\(path): read failed while computing its SHA-256: \(error.localizedDescription)")
+        return try SHA256Hex.file(path)
+    } catch let error as DataError {
+        throw TrainingError.data("\(error)")
     }
-    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
 }
 
 public enum Checkpoint {

@@ -47,9 +47,11 @@ public struct EvaluationResult: Sendable, Equatable {
 public enum Evaluator {
     /// Evaluates `model` on `split` of `path` laid out as `streams` streams with windows of `bptt`
     /// (collective: every rank must call it). The model's workspace must hold `bptt` steps and this
-    /// rank's share of the streams.
+    /// rank's share of the streams. `progress`, if given, is called after each window with the
+    /// windows done and the total (this rank's; every rank has the same count).
     public static func evaluate(model: RecurrentLanguageModel, path: String, split: String, streams: Int, bptt: Int,
-                                communicator: any Communicator) throws -> EvaluationResult {
+                                communicator: any Communicator,
+                                progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> EvaluationResult {
         let local = LanguageModelTask.evalRange(streams: streams, rank: communicator.rank, size: communicator.size)
         var nll = 0.0, count = 0.0
         var failure: (any Error)?
@@ -64,6 +66,7 @@ public enum Evaluator {
                     let (s, c) = model.loss(targets: targets)
                     nll += s
                     count += Double(c)
+                    progress?(w + 1, reader.windowCount)
                 }
             }
         } catch {

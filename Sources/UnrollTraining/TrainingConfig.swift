@@ -134,3 +134,29 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return nil
     }
 }
+
+extension TrainingConfig {
+    /// Every default of a new run, declared once: the property initialisers above and these
+    /// values are what `unroll train` resolves options not given to, and its help text is
+    /// generated from them.
+    public enum Defaults {
+        /// The recurrent stack (the vocabulary size comes from the dataset; the embedding size
+        /// follows `--hidden` unless given).
+        public static let model = ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: 200, hiddenSize: 200, layers: 2,
+                                              dropout: 0, initScheme: .pytorch, forgetGateBias: false)
+        /// A configuration with every default (and no data file).
+        public static let config = TrainingConfig(data: "", model: model)
+        /// Decay factor of the step and plateau schedules.
+        public static let lrDecay = 0.5
+        /// Step schedule: last epoch at the base rate.
+        public static let decayAfter = 4
+        /// Cosine schedule: warm-up steps.
+        public static let warmup = 0
+        /// Sequence tasks: read each sequence backwards too.
+        public static let bidirectional = false
+        /// Sequence tasks with one target per sequence: what the head reads.
+        public static let pool = PoolKind.last
+        /// Sequence tasks with float features: standardise them with the train split's statistics.
+        public static let normalize = true
+    }
+}

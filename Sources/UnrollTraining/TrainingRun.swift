@@ -7,6 +7,7 @@ import UnrollData
 import UnrollDistributed
 import UnrollKernels
 import UnrollModels
+import Logging
 import UnrollTensorBoard
 
 /// Receives progress lines (rank 0 only).
@@ -26,6 +27,8 @@ public struct RunSummary: Sendable {
 public final class TrainingRun {
     public let trainer: Trainer
     let logLine: LogSink
+    /// Checkpoints written, resumes, notices (rank 0; see `UnrollLog`).
+    let logger = UnrollLog.training
     let isRoot: Bool
     let dataSHA256: String
     private var metrics: FileHandle?
@@ -103,8 +106,8 @@ public final class TrainingRun {
             try self.directory?.adopt(runId: runId)
             if !overrides.isEmpty { trainer.progress.overrides = (trainer.progress.overrides ?? []) + overrides }
             if isRoot {
-                log("resumed from \(path) at step \(trainer.progress.step), epoch \(trainer.progress.epoch) (run \(runId))")
-                for o in overrides { log("notice: \(o.flag) changed from \(o.from) to \(o.to) at step \(o.step) (recorded in the checkpoints)") }
+                logger.info("resumed from \(path) at step \(trainer.progress.step), epoch \(trainer.progress.epoch) (run \(runId))")
+                for o in overrides { logger.notice("notice: \(o.flag) changed from \(o.from) to \(o.to) at step \(o.step) (recorded in the checkpoints)") }
             }
         } else {
             try self.directory?.requireNoCheckpoints()
@@ -129,8 +132,9 @@ public final class TrainingRun {
                     try ConfigMerge.checkShapes(config.model, against: content.config.model, file: initFrom)
                     try Checkpoint.restoreParameters(content, into: trainer, file: initFrom)
                     if isRoot {
-                        log("initialised from \(initFrom) (step \(content.progress.step) of run \(content.runId ?? "?")): "
-                            + "new run \(runId) at step 0 with a fresh optimizer")
+                        let message = "initialised from \(initFrom) (step \(content.progress.step) of run \(content.runId ?? "?")): "
+                            + "new run \(runId) at step 0 with a fresh optimizer"
+                        logger.info("\(message)")
                     }
                 } catch { failure = error }
                 guard try communicator.allAgree(failure == nil) else {
@@ -176,18 +180,10 @@ public final class TrainingRun {
         try StopSignals.install(grace: stopGrace)
     }
 
-    private func emit(_ fields: [(String, Any)]) {
+    /// Appends one record to the metrics file (rank 0, with --metrics).
+    private func emit<Record: Encodable>(_ record: Record) throws {
         guard let metrics else { return }
-        var parts: [String] = []
-        for (k, v) in fields {
-            switch v {
-            case let d as Double: parts.append("\"\(k)\":\(d.isFinite ? String(d) : "null")")
-            case let i as Int: parts.append("\"\(k)\":\(i)")
-            case let b as Bool: parts.append("\"\(k)\":\(b)")
-            default: parts.append("\"\(k)\":\"\(v)\"")
-            }
-        }
-        metrics.write(Data(("{" + parts.joined(separator: ",") + "}\n").utf8))
+        metrics.write(Data((try JSONLines.line(record) + "\n").utf8))
     }
 
     /// Appends `scalars` at `step` to the TensorBoard file (rank 0, with --tensorboard). A failed
@@ -221,9 +217,9 @@ public final class TrainingRun {
             for m in result.metrics { line += " \(m.name) \(f(m.value, m.digits))" }
             line += " | \(result.tokens) \(trainer.task.targetUnit)" + (improved ? " | best" : "")
             logLine(line)
-            emit([("kind", "valid"), ("step", trainer.progress.step), ("epoch", trainer.progress.epoch),
-                  ("loss", result.meanLoss)] + result.metrics.map { ($0.name, $0.value) }
-                 + [("tokens", result.tokens), ("best", improved)])
+            try emit(ValidRecord(step: trainer.progress.step, epoch: trainer.progress.epoch, loss: result.meanLoss,
+                                 figures: result.metrics.map { ($0.name, $0.value) }, tokens: result.tokens,
+                                 best: improved))
             board(trainer.progress.step, [("valid/loss", result.meanLoss)] + result.metrics.map { ("valid/\($0.name)", $0.value) })
         }
         lastValidationImproved = improved
@@ -243,7 +239,7 @@ public final class TrainingRun {
             try CheckpointDirectory.setLink("latest.h5", to: path, in: dir)
             if best { try CheckpointDirectory.setLink("best.h5", to: path, in: dir) }
             CheckpointDirectory.prune(dir, keep: trainer.config.keep, protected: path)
-            logLine("checkpoint \(path)\(best ? " (best)" : "") in \(f(monotonicSeconds() - t0, 2)) s")
+            logger.info("checkpoint \(path)\(best ? " (best)" : "") in \(f(monotonicSeconds() - t0, 2)) s")
         }
         return path
     }
@@ -268,14 +264,14 @@ public final class TrainingRun {
             windowLoss += r.loss
             windowSteps += 1
             if r.skipped && isRoot {
-                logLine("step \(r.step): gradient norm \(r.gradNorm) — update skipped on every rank (\(trainer.progress.skippedSteps) so far)")
+                logger.warning("step \(r.step): gradient norm \(r.gradNorm) — update skipped on every rank (\(trainer.progress.skippedSteps) so far)")
             }
             let step = trainer.progress.step
             if isRoot {
-                emit([("kind", "train"), ("step", step), ("epoch", r.epoch), ("loss", r.loss), ("grad_norm", r.gradNorm),
-                      ("clipped", r.clipped), ("skipped", r.skipped), ("lr", r.learningRate), ("tokens", r.tokens),
-                      ("step_s", r.stepSeconds), ("compute_s", r.computeSeconds),
-                      ("comm_s", r.communicationSeconds), ("io_s", r.ioSeconds)])
+                try emit(TrainRecord(step: step, epoch: r.epoch, loss: .init(r.loss), gradNorm: .init(r.gradNorm),
+                                     clipped: r.clipped, skipped: r.skipped, lr: .init(r.learningRate), tokens: r.tokens,
+                                     stepSeconds: .init(r.stepSeconds), computeSeconds: .init(r.computeSeconds),
+                                     communicationSeconds: .init(r.communicationSeconds), ioSeconds: .init(r.ioSeconds)))
                 board(step, [("train/loss", r.loss)]
                       + trainer.task.lossFigures(meanLoss: r.loss).map { ("train/\($0.name)", $0.value) }
                       + [("train/grad_norm", r.gradNorm), ("train/lr", r.learningRate),
@@ -324,7 +320,7 @@ public final class TrainingRun {
             if stopped {
                 let how = trainer.config.checkpointDir.map { "unroll train --checkpoint-dir \($0) --resume latest" }
                     ?? "unroll train … (no --checkpoint-dir: nothing was saved)"
-                logLine("stopped by signal at step \(summary.steps); resume with: \(how)")
+                logger.notice("stopped by signal at step \(summary.steps); resume with: \(how)")
             }
             let figures = trainer.task.lossFigures(meanLoss: summary.bestValidLoss)
                 .map { "\($0.name) \(f($0.value, $0.digits))" }.joined(separator: " ")

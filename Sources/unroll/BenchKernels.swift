@@ -11,7 +11,8 @@ import Glibc
 struct BenchKernels: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-kernels",
-        abstract: "Time forward+backward+clip+SGD steps of the reference shapes A–E on one process.")
+        abstract: "Time forward+backward+clip+SGD steps of the reference shapes A–E on one process.",
+        discussion: examples("unroll bench-kernels", "unroll bench-kernels --configs A,C --json", "unroll bench-kernels --sgemm-only"))
 
     @Option(help: "Comma-separated shapes among A,B,C,D,E.")
     var configs: String = "A,B,C,D,E"
@@ -43,8 +44,8 @@ struct BenchKernels: ParsableCommand {
         let peakTN = KernelBenchmark.sgemmGflops(m: 2048, n: 512, k: 2048, transA: true)
         let peak = max(peakNN, peakTN)
         if sgemmOnly {
-            print("{\"sgemm_peak_gflops\":\(fmt(peak, 2)),\"nn_1024\":\(fmt(peakNN, 2)),\"tn_2048_512_2048\":\(fmt(peakTN, 2)),"
-                  + "\"blas_core\":\"\(BLAS.coreName)\"}")
+            print(try JSONLines.line(SgemmReport(sgemmPeakGflops: round2(peak), nn1024: round2(peakNN),
+                                                 tn2048x512x2048: round2(peakTN), blasCore: BLAS.coreName)))
             return
         }
         print("sgemm peak (1 thread, measured now): 1024³ NN \(fmt(peakNN, 1)) GFLOP/s, 2048×512×2048 TN \(fmt(peakTN, 1)) GFLOP/s")
@@ -57,9 +58,10 @@ struct BenchKernels: ParsableCommand {
         for shape in shapes {
             let r = KernelBenchmark.run(shape, warmup: warmup, seconds: seconds)
             if json {
-                print("{\"config\":\"\(shape.name)\",\"tokens_per_s\":\(fmt(r.tokensPerSecond, 1)),"
-                      + "\"median_step_ms\":\(fmt(r.medianStepSeconds * 1000, 3)),\"gflops\":\(fmt(r.gflops, 2)),"
-                      + "\"sgemm_peak_gflops\":\(fmt(peak, 2)),\"steps\":\(r.steps),\"blas_core\":\"\(BLAS.coreName)\"}")
+                print(try JSONLines.line(ShapeReport(config: shape.name, tokensPerSecond: rounded(r.tokensPerSecond, 1),
+                                                     medianStepMilliseconds: rounded(r.medianStepSeconds * 1000, 3),
+                                                     gflops: round2(r.gflops), sgemmPeakGflops: round2(peak),
+                                                     steps: r.steps, blasCore: BLAS.coreName)))
             } else {
                 print("| \(shape.name) | \(shape.summary) | \(fmt(r.tokensPerSecond, 0)) | \(fmt(r.medianStepSeconds * 1000, 1)) "
                       + "| \(fmt(r.gflops, 1)) | \(fmt(100 * r.gflops / peak, 0))% | \(r.steps) |")
@@ -68,6 +70,46 @@ struct BenchKernels: ParsableCommand {
         print("peak RSS \(fmt(peakResidentMiB(), 0)) MiB")
     }
 }
+
+/// `bench-kernels --sgemm-only`: the one JSON object printed.
+struct SgemmReport: Encodable {
+    var sgemmPeakGflops: Double
+    var nn1024: Double
+    var tn2048x512x2048: Double
+    var blasCore: String
+
+    enum CodingKeys: String, CodingKey {
+        case sgemmPeakGflops = "sgemm_peak_gflops", nn1024 = "nn_1024", tn2048x512x2048 = "tn_2048_512_2048"
+        case blasCore = "blas_core"
+    }
+}
+
+/// `bench-kernels --json`: one JSON object per shape.
+struct ShapeReport: Encodable {
+    var config: String
+    var tokensPerSecond: Double
+    var medianStepMilliseconds: Double
+    var gflops: Double
+    var sgemmPeakGflops: Double
+    var steps: Int
+    var blasCore: String
+
+    enum CodingKeys: String, CodingKey {
+        case config, gflops, steps
+        case tokensPerSecond = "tokens_per_s", medianStepMilliseconds = "median_step_ms"
+        case sgemmPeakGflops = "sgemm_peak_gflops", blasCore = "blas_core"
+    }
+}
+
+/// `x` rounded to `digits` decimals (what the JSON reports carry); NaN stays NaN.
+func rounded(_ x: Double, _ digits: Int) -> Double {
+    guard x.isFinite else { return x }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    return (x * scale).rounded() / scale
+}
+
+func round2(_ x: Double) -> Double { rounded(x, 2) }
 
 /// Fixed-point formatting without Foundation.
 func fmt(_ x: Double, _ digits: Int) -> String {
@@ -96,7 +138,9 @@ enum ProcessInfoLite {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-train",
-        abstract: "Time real Trainer steps (read-ahead, forward, backward, allreduce, clip, SGD) of one shape A–E; run under mpirun for several ranks. Prints one JSON object (rank 0).")
+        abstract: "Time real Trainer steps (read-ahead, forward, backward, allreduce, clip, SGD) of one shape A–E; run under mpirun for several ranks. Prints one JSON object (rank 0).",
+        discussion: examples("unroll bench-train --config A", "mpirun -np 2 unroll bench-train --config C --seconds 20 --extras",
+                             "mpirun -np 2 unroll bench-train --config B --no-comm"))
 
     @Option(help: "Shape: A, B, C, D or E.")
     var config: String = "A"

@@ -37,7 +37,11 @@ let dataHelp = ArgumentHelp(
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a checkpoint on a split: Σ NLL and token count summed exactly over the ranks.")
+        abstract: "Evaluate a checkpoint on a split: Σ NLL and token count summed exactly over the ranks.",
+        discussion: examples(
+            "unroll eval --checkpoint runs/a/best.h5",
+            "mpirun -np 4 unroll eval --checkpoint runs/a/best.h5 --split valid --json",
+            "unroll eval --checkpoint runs/a/latest.h5 --data moved/shakespeare.h5 \\\n      --eval-streams 1 --bptt 200"))
 
     @Option(help: "Checkpoint file.")
     var checkpoint: String
@@ -51,10 +55,14 @@ struct Eval: ParsableCommand {
     var bptt: Int?
     @Flag(help: "Print one JSON object (rank 0).")
     var json = false
+    @Flag(help: "No progress on standard error.")
+    var quiet = false
     @OptionGroup(title: "Distributed") var watchdog: WatchdogOptions
+    @OptionGroup(title: "Logging") var logging: LoggingOptions
 
     func run() throws {
         let comm = try makeCommunicator()
+        logging.install(rank: comm.rank, worldSize: comm.size)
         watchdog.apply(to: comm)
         try runReportingErrors(communicator: comm) {
             let content = try Checkpoint.load(checkpoint)
@@ -83,13 +91,14 @@ struct Eval: ParsableCommand {
             }
             let model = RecurrentLanguageModel(config: content.config.model, arena: arena, maxSteps: T,
                                                maxBatch: max(1, local.count))
+            let display = ProgressDisplay("eval \(split)", unit: "windows", enabled: comm.rank == 0 && !quiet)
             let r = try Evaluator.evaluate(model: model, path: path, split: split, streams: streams, bptt: T,
-                                           communicator: comm)
+                                           communicator: comm, progress: display.update)
             guard comm.rank == 0 else { return }
             if json {
-                print("{\"checkpoint\":\"\(checkpoint)\",\"data\":\"\(path)\",\"split\":\"\(split)\",\"tokens\":\(r.tokens),"
-                      + "\"nll_sum\":\(r.nllSum),\"loss\":\(r.meanLoss),\"perplexity\":\(r.perplexity),"
-                      + "\"bits_per_token\":\(r.bitsPerToken),\"ranks\":\(comm.size)}")
+                print(try Self.jsonText(LanguageModelReport(checkpoint: checkpoint, data: path, split: split, tokens: r.tokens,
+                                                            nllSum: r.nllSum, loss: r.meanLoss, perplexity: r.perplexity,
+                                                            bitsPerToken: r.bitsPerToken, ranks: comm.size)))
             } else {
                 let unit = dataset.level == .word ? "bits/word" : "bits/char"
                 print("\(split): loss \(String(format: "%.6f", r.meanLoss)) | perplexity \(String(format: "%.3f", r.perplexity)) "
@@ -100,6 +109,32 @@ struct Eval: ParsableCommand {
 }
 
 extension Eval {
+    /// What `eval --json` prints for a language model.
+    struct LanguageModelReport: Codable {
+        var checkpoint: String
+        var data: String
+        var split: String
+        var tokens: Int
+        var nllSum: Double
+        var loss: Double
+        var perplexity: Double
+        var bitsPerToken: Double
+        var ranks: Int
+
+        enum CodingKeys: String, CodingKey {
+            case checkpoint, data, split, tokens, loss, perplexity, ranks
+            case nllSum = "nll_sum", bitsPerToken = "bits_per_token"
+        }
+    }
+
+    /// One line of JSON: sorted keys, `/` unescaped, NaN and infinities as the strings "nan", "inf", "-inf".
+    static func jsonText<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     /// What `eval --json` prints for a sequence task.
     struct SequenceReport: Encodable {
         var checkpoint: String
@@ -150,10 +185,7 @@ extension Eval {
                                     recall: classes ? e.recall : nil, confusion: classes ? e.confusion : nil,
                                     mse: classes ? nil : e.meanSquaredError, mae: classes ? nil : e.meanAbsoluteError)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(try Self.jsonText(report))
             return
         }
         let unit = task.sequence.perStep ? "steps" : "sequences"
@@ -172,7 +204,11 @@ extension Eval {
 }
 
 struct Sample: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint.")
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text from a checkpoint.",
+        discussion: examples(
+            "unroll sample --checkpoint runs/a/best.h5 --prime \"ROMEO:\" --length 500",
+            "unroll sample --checkpoint runs/a/best.h5 --temperature 0.5 --top-k 10 --seed 7"))
 
     @Option(help: "Checkpoint file.")
     var checkpoint: String
@@ -224,7 +260,8 @@ struct Sample: ParsableCommand {
 
 struct Baseline: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Cross-entropy of the unigram (train frequency) model on a split: the bar to beat.")
+        abstract: "Cross-entropy of the unigram (train frequency) model on a split: the bar to beat.",
+        discussion: examples("unroll baseline --data shakespeare.h5", "unroll baseline --data ptb.h5 --split test"))
 
     @Option(help: "Dataset file.")
     var data: String

@@ -7,7 +7,8 @@ import UnrollTraining
 /// `unroll inspect DATA.h5`.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Validate a dataset or checkpoint file and describe what it holds.")
+        abstract: "Validate a dataset or checkpoint file and describe what it holds.",
+        discussion: examples("unroll inspect shakespeare.h5", "unroll inspect runs/a/latest.h5"))
 
     @Argument(help: "Dataset or checkpoint file (HDF5).")
     var path: String

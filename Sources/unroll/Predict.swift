@@ -12,7 +12,10 @@ import UnrollTraining
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a sequence model's checkpoint on new inputs: text lines or a NumPy .npz.")
+        abstract: "Run a sequence model's checkpoint on new inputs: text lines or a NumPy .npz.",
+        discussion: examples(
+            "unroll predict --checkpoint runs/reviews/best.h5 --input new.txt --top-k 2",
+            "unroll predict --checkpoint runs/signals/best.h5 --input new.npz --json"))
 
     @Option(help: "Checkpoint of a sequence task.")
     var checkpoint: String

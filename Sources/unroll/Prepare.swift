@@ -13,6 +13,10 @@ extension SequenceTargetLayout: ExpressibleByArgument {}
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build a dataset file from text, a synthetic task, or labelled sequences.",
+        discussion: examples(
+            "unroll prepare text --input corpus.txt --split 0.9,0.05,0.05 \\\n      --output corpus.h5",
+            "unroll prepare synthetic --task parity --output parity.h5",
+            "unroll prepare sequences --input reviews/ --split 0.8,0.1,0.1 \\\n      --output reviews.h5"),
         subcommands: [PrepareText.self, PrepareSynthetic.self, PrepareSequences.self])
 }
 
@@ -25,7 +29,10 @@ struct PrepareText: ParsableCommand {
             Either give --valid and --test (then --input is the training text), or --split to cut \
             the token stream of --input. The vocabulary comes from the training split only, ordered \
             by descending frequency, ties by first occurrence.
-            """)
+            """ + examples(
+                "unroll prepare text --input train.txt --valid valid.txt --test test.txt \\\n      --level word --output ptb.h5",
+                "unroll prepare text --input shakespeare.txt --split 0.9,0.05,0.05 \\\n      --output shakespeare.h5",
+                "unroll prepare text --input enwik8 --split 0.9,0.05,0.05 --level byte \\\n      --output enwik8.h5"))
 
     @Option(help: "Training text (or the whole text with --split).")
     var input: String
@@ -91,7 +98,10 @@ struct PrepareSynthetic: ParsableCommand {
             arith: character corpus of small programs and their results (token streams). \
             parity: bit sequences → parity class. adding: (value, marker) pairs → sum of the two \
             marked values. parity and adding are sequence sets.
-            """)
+            """ + examples(
+                "unroll prepare synthetic --task arith --seed 1 --output arith.h5",
+                "unroll prepare synthetic --task parity --size 10000,1000,1000 \\\n      --min-length 5 --max-length 40 --output parity.h5",
+                "unroll prepare synthetic --task adding --min-length 100 --output adding.h5"))
 
     @Option(help: "Task: arith, parity or adding.")
     var task: SyntheticTask
@@ -158,7 +168,10 @@ struct PrepareSequences: ParsableCommand {
             features, optional lengths (N) and y: (N) integers → classes, (N, d) floats → values, \
             (N, T[, d]) → one target per step. --split shuffles deterministically per --seed \
             (stratified per class for directories); --valid and --test give separate inputs instead.
-            """)
+            """ + examples(
+                "unroll prepare sequences --input reviews/ --split 0.8,0.1,0.1 \\\n      --level word --output reviews.h5",
+                "unroll prepare sequences --input train.npz --valid valid.npz \\\n      --test test.npz --output signals.h5",
+                "unroll prepare sequences --input tags.npz --targets step \\\n      --split 0.8,0.1,0.1 --output tags.h5"))
 
     @Option(help: "Directory of class text files, or an .npz (the training data with --valid/--test).")
     var input: String

@@ -29,88 +29,99 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension ClipMode: ExpressibleByArgument {}
 extension LossNormalization: ExpressibleByArgument {}
 
+/// The defaults every help text below names and `defaults()` resolves to (declared once, in
+/// `TrainingConfig` and `TrainingConfig.Defaults`).
+private typealias Defaults = TrainingConfig.Defaults
+private let D = Defaults.config
+private let M = Defaults.model
+
+/// A default number as help shows it: 1, 0.5, 1e-08.
+private func shown<F: BinaryFloatingPoint>(_ x: F) -> String { String(format: "%g", Double(x)) }
+
+private func onOff(_ on: Bool) -> String { on ? "on" : "off" }
+
 struct DataOptions: ParsableArguments {
     @Option(help: "Dataset file made by `unroll prepare` (required unless in --config).")
     var data: String?
-    @Option(parsing: .unconditional, help: "Global number of streams B, split across ranks (default 32).")
+    @Option(parsing: .unconditional, help: "Global number of streams B, split across ranks (default \(D.batchSize)).")
     var batchSize: Int?
-    @Option(parsing: .unconditional, help: "TBPTT window T in steps (default 35).")
+    @Option(parsing: .unconditional, help: "TBPTT window T in steps (default \(D.bptt)).")
     var bptt: Int?
-    @Option(parsing: .unconditional, help: "Streams of the evaluation layout, independent of the rank count (default 8).")
+    @Option(parsing: .unconditional, help: "Streams of the evaluation layout, independent of the rank count (default \(D.evalStreams)).")
     var evalStreams: Int?
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru (default lstm).")
+    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru (default \(CellOption.name(of: M.cell))).")
     var cell: CellOption?
-    @Option(parsing: .unconditional, help: "Recurrent layers (default 2).")
+    @Option(parsing: .unconditional, help: "Recurrent layers (default \(M.layers)).")
     var layers: Int?
-    @Option(parsing: .unconditional, help: "Hidden size H (default 200).")
+    @Option(parsing: .unconditional, help: "Hidden size H (default \(M.hiddenSize)).")
     var hidden: Int?
     @Option(parsing: .unconditional, help: "Embedding size E (default: the hidden size).")
     var embedding: Int?
-    @Option(parsing: .unconditional, help: "Dropout on non-recurrent connections (default 0).")
+    @Option(parsing: .unconditional, help: "Dropout on non-recurrent connections (default \(shown(M.dropout))).")
     var dropout: Float?
     @Option(parsing: .unconditional, help: "Initialise every parameter U(-a, a); 0 = PyTorch's defaults (default 0).")
     var initRange: Float?
-    @Flag(inversion: .prefixedNo, help: "LSTM: forget-gate bias starts at 1 (default off).")
+    @Flag(inversion: .prefixedNo, help: "LSTM: forget-gate bias starts at 1 (default \(onOff(M.forgetGateBias))).")
     var forgetBias: Bool?
 }
 
 extension PoolKind: ExpressibleByArgument {}
 
 struct SequenceOptions: ParsableArguments {
-    @Flag(inversion: .prefixedNo, help: "Sequence datasets: each layer also reads the sequence backwards and concatenates, as torch.nn.LSTM(bidirectional=True) (default off).")
+    @Flag(inversion: .prefixedNo, help: "Sequence datasets: each layer also reads the sequence backwards and concatenates, as torch.nn.LSTM(bidirectional=True) (default \(onOff(Defaults.bidirectional))).")
     var bidirectional: Bool?
-    @Option(help: "Sequence datasets with one target per sequence: what the head reads — last (the final state of each direction, PyTorch's h_n), mean or max over the steps (default last).")
+    @Option(help: "Sequence datasets with one target per sequence: what the head reads — last (the final state of each direction, PyTorch's h_n), mean or max over the steps (default \(Defaults.pool.rawValue)).")
     var pool: PoolKind?
-    @Flag(inversion: .prefixedNo, help: "Sequence datasets with float features: standardise each feature with the train split's mean and std (default on).")
+    @Flag(inversion: .prefixedNo, help: "Sequence datasets with float features: standardise each feature with the train split's mean and std (default \(onOff(Defaults.normalize))).")
     var normalize: Bool?
 }
 
 struct OptimisationOptions: ParsableArguments {
-    @Option(help: "sgd, momentum, nesterov, adam, adamw, adagrad (default sgd).")
+    @Option(help: "sgd, momentum, nesterov, adam, adamw, adagrad (default \(D.optimizer.kind.rawValue)).")
     var optimizer: OptimizerKind?
-    @Option(parsing: .unconditional, help: "Base learning rate (default 1).")
+    @Option(parsing: .unconditional, help: "Base learning rate (default \(shown(D.learningRate))).")
     var lr: Double?
-    @Option(help: "constant, step (×decay per epoch after --decay-after), plateau, cosine (default constant).")
+    @Option(help: "constant, step (×decay per epoch after --decay-after), plateau, cosine (default \(ScheduleOption.name(of: D.schedule))).")
     var lrSchedule: ScheduleOption?
-    @Option(parsing: .unconditional, help: "Decay factor for step/plateau schedules (default 0.5).")
+    @Option(parsing: .unconditional, help: "Decay factor for step/plateau schedules (default \(shown(Defaults.lrDecay))).")
     var lrDecay: Double?
-    @Option(parsing: .unconditional, help: "Step schedule: last epoch at the base rate (default 4).")
+    @Option(parsing: .unconditional, help: "Step schedule: last epoch at the base rate (default \(Defaults.decayAfter)).")
     var decayAfter: Int?
-    @Option(parsing: .unconditional, help: "Cosine schedule: warm-up steps (default 0).")
+    @Option(parsing: .unconditional, help: "Cosine schedule: warm-up steps (default \(Defaults.warmup)).")
     var warmup: Int?
-    @Option(parsing: .unconditional, help: "Momentum for momentum/nesterov (default 0.9).")
+    @Option(parsing: .unconditional, help: "Momentum for momentum/nesterov (default \(shown(D.optimizer.momentum))).")
     var momentum: Float?
-    @Option(parsing: .unconditional, help: "Weight decay (AdamW: decoupled) (default 0).")
+    @Option(parsing: .unconditional, help: "Weight decay (AdamW: decoupled) (default \(shown(D.optimizer.weightDecay))).")
     var weightDecay: Float?
-    @Option(parsing: .unconditional, help: "Clipping threshold (default 5).")
+    @Option(parsing: .unconditional, help: "Clipping threshold (default \(shown(D.clip))).")
     var clip: Double?
-    @Option(help: "norm (global L2 norm) or value (element-wise) (default norm).")
+    @Option(help: "norm (global L2 norm) or value (element-wise) (default \(D.clipMode.rawValue)).")
     var clipMode: ClipMode?
-    @Option(help: "token: gradient of the mean loss per token; stream: of the loss summed over the window and averaged over streams, as Zaremba et al. (default token).")
+    @Option(help: "token: gradient of the mean loss per token; stream: of the loss summed over the window and averaged over streams, as Zaremba et al. (default \(D.lossNormalization.rawValue)).")
     var lossNormalization: LossNormalization?
-    @Option(parsing: .unconditional, help: "Epochs (default 1; ignored with --steps).")
+    @Option(parsing: .unconditional, help: "Epochs (default \(D.epochs); ignored with --steps).")
     var epochs: Int?
     @Option(parsing: .unconditional, help: "Total optimizer steps of the run counted from step 0.")
     var steps: Int?
-    @Option(parsing: .unconditional, help: "Seed of initialisation and dropout (default 1).")
+    @Option(parsing: .unconditional, help: "Seed of initialisation and dropout (default \(D.seed)).")
     var seed: UInt64?
-    @Option(parsing: .unconditional, help: "Stop after this many consecutive NaN/Inf gradient steps (default 10).")
+    @Option(parsing: .unconditional, help: "Stop after this many consecutive NaN/Inf gradient steps (default \(D.maxConsecutiveSkips)).")
     var maxSkips: Int?
 }
 
 struct BookkeepingOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Validate every N steps; 0 = at each epoch end (default 0).")
+    @Option(parsing: .unconditional, help: "Validate every N steps; 0 = at each epoch end (default \(D.evalEvery)).")
     var evalEvery: Int?
-    @Option(parsing: .unconditional, help: "Progress line every N steps (default 20).")
+    @Option(parsing: .unconditional, help: "Progress line every N steps (default \(D.logEvery)).")
     var logEvery: Int?
     @Option(help: "Directory for checkpoints (none: no checkpoints).")
     var checkpointDir: String?
-    @Option(parsing: .unconditional, help: "Checkpoint every N steps; 0 = at epoch ends and the end (default 0).")
+    @Option(parsing: .unconditional, help: "Checkpoint every N steps; 0 = at epoch ends and the end (default \(D.checkpointEvery)).")
     var checkpointEvery: Int?
-    @Option(parsing: .unconditional, help: "Recent checkpoints kept besides the best (default 3).")
+    @Option(parsing: .unconditional, help: "Recent checkpoints kept besides the best (default \(D.keep)).")
     var keep: Int?
     @Option(help: "JSON-lines metrics file (appended).")
     var metrics: String?
@@ -119,10 +130,10 @@ struct BookkeepingOptions: ParsableArguments {
 }
 
 struct DistributedOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default 4194304).")
+    @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default \(D.bucketBytes)).")
     var bucketBytes: Int?
     @OptionGroup var watchdog: WatchdogOptions
-    @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once (default 30).")
+    @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once.")
     var stopGrace: Double = StopSignals.defaultGrace
 
     func validate() throws {
@@ -132,7 +143,12 @@ struct DistributedOptions: ParsableArguments {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a recurrent language model (run under mpirun for several ranks).")
+        abstract: "Train a recurrent language model (run under mpirun for several ranks).",
+        discussion: examples(
+            "unroll train --data shakespeare.h5 --hidden 512 --steps 5000 \\\n      --checkpoint-dir runs/a",
+            "mpirun -np 4 unroll train --config ptb.toml --checkpoint-dir runs/b \\\n      --metrics runs/b/metrics.jsonl",
+            "unroll train --checkpoint-dir runs/a --resume latest --steps 10000",
+            "unroll train --data parity.h5 --cell gru --bidirectional \\\n      --optimizer adam --lr 0.01 --epochs 10"))
 
     @Option(help: "Configuration file, JSON or TOML, whose keys are these long options (e.g. cell = \"lstm\"); command-line options override it.")
     var config: String?
@@ -147,12 +163,25 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Optimisation") var optimisation: OptimisationOptions
     @OptionGroup(title: "Bookkeeping") var bookkeeping: BookkeepingOptions
     @OptionGroup(title: "Distributed") var distributed: DistributedOptions
+    @OptionGroup(title: "Logging") var logging: LoggingOptions
 
     /// With --config: this command re-parsed with the file's options before the command line's,
     /// so the command line wins.
     func mergingConfigFile() throws -> Train {
         guard let path = config else { return self }
-        let fileArgs = try ConfigFile.arguments(fromFile: path)
+        let entries = try ConfigFile.entries(fromFile: path)
+        // Each key on its own first, so an unknown key or a bad value is named with the file.
+        for entry in entries {
+            if entry.option == "config" { throw TrainingError.config("\(path): \(entry.path): a configuration file cannot name another") }
+            do { _ = try Train.parse(entry.arguments) } catch {
+                let message = Train.message(for: error)
+                if message.contains("Unknown option") {
+                    throw TrainingError.config("\(path): unknown key '\(entry.path)' (unroll train has no option --\(entry.option))")
+                }
+                throw TrainingError.config("\(path): \(entry.path): \(message)")
+            }
+        }
+        let fileArgs = entries.flatMap(\.arguments)
         var cli = Array(CommandLine.arguments.dropFirst())
         if let i = cli.firstIndex(of: "train") { cli.removeFirst(i + 1) }
         var rest: [String] = []
@@ -174,10 +203,10 @@ struct Train: ParsableCommand {
     /// option (file, then command line); the embedding size follows --hidden unless given.
     func defaults(model: ModelConfig? = nil) throws -> TrainingConfig {
         guard let data = dataOptions.data else { throw ValidationError("--data is required (or in --config)") }
-        var base = model ?? ModelConfig(cell: .lstm, vocabSize: 1, embeddingSize: 200, hiddenSize: 200, layers: 2)
-        base.dropout = 0
-        base.initScheme = .pytorch
-        base.forgetGateBias = false
+        var base = model ?? M
+        base.dropout = M.dropout
+        base.initScheme = M.initScheme
+        base.forgetGateBias = M.forgetGateBias
         if model == nil || modelOptions.hidden != nil {
             base.embeddingSize = modelOptions.embedding ?? modelOptions.hidden ?? base.hiddenSize
         }
@@ -192,8 +221,8 @@ struct Train: ParsableCommand {
         if try datasetKind(config.data) == "sequences" {
             let set = try SequenceSet(path: config.data)
             let s = sequenceOptions
-            let task = try SequenceTask.taskConfig(for: set, bidirectional: s.bidirectional ?? false, pool: s.pool ?? .last,
-                                                   normalize: s.normalize ?? true)
+            let task = try SequenceTask.taskConfig(for: set, bidirectional: s.bidirectional ?? Defaults.bidirectional,
+                                                   pool: s.pool ?? Defaults.pool, normalize: s.normalize ?? Defaults.normalize)
             config.sequence = task
             config.model.vocabSize = task.tokens ? set.vocabulary.count : 0
             config.bptt = task.longest
@@ -272,12 +301,12 @@ struct Train: ParsableCommand {
         // The schedule's kind defines the run; its parameters may be overridden (below).
         add("--lr-schedule", .fixed, o.lrSchedule, text: { $0.rawValue }, current: { ScheduleOption.name(of: $0.schedule) }) { [o] c, s in
             guard ScheduleOption.name(of: c.schedule) != s.rawValue else { return }
-            let decay = o.lrDecay ?? 0.5
+            let decay = o.lrDecay ?? Defaults.lrDecay
             switch s {
             case .constant: c.schedule = .constant
-            case .step: c.schedule = .stepDecay(afterEpoch: o.decayAfter ?? 4, factor: decay)
+            case .step: c.schedule = .stepDecay(afterEpoch: o.decayAfter ?? Defaults.decayAfter, factor: decay)
             case .plateau: c.schedule = .plateau(factor: decay, patience: 0, threshold: 0)
-            case .cosine: c.schedule = .cosine(warmupSteps: o.warmup ?? 0, totalSteps: 0, minFactor: 0)
+            case .cosine: c.schedule = .cosine(warmupSteps: o.warmup ?? Defaults.warmup, totalSteps: 0, minFactor: 0)
             }
         }
         add("--lr", .overridable, o.lr, current: { "\($0.learningRate)" }) { $0.learningRate = $1 }
@@ -352,10 +381,12 @@ struct Train: ParsableCommand {
         let comm = try makeCommunicator()
         try runReportingErrors(communicator: comm) {
             let options = try mergingConfigFile()
+            options.logging.install(rank: comm.rank, worldSize: comm.size)
             options.distributed.watchdog.apply(to: comm)
             try TrainingRun.installSignalHandlers(stopGrace: options.distributed.stopGrace)
             let given = options.givenOptions()
             let log: LogSink = { line in print(line); fflush(nil) }
+            let notice: LogSink = { UnrollLog.training.notice("\($0)") }
             var directory: RunDirectory?
             var config: TrainingConfig
             var overrides: [ConfigOverride] = []
@@ -369,7 +400,7 @@ struct Train: ParsableCommand {
                     guard let dir = options.bookkeeping.checkpointDir else {
                         throw ValidationError("--resume latest needs --checkpoint-dir (the directory to resume from)")
                     }
-                    let owned = try RunDirectory(path: dir, runId: "(resuming)", communicator: comm, log: log)
+                    let owned = try RunDirectory(path: dir, runId: "(resuming)", communicator: comm, log: notice)
                     directory = owned
                     path = try owned.selectResume("latest") { verified = try SavedRun($0) }
                 } else {
@@ -377,7 +408,7 @@ struct Train: ParsableCommand {
                 }
                 resumePath = path
                 let saved = try rootDecides(comm) { try verified ?? SavedRun(path) }
-                (config, overrides) = try ConfigMerge.resume(try resolvedData(saved, checkpoint: path, comm, log), file: path,
+                (config, overrides) = try ConfigMerge.resume(try resolvedData(saved, checkpoint: path, comm, notice), file: path,
                                                              step: saved.step, given)
             } else if let initFrom = options.initFrom, SafeTensors.isSafeTensors(initFrom), !H5File.isHDF5(initFrom) {
                 // Weights trained elsewhere carry no configuration: the shapes are the command line's.

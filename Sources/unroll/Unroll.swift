@@ -12,6 +12,10 @@ struct Unroll: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unroll",
         abstract: "Distributed data-parallel TBPTT training of recurrent networks.",
+        discussion: examples(
+            "unroll prepare synthetic --task arith --output arith.h5",
+            "mpirun -np 2 unroll train --data arith.h5 --steps 300 \\\n      --checkpoint-dir runs/a",
+            "unroll eval --checkpoint runs/a/best.h5 --json"),
         version: UnrollVersion.string,
         subcommands: [Prepare.self, Train.self, Eval.self, Predict.self, Sample.self, Baseline.self, Inspect.self, Export.self, BenchKernels.self, BenchTrain.self])
 
@@ -33,4 +37,9 @@ struct Unroll: ParsableCommand {
         guard let text = ProcessInfoLite.environment("UNROLL_BLAS_THREADS"), let n = Int(text), n >= 1 else { return 1 }
         return n
     }
+}
+
+/// A help discussion listing example command lines.
+func examples(_ lines: String...) -> String {
+    "Examples:\n" + lines.map { "  $ " + $0 }.joined(separator: "\n")
 }

@@ -5,7 +5,7 @@ import ArgumentParser
 import UnrollDistributed
 
 struct WatchdogOptions: ParsableArguments {
-    @Option(help: "Seconds a collective may make no progress before every waiting rank prints whom it waits for and the job ends with a non-zero status (default 600).")
+    @Option(help: "Seconds a collective may make no progress before every waiting rank prints whom it waits for and the job ends with a non-zero status.")
     var collectiveTimeout: Double = 600
 
     func validate() throws {

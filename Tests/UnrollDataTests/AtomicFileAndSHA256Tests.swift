@@ -75,19 +75,46 @@ struct DiskFull: Error {}
          "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"),
     ])
     func knownVectors(message: String, digest: String) {
-        #expect(SHA256.hexHash(Array(message.utf8)) == digest)
+        #expect(SHA256Hex.hash(Array(message.utf8)) == digest)
+        #expect(ReferenceSHA256.hexHash(Array(message.utf8)) == digest)
     }
 
-    @Test func millionAsAndStreamingInPiecesGiveTheSameDigest() {
+    @Test func millionAsGiveTheNISTDigest() {
         let a = [UInt8](repeating: 0x61, count: 1_000_000)
-        #expect(SHA256.hexHash(a) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
-        var s = SHA256()
-        var offset = 0
-        for size in [1, 63, 64, 65, 1000, 998_807] {
-            s.update(a[offset..<(offset + size)])
-            offset += size
+        #expect(SHA256Hex.hash(a) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(SHA256Hex.hash(a[1...]) == ReferenceSHA256.hexHash(a[1...]))  // a slice, not at offset 0
+    }
+
+    /// The padding boundaries (55 and 56 bytes: one or two final blocks), a whole block, and sizes
+    /// around the 4 MiB read of `SHA256Hex.file`, against the hand-written implementation it replaced.
+    @Test(arguments: [0, 1, 55, 56, 63, 64, 65, 1000, 1 << 20, (4 << 20) - 1, (4 << 20) + 7])
+    func equalsTheReplacedImplementationOnBytesAndFiles(size: Int) throws {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let expected = ReferenceSHA256.hexHash(bytes)
+        #expect(SHA256Hex.hash(bytes) == expected)
+        let dir = try TempDir()
+        let path = dir.file("f.bin")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        var reported = 0
+        #expect(try SHA256Hex.file(path, progress: { reported = $0 }) == expected)
+        #expect(reported == size)
+    }
+
+    @Test func missingFileIsAnIOErrorNamingIt() {
+        #expect(throws: DataError.io(path: "/nonexistent/x.h5", operation: "open for reading (SHA-256)",
+                                     reason: "No such file or directory")) {
+            try SHA256Hex.file("/nonexistent/x.h5")
         }
-        #expect(offset == a.count)
-        #expect(s.finalize() == SHA256.hash(a))
+    }
+
+    /// `UNROLL_SHA256_BENCH=FILE swift test --filter timeOneFile`: the time of `SHA256Hex.file`
+    /// (launch/results/sha256-startup.md).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["UNROLL_SHA256_BENCH"] != nil))
+    func timeOneFile() throws {
+        let path = ProcessInfo.processInfo.environment["UNROLL_SHA256_BENCH"] ?? ""
+        let start = Date()
+        let hex = try SHA256Hex.file(path)
+        print("SHA256Hex.file \(path): \(hex) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
     }
 }

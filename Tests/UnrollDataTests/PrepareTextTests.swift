@@ -34,7 +34,7 @@ import Testing
         // Recorded sources.
         let file = try H5File.open(out)
         #expect(try file.stringAttribute("train_source") == "train.txt")
-        #expect(try file.stringAttribute("train_sha256") == SHA256.hexHash(Array(try Data(contentsOf: URL(fileURLWithPath: train)))))
+        #expect(try file.stringAttribute("train_sha256") == SHA256Hex.hash(Array(try Data(contentsOf: URL(fileURLWithPath: train)))))
         #expect(try file.openDataset("train").elementType == .uint8)
         #expect(try file.openDataset("train").storage().fletcher32)
     }

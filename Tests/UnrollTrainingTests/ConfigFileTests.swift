@@ -1,4 +1,6 @@
-// Configuration files (JSON and TOML) turn into command-line arguments.
+// Configuration files (JSON and TOML) turn into command-line arguments: tables, inline tables and
+// dotted keys only group keys; arrays, duplicate keys (also across tables and `_`/`-` spellings)
+// and syntax errors are refused in one line naming the file and the key.
 import Foundation
 import Testing
 import UnrollTraining
@@ -24,7 +26,7 @@ import UnrollTraining
             tie = false
             """, "c.toml")
         #expect(try ConfigFile.arguments(fromFile: path) ==
-                ["--data", "d.h5", "--cell", "lstm", "--hidden-size", "1024", "--forget-bias", "--dropout", "0.5", "--no-tie"])
+                ["--cell", "lstm", "--data", "d.h5", "--dropout", "0.5", "--forget-bias", "--hidden-size", "1024", "--no-tie"])
     }
 
     @Test func jsonBecomesArguments() throws {
@@ -41,8 +43,65 @@ import UnrollTraining
         #expect {
             try ConfigFile.arguments(fromFile: path)
         } throws: { error in
-            "\(error)".contains("bad.toml:2: cell") && !"\(error)".contains("\n")
+            "\(error)".contains("bad.toml:2:") && !"\(error)".contains("\n")
         }
         #expect(throws: TrainingError.self) { try ConfigFile.arguments(fromFile: path + ".missing") }
+    }
+
+    @Test func inlineTablesAndDottedKeysOnlyGroup() throws {
+        let path = try write("""
+            model = { cell = "gru", layers = 3 }
+            optim.lr = 0.25
+            [data]
+            "batch-size" = 16
+            path-with-quote = 'a"b\\c.h5'
+            """, "g.toml")
+        let entries = try ConfigFile.entries(fromFile: path)
+        #expect(entries.map(\.path) == ["data.batch-size", "model.cell",
+                                         "model.layers", "optim.lr", "data.path-with-quote"])
+        #expect(entries.flatMap(\.arguments) == ["--batch-size", "16", "--cell", "gru", "--layers", "3", "--lr", "0.25",
+                                                  "--path-with-quote", #"a"b\c.h5"#])
+    }
+
+    @Test(arguments: [
+        ("lr = 1\nlr = 2\n", "lr"),                                  // TOML itself refuses it
+        ("[a]\nlr = 1\n[b]\nlr = 2\n", "b.lr"),                     // two tables, one option
+        ("batch_size = 1\nbatch-size = 2\n", "batch"),               // two spellings, one option
+        ("model.hidden = 1\n[model]\nhidden = 2\n", "model"),     // TOML: table defined twice
+    ])
+    func duplicateTomlKeysAreRefusedByName(text: String, key: String) throws {
+        let path = try write(text, "dup.toml")
+        #expect {
+            try ConfigFile.arguments(fromFile: path)
+        } throws: { error in
+            "\(error)".contains("dup.toml") && "\(error)".contains(key) && !"\(error)".contains("\n")
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"lr": 1, "lr": 2}"#, "duplicate key 'lr'"),
+        (#"{"model": {"hidden": 1, "hidden": 2}}"#, "duplicate key 'model.hidden'"),
+        (#"{"model": {"hidden": 1}, "hidden": 2}"#, "duplicate key"),
+        (#"{"lr": [1, 2]}"#, "lr: an array"),
+    ])
+    func jsonDuplicatesAndArraysAreRefusedByName(text: String, message: String) throws {
+        let path = try write(text, "c.json")
+        #expect {
+            try ConfigFile.arguments(fromFile: path)
+        } throws: { error in
+            "\(error)".contains("c.json") && "\(error)".contains(message)
+        }
+    }
+
+    @Test func tomlArraysAndDatesAreRefusedByName() throws {
+        let arrays = try write("[model]\nsizes = [1, 2]\n", "a.toml")
+        #expect { try ConfigFile.arguments(fromFile: arrays) } throws: { "\($0)".contains("a.toml: model.sizes: an array") }
+        let dates = try write("when = 1979-05-27\n", "d.toml")
+        #expect { try ConfigFile.arguments(fromFile: dates) } throws: { "\($0)".contains("d.toml: when: expected a string") }
+    }
+
+    @Test func jsonStringsWithQuotesAndBackslashesSurvive() throws {
+        let path = try write(#"{"data": "a\"b\\c.h5", "checkpoint_dir": "x/y"}"#, "q.json")
+        #expect(try ConfigFile.arguments(fromFile: path) == ["--checkpoint-dir", "x/y", "--data", #"a"b\c.h5"#])
     }
 }
