@@ -119,6 +119,8 @@ struct BookkeepingOptions: ParsableArguments {
 struct DistributedOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default 4194304).")
     var bucketBytes: Int?
+    @Option(parsing: .unconditional, help: "Streams per reduction group: gradients and losses are summed per group of consecutive streams and the groups added by a fixed halving tree, so np = 1, 2, 4, … train byte-identically whenever the number of ranks is a power of two dividing the number of groups; 0 = no groups (each rank sums its streams; results then differ slightly with the number of ranks) (default B / gcd(B, 8): up to 8 groups).")
+    var reductionGroup: Int?
     @OptionGroup var watchdog: WatchdogOptions
     @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once (default 30).")
     var stopGrace: Double = StopSignals.defaultGrace
@@ -309,6 +311,9 @@ struct Train: ParsableCommand {
         add("--keep", .free, b.keep, current: { "\($0.keep)" }) { $0.keep = $1 }
         add("--metrics", .free, b.metrics, current: { $0.metrics ?? "none" }) { $0.metrics = $1 }
         add("--bucket-bytes", .free, distributed.bucketBytes, current: { "\($0.bucketBytes)" }) { $0.bucketBytes = $1 }
+        add("--reduction-group", .free, distributed.reductionGroup, current: { "\($0.effectiveReductionGroup)" }) {
+            $0.reductionGroup = $1
+        }
         return list
     }
 
