@@ -9,8 +9,8 @@ import Glibc
 /// Collective operations over a fixed group of ranks (processes).
 ///
 /// Every rank must call the collectives in the same order with matching arguments (same element
-/// counts, same root). Sums are computed in a fixed order (rank 0 + rank 1 + … as a left fold for
-/// every element), so results are bit-identical on all ranks, from run to run, and independent of
+/// counts, same root). Sums are computed in a fixed order (a pairwise tree over the ranks, split at
+/// half: (x0 + x1) + (x2 + x3) at four ranks, for every element), so results are bit-identical on all ranks, from run to run, and independent of
 /// how a buffer is split into pieces — they depend only on the number of ranks.
 ///
 /// Implementations are not thread-safe: call one communicator from one thread at a time.

@@ -9,7 +9,7 @@
 /// final (with non-increasing offsets), optionally `poll()` between layers, then `finish()`, after
 /// which the buffer holds the sum over ranks. The result is bit-identical to one blocking
 /// `allreduceSum` of the whole buffer on the same number of ranks, because every element is summed
-/// in rank order whatever the bucket boundaries. All ranks must use the same buffer length and
+/// in the same order over the ranks whatever the bucket boundaries. All ranks must use the same buffer length and
 /// bucket size. Reusable step after step; after the first step it allocates nothing.
 public final class GradientBucketReducer {
     /// Bucket element ranges in reduction order: the first ends at the end of the buffer, each next

@@ -5,9 +5,9 @@
 // 1003- and 100000-float buffers in rank order but not a 4099-float one (655 elements differed),
 // so results would change with the bucket size. Hence a reduction here is a reduce-scatter and an
 // allgather built from point-to-point messages: every rank sends block k of its buffer to rank k,
-// which folds the W copies of its block in rank order ((x0 + x1) + x2) + … straight into its own
-// buffer, then sends the folded block to every rank. Each element is thus summed in rank order
-// whatever the block boundaries, so the result depends only on the number of ranks and is the same
+// which folds the W copies of its block as a pairwise tree over the ranks ((x0 + x1) + (x2 + x3) at
+// four ranks; see `fold`), then sends the folded block to every rank. Each element is thus summed
+// in the same order whatever the block boundaries, so the result depends only on the number of ranks and is the same
 // on every rank. Same traffic as a ring allreduce. The first version used MPI_Ialltoallv and
 // MPI_Iallgatherv for the two phases; those copy the rank's own block in and out of scratch and go
 // through libnbc's schedules, and at 2 ranks took 1.5–3.5× the point-to-point form for 4–10 MB
@@ -235,7 +235,7 @@ extension MPICommunicator {
         }
     }
 
-    /// Folds every rank's copy of this rank's block, in rank order, into the block in place.
+    /// Folds every rank's copy of this rank's block, as a tree over the ranks (see `fold`), into the block in place.
     private func foldReceivedBlocks(_ slot: ReductionSlot) {
         let n = Int(slot.blockCounts[rank])
         guard n > 0, let base = slot.base, let scratch = slot.scratch else { return }
@@ -247,32 +247,67 @@ extension MPICommunicator {
     }
 }
 
-/// own[j] = x0[j] ⊕ x1[j] ⊕ … evaluated left to right, where x_rank is `own` itself and x_k (k ≠ rank)
-/// is block k of `received` (blocks of `count`).
+/// own[j] = the pairwise tree over x0[j] … x_{W−1}[j]: the ranks split at half, node(lo, hi) =
+/// node(lo, mid) ⊕ node(mid, hi) with mid = lo + (hi − lo) / 2 (so at 2 ranks x0 ⊕ x1, at 4
+/// (x0 ⊕ x1) ⊕ (x2 ⊕ x3)). x_rank is `own` itself and x_k (k ≠ rank) is block k of `received`
+/// (blocks of `count`). A tree rather than a left fold: when each rank holds a whole subtree of a
+/// larger halving tree (the trainer's reduction groups, see GradientSync), the sum over ranks
+/// continues that tree, so the result does not depend on the number of ranks.
 private func fold<T: BinaryFloatingPoint>(_: T.Type, _ op: ReduceOp, received: UnsafeMutableRawPointer,
                                           own: UnsafeMutableRawPointer, rank: Int, ranks: Int, count: Int) {
     let blocks = received.bindMemory(to: T.self, capacity: ranks * count)
     let dst = own.assumingMemoryBound(to: T.self)
-    if rank == 0 {
-        // x0 is already in place: fold the others into it.
-        for k in 1..<ranks { combine(op, into: dst, blocks + k * count, count: count) }
+    if ranks == 2 {
+        // x0 ⊕ x1: fold the other rank's block into (or under) the own one.
+        if rank == 0 {
+            combine(op, into: dst, blocks + count, count: count)
+        } else {
+            combineUnder(op, into: dst, blocks, count: count)
+        }
         return
     }
-    // x0 … x_{rank−1} come before the rank's own values, so accumulate in a small buffer chunk by
-    // chunk (it stays in L1) and copy back.
+    // Chunk by chunk (they stay in L1), one accumulator per tree level.
     let chunk = 1024
-    withUnsafeTemporaryAllocation(of: T.self, capacity: chunk) { tmp in
+    var levels = 1, span = 1
+    while span < ranks { span *= 2; levels += 1 }
+    withUnsafeTemporaryAllocation(of: T.self, capacity: chunk * levels) { tmp in
         let acc = tmp.baseAddress!
         var start = 0
         while start < count {
             let n = min(chunk, count - start)
-            acc.update(from: blocks + start, count: n)
-            for k in 1..<ranks {
-                combine(op, into: acc, k == rank ? dst + start : blocks + k * count + start, count: n)
+            func source(_ k: Int) -> UnsafePointer<T> { UnsafePointer(k == rank ? dst + start : blocks + k * count + start) }
+            func node(_ lo: Int, _ hi: Int, _ level: Int) {
+                let out = acc + level * chunk
+                if hi - lo == 1 {
+                    out.update(from: source(lo), count: n)
+                    return
+                }
+                let mid = lo + (hi - lo) / 2
+                node(lo, mid, level)
+                if mid + 1 == hi {
+                    combine(op, into: out, source(mid), count: n)
+                } else {
+                    node(mid, hi, level + 1)
+                    combine(op, into: out, acc + (level + 1) * chunk, count: n)
+                }
             }
+            node(0, ranks, 0)
             (dst + start).update(from: acc, count: n)
             start += n
         }
+    }
+}
+
+/// a[j] = b[j] ⊕ a[j] (b is the left operand).
+@inline(__always)
+private func combineUnder<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
+                                                  _ b: UnsafePointer<T>, count: Int) {
+    switch op {
+    case .sum:
+        for j in 0..<count { a[j] = b[j] + a[j] }
+    case .max:
+        // A NaN in b (earlier rank) wins; otherwise a NaN in a stays, else the larger.
+        for j in 0..<count where b[j].isNaN || (!a[j].isNaN && b[j] > a[j]) { a[j] = b[j] }
     }
 }
 

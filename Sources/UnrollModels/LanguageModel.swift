@@ -89,6 +89,14 @@ public final class RecurrentLanguageModel {
     /// Loss sum and token count of the last backward, set before its first `gradientsReady` call.
     public private(set) var lastLoss: (lossSum: Double, count: Int) = (0, 0)
 
+    /// Fixed reduction groups (see `useReductionGroups`), or nil.
+    public private(set) var groups: ReductionGroups?
+    /// decoder.weight packed as Wᵀ (H × V) for the logits and as W (V × H) for ∂L/∂x; with `groups`.
+    private var packedDecoderForward: FloatBuffer?
+    private var packedDecoderBackward: FloatBuffer?
+    /// (V) compact index of each embedding row touched by the window (−1: untouched); with `groups`.
+    private var embeddingSlot: [Int32] = []
+
     private var steps = 0, batch = 0
     private var dropoutActive = false
     private var tokens: UnsafePointer<Int32>?
@@ -128,6 +136,21 @@ public final class RecurrentLanguageModel {
         self.init(config: config, arena: arena, maxSteps: maxSteps, maxBatch: maxBatch)
     }
 
+    /// From now on, sums every row gradient of a training batch per group of `size` consecutive
+    /// streams, groups added by the halving tree (see ReductionGroups), and computes every row
+    /// product with the M-stable packed kernel: the gradient, loss and outputs of a stream then do
+    /// not depend on which other streams share the batch, and a batch's gradient is the same bits
+    /// however its groups are split into batches (given subtrees, see ReductionGroups).
+    public func useReductionGroups(size: Int) {
+        let groups = ReductionGroups(size: size)
+        self.groups = groups
+        for layer in layers { layer.useReductionGroups(groups) }
+        let H = config.hiddenSize, V = config.vocabSize
+        packedDecoderForward = FloatBuffer(count: BLAS.packedCount(k: H, n: V))
+        packedDecoderBackward = FloatBuffer(count: BLAS.packedCount(k: V, n: H))
+        embeddingSlot = [Int32](repeating: -1, count: V)
+    }
+
     /// Runs the model forward over a window and leaves the logits in `lastLogits`.
     /// - tokens: (T, B) input ids; must stay valid until `backward`.
     /// - state: initial state on entry, the window's final state on exit.
@@ -158,6 +181,12 @@ public final class RecurrentLanguageModel {
         }
         readoutInput = x
         RowKernels.broadcastRows(logits.pointer, bias: arena.parameters(decoderBias), rows: rows, cols: V)
+        if let packed = packedDecoderForward {
+            BLAS.pack(packed.pointer, b: arena.parameters(decoderWeight), k: H, n: V, ldb: H, transB: true)
+            BLAS.gemmPackedRows(m: rows, n: V, k: H, a: x, lda: H, packed: packed.pointer, beta: 1, c: logits.pointer,
+                                ldc: V)
+            return
+        }
         BLAS.sgemm(transB: true, m: rows, n: V, k: H, a: x, lda: H, b: arena.parameters(decoderWeight), ldb: H,
                    beta: 1, c: logits.pointer, ldc: V)
     }
@@ -170,6 +199,23 @@ public final class RecurrentLanguageModel {
     public func loss(targets: UnsafePointer<Int32>) -> (lossSum: Double, count: Int) {
         SoftmaxCrossEntropy.loss(logits: logits.pointer, targets: targets, rows: steps * batch,
                                  vocab: config.vocabSize, scratch: dEmbedded.pointer)
+    }
+
+    /// Adds each row's cross-entropy (no gradients) to its stream's entry: perStream[b] += loss of
+    /// (t, b) for t in time order, and counts[b] += 1 per non-ignored target. Row by row, so each
+    /// stream's sum does not depend on which streams share the batch.
+    public func lossPerStream(targets: UnsafePointer<Int32>, perStream: UnsafeMutablePointer<Double>,
+                              counts: UnsafeMutablePointer<Double>) {
+        let V = config.vocabSize
+        for t in 0..<steps {
+            for b in 0..<batch {
+                let row = t * batch + b
+                let (s, c) = SoftmaxCrossEntropy.loss(logits: logits.pointer + row * V, targets: targets + row, rows: 1,
+                                                      vocab: V, scratch: dEmbedded.pointer)
+                perStream[b] += s
+                counts[b] += Double(c)
+            }
+        }
     }
 
     /// Backpropagates the summed cross-entropy of the last forward through the window, accumulating
@@ -193,15 +239,23 @@ public final class RecurrentLanguageModel {
                          progress: (() -> Void)? = nil) -> (lossSum: Double, count: Int) {
         guard let tokens, let readoutInput else { preconditionFailure("backward before forward") }
         let E = config.embeddingSize, H = config.hiddenSize, V = config.vocabSize, rows = steps * batch
-        let result = SoftmaxCrossEntropy.forwardBackward(dLogits: logits.pointer, logits: logits.pointer,
+        var dOut = dUpper.pointer, dNext = dLower.pointer
+        let result: (lossSum: Double, count: Int)
+        if let groups, let packed = packedDecoderBackward {
+            result = readoutBackwardGrouped(groups, targets: targets, gradScale: gradScale, readoutInput: readoutInput)
+            BLAS.pack(packed.pointer, b: arena.parameters(decoderWeight), k: V, n: H, ldb: H, transB: false)
+            BLAS.gemmPackedRows(m: rows, n: H, k: V, a: logits.pointer, lda: V, packed: packed.pointer, beta: 0,
+                                c: dOut, ldc: H)
+        } else {
+            result = SoftmaxCrossEntropy.forwardBackward(dLogits: logits.pointer, logits: logits.pointer,
                                                          targets: targets, rows: rows, vocab: V, gradScale: gradScale,
                                                          dBias: arena.gradients(decoderBias))
-        lastLoss = result
-        BLAS.sgemm(transA: true, m: V, n: H, k: rows, a: logits.pointer, lda: V, b: readoutInput, ldb: H,
-                   beta: 1, c: arena.gradients(decoderWeight), ldc: H)
-        var dOut = dUpper.pointer, dNext = dLower.pointer
-        BLAS.sgemm(m: rows, n: H, k: V, a: logits.pointer, lda: V, b: arena.parameters(decoderWeight), ldb: H,
-                   beta: 0, c: dOut, ldc: H)
+            lastLoss = result
+            BLAS.sgemm(transA: true, m: V, n: H, k: rows, a: logits.pointer, lda: V, b: readoutInput, ldb: H,
+                       beta: 1, c: arena.gradients(decoderWeight), ldc: H)
+            BLAS.sgemm(m: rows, n: H, k: V, a: logits.pointer, lda: V, b: arena.parameters(decoderWeight), ldb: H,
+                       beta: 0, c: dOut, ldc: H)
+        }
         gradientsReady?(decoderWeight.offset)
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             if dropoutActive { DropoutKernels.apply(dOut, dOut, mask: masks[k + 1].pointer, count: rows * H) }
@@ -213,12 +267,77 @@ public final class RecurrentLanguageModel {
             gradientsReady?(layers[k].firstParameterOffset)
         }
         if dropoutActive { DropoutKernels.apply(dEmbedded.pointer, dEmbedded.pointer, mask: masks[0].pointer, count: rows * E) }
-        EmbeddingKernels.backward(dTable: arena.gradients(embeddingView), dOut: dEmbedded.pointer, tokens: tokens,
-                                  count: rows, width: E)
+        if let groups {
+            embeddingBackwardGrouped(groups, tokens: tokens)
+        } else {
+            EmbeddingKernels.backward(dTable: arena.gradients(embeddingView), dOut: dEmbedded.pointer, tokens: tokens,
+                                      count: rows, width: E)
+        }
         gradientsReady?(0)
         self.tokens = nil
         self.readoutInput = nil
         return result
+    }
+
+    /// The readout's loss and gradients with reduction groups: the softmax runs group by group
+    /// (writing ∂L/∂logits row by row as ever) so that the decoder bias and the loss are summed per
+    /// group; decoder.weight's gradient is one GEMM per group; all by the halving tree.
+    private func readoutBackwardGrouped(_ groups: ReductionGroups, targets: UnsafePointer<Int32>, gradScale: Float,
+                                        readoutInput: UnsafePointer<Float>) -> (lossSum: Double, count: Int) {
+        let T = steps, B = batch, g = groups.size, H = config.hiddenSize, V = config.vocabSize
+        let K = groups.groups(inBatch: B)
+        var losses = [Double](repeating: 0, count: K), count = 0
+        let logits = self.logits.pointer
+        groups.sum(groups: K, into: arena.gradients(decoderBias), count: V) { q, out in
+            out.update(repeating: 0, count: V)
+            var loss = 0.0
+            for t in 0..<T {
+                let row = t * B + q * g
+                let part = SoftmaxCrossEntropy.forwardBackward(dLogits: logits + row * V, logits: logits + row * V,
+                                                               targets: targets + row, rows: g, vocab: V,
+                                                               gradScale: gradScale, dBias: out)
+                loss += part.lossSum
+                count += part.count
+            }
+            losses[q] = loss
+        }
+        let result = (lossSum: ReductionGroups.treeSum(losses), count: count)
+        lastLoss = result
+        groups.sum(groups: K, into: arena.gradients(decoderWeight), count: V * H) { q, out in
+            let a = groups.gather(0, from: logits, steps: T, batch: B, width: V, group: q)
+            let b = groups.gather(1, from: readoutInput, steps: T, batch: B, width: H, group: q)
+            BLAS.sgemm(transA: true, m: V, n: H, k: T * g, a: a, lda: V, b: b, ldb: H, beta: 0, c: out, ldc: H)
+        }
+        return result
+    }
+
+    /// The embedding gradient with reduction groups: the rows the window touched get compact
+    /// slots; each group scatters its rows into a zeroed compact block, the blocks are added by the
+    /// halving tree and the result is added to the table's rows.
+    private func embeddingBackwardGrouped(_ groups: ReductionGroups, tokens: UnsafePointer<Int32>) {
+        let T = steps, B = batch, g = groups.size, E = config.embeddingSize
+        var touched: [Int32] = []
+        for n in 0..<(T * B) where embeddingSlot[Int(tokens[n])] < 0 {
+            embeddingSlot[Int(tokens[n])] = Int32(touched.count)
+            touched.append(tokens[n])
+        }
+        let R = touched.count, dEmbedded = UnsafePointer(self.dEmbedded.pointer)
+        let compact = groups.scratch(2, count: R * E)
+        compact.update(repeating: 0, count: R * E)
+        groups.sum(groups: groups.groups(inBatch: B), into: compact, count: R * E) { q, out in
+            out.update(repeating: 0, count: R * E)
+            for t in 0..<T {
+                for i in 0..<g {
+                    let n = t * B + q * g + i
+                    RowKernels.add(out + Int(embeddingSlot[Int(tokens[n])]) * E, dEmbedded + n * E, count: E)
+                }
+            }
+        }
+        let table = arena.gradients(embeddingView)
+        for (slot, row) in touched.enumerated() {
+            RowKernels.add(table + Int(row) * E, compact + slot * E, count: E)
+            embeddingSlot[Int(row)] = -1
+        }
     }
 
     /// Draws the mask of `site` for this window (part of the global-batch mask) and applies it.

@@ -111,6 +111,15 @@ public class RecurrentLayerBase {
     var input: UnsafePointer<Float>?
     /// Set by the model for the duration of one backward; see `BackwardHooks`.
     var hooks = BackwardHooks()
+    /// Fixed reduction groups (see ReductionGroups): when set, the row products use the M-stable
+    /// packed kernel and the weight and bias gradients are summed per group by the halving tree,
+    /// so the layer's results do not depend on how many streams share the batch. Nil: one GEMM
+    /// over all T·B rows each (the sequence model).
+    public private(set) var groups: ReductionGroups?
+    /// W_ih packed as W_ihᵀ (E × G·H) for the input projection and as W_ih (G·H × E) for the input
+    /// gradient; only with `groups`.
+    private var packedInputForward: FloatBuffer?
+    private var packedInputBackward: FloatBuffer?
 
     var gateWidth: Int { cell.gateCount * hiddenSize }
 
@@ -139,6 +148,14 @@ public class RecurrentLayerBase {
         packedBackward = FloatBuffer(count: BLAS.packedCount(k: G, n: hiddenSize))
         biasGradientScratch = FloatBuffer(count: G)
         activeRows = AlignedBuffer<Int>(count: maxSteps)
+    }
+
+    /// Sums this layer's row gradients by `groups` from now on (see `groups`).
+    public func useReductionGroups(_ groups: ReductionGroups) {
+        self.groups = groups
+        let G = cell.gateCount * hiddenSize
+        packedInputForward = FloatBuffer(count: BLAS.packedCount(k: inputSize, n: G))
+        packedInputBackward = FloatBuffer(count: BLAS.packedCount(k: G, n: inputSize))
     }
 
     // MARK: slot arithmetic (see file header)
@@ -196,6 +213,12 @@ public class RecurrentLayerBase {
         let rows = steps * batch, G = gateWidth
         RowKernels.broadcastRows(gates, bias: arena.parameters(biasIH),
                                  bias2: includeRecurrentBias ? arena.parameters(biasHH) : nil, rows: rows, cols: G)
+        if let packed = packedInputForward {
+            BLAS.pack(packed.pointer, b: arena.parameters(weightIH), k: inputSize, n: G, ldb: inputSize, transB: true)
+            BLAS.gemmPackedRows(m: rows, n: G, k: inputSize, a: input, lda: inputSize, packed: packed.pointer,
+                                beta: 1, c: gates, ldc: G)
+            return
+        }
         BLAS.sgemm(transB: true, m: rows, n: G, k: inputSize, a: input, lda: inputSize,
                    b: arena.parameters(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: G)
     }
@@ -237,6 +260,10 @@ public class RecurrentLayerBase {
     func finishBackward(dGatesIH: UnsafePointer<Float>, dGatesHH: UnsafePointer<Float>,
                         dInput: UnsafeMutablePointer<Float>?) {
         guard let input else { return }
+        if let groups {
+            finishBackwardGrouped(groups, input: input, dGatesIH: dGatesIH, dGatesHH: dGatesHH, dInput: dInput)
+            return
+        }
         let rows = steps * batch, G = gateWidth, H = hiddenSize, E = inputSize
         if dGatesIH == dGatesHH {
             // LSTM and Elman: both biases get the same gradient; sum the (T·B, G) block once.
@@ -258,6 +285,50 @@ public class RecurrentLayerBase {
         if let dInput {
             BLAS.sgemm(m: rows, n: E, k: G, a: dGatesIH, lda: G, b: arena.parameters(weightIH), ldb: E,
                        beta: 0, c: dInput, ldc: E)
+        }
+    }
+
+    /// `finishBackward` with fixed reduction groups: every gradient is the halving-tree sum of the
+    /// groups' contributions, each computed from the group's rows copied out contiguously; the
+    /// input gradient is a row product (M-stable kernel).
+    private func finishBackwardGrouped(_ groups: ReductionGroups, input: UnsafePointer<Float>,
+                                       dGatesIH: UnsafePointer<Float>, dGatesHH: UnsafePointer<Float>,
+                                       dInput: UnsafeMutablePointer<Float>?) {
+        let T = steps, B = batch, g = groups.size, G = gateWidth, H = hiddenSize, E = inputSize
+        let K = groups.groups(inBatch: B)
+        func columnSums(_ dGates: UnsafePointer<Float>, into result: UnsafeMutablePointer<Float>) {
+            groups.sum(groups: K, into: result, count: G) { q, out in
+                out.update(repeating: 0, count: G)
+                for t in 0..<T { RowKernels.accumulateColumnSums(out, dGates + (t * B + q * g) * G, rows: g, cols: G) }
+            }
+        }
+        if dGatesIH == dGatesHH {
+            let sums = biasGradientScratch.pointer
+            sums.update(repeating: 0, count: G)
+            columnSums(dGatesIH, into: sums)
+            RowKernels.add(arena.gradients(biasIH), sums, count: G)
+            RowKernels.add(arena.gradients(biasHH), sums, count: G)
+        } else {
+            columnSums(dGatesIH, into: arena.gradients(biasIH))
+            columnSums(dGatesHH, into: arena.gradients(biasHH))
+        }
+        let previous = UnsafePointer(previousStates)
+        groups.sum(groups: K, into: arena.gradients(weightHH), count: G * H) { q, out in
+            let a = groups.gather(0, from: dGatesHH, steps: T, batch: B, width: G, group: q)
+            let b = groups.gather(1, from: previous, steps: T, batch: B, width: H, group: q)
+            BLAS.sgemm(transA: true, m: G, n: H, k: T * g, a: a, lda: G, b: b, ldb: H, beta: 0, c: out, ldc: H)
+        }
+        hooks.gradientsReady?(weightHH.offset)
+        groups.sum(groups: K, into: arena.gradients(weightIH), count: G * E) { q, out in
+            let a = groups.gather(0, from: dGatesIH, steps: T, batch: B, width: G, group: q)
+            let b = groups.gather(1, from: input, steps: T, batch: B, width: E, group: q)
+            BLAS.sgemm(transA: true, m: G, n: E, k: T * g, a: a, lda: G, b: b, ldb: E, beta: 0, c: out, ldc: E)
+        }
+        hooks.gradientsReady?(weightIH.offset)
+        if let dInput, let packed = packedInputBackward {
+            BLAS.pack(packed.pointer, b: arena.parameters(weightIH), k: G, n: E, ldb: E, transB: false)
+            BLAS.gemmPackedRows(m: T * B, n: E, k: G, a: dGatesIH, lda: G, packed: packed.pointer, beta: 0,
+                                c: dInput, ldc: E)
         }
     }
 

@@ -1,6 +1,8 @@
 // Exact distributed evaluation: the split is laid out as a fixed number of streams that does not
 // depend on the world size (every target predicted exactly once, no padding duplicates); each rank
-// runs its streams; Σ NLL (Double) and the token count are summed over ranks.
+// runs its streams; every stream's Σ NLL (Double) and token count are gathered (each rank fills
+// its streams, zeros elsewhere, summed over ranks — exact) and added in stream order, so the result
+// is the same bits at every world size.
 import UnrollData
 import UnrollDistributed
 import UnrollModels
@@ -53,7 +55,8 @@ public enum Evaluator {
                                 communicator: any Communicator,
                                 progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> EvaluationResult {
         let local = LanguageModelTask.evalRange(streams: streams, rank: communicator.rank, size: communicator.size)
-        var nll = 0.0, count = 0.0
+        // (2, streams): per-stream NLL sums, then per-stream token counts.
+        var sums = [Double](repeating: 0, count: 2 * streams)
         var failure: (any Error)?
         do {
             let reader = try EvalStreamReader(path: path, split: split, streams: streams, bptt: bptt, localStreams: local)
@@ -63,9 +66,10 @@ public enum Evaluator {
                 for w in 0..<reader.windowCount {
                     let len = try reader.readWindow(w, inputs: &inputs, targets: &targets)
                     model.forward(tokens: inputs, steps: len, batch: local.count, state: state, dropout: nil)
-                    let (s, c) = model.loss(targets: targets)
-                    nll += s
-                    count += Double(c)
+                    sums.withUnsafeMutableBufferPointer { p in
+                        model.lossPerStream(targets: targets, perStream: p.baseAddress! + local.lowerBound,
+                                            counts: p.baseAddress! + streams + local.lowerBound)
+                    }
                     progress?(w + 1, reader.windowCount)
                 }
             }
@@ -76,8 +80,8 @@ public enum Evaluator {
         guard try communicator.allAgree(failure == nil) else {
             throw failure ?? TrainingError.data("evaluation of \(path) split \(split) failed on another rank")
         }
-        var sums = [nll, count]
         try sums.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
-        return EvaluationResult(nllSum: sums[0], tokens: Int(sums[1]))
+        let nll = sums[0..<streams].reduce(0, +), count = sums[streams...].reduce(0, +)
+        return EvaluationResult(nllSum: nll, tokens: Int(count))
     }
 }

@@ -32,6 +32,9 @@ public final class LanguageModelTask: TrainingTask {
         guard dataset.vocabSize == config.model.vocabSize else {
             throw TrainingError.config("model vocabulary \(config.model.vocabSize) ≠ dataset \(config.data) vocabulary \(dataset.vocabSize)")
         }
+        if let problem = config.reductionGroupProblem(worldSize: communicator.size) {
+            throw TrainingError.config(problem)
+        }
         reader = try TrainStreamReader(path: config.data, split: "train", globalBatch: config.batchSize,
                                        bptt: config.bptt, rank: communicator.rank, worldSize: communicator.size)
         try reader.verifyShard()
@@ -39,6 +42,7 @@ public final class LanguageModelTask: TrainingTask {
         model = RecurrentLanguageModel(config: config.model, seed: config.seed, maxSteps: config.bptt,
                                        maxBatch: max(reader.localBatch, evalLocal, 1))
         state = RecurrentState(config: config.model, batch: reader.localBatch)
+        if config.effectiveReductionGroup > 0 { model.useReductionGroups(size: config.effectiveReductionGroup) }
     }
 
     /// Streams of the evaluation layout read by `rank`.

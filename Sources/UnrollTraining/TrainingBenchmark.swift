@@ -41,7 +41,8 @@ public enum TrainingBenchmark {
     /// Runs `shape` with `globalBatch` streams over `communicator`'s ranks (collective).
     public static func run(_ shape: BenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
                            workdir: String, warmup: Int, seconds: Double,
-                           extras: Bool, bucketBytes: Int = 4 << 20) throws -> TrainingBenchmarkResult {
+                           extras: Bool, bucketBytes: Int = 4 << 20,
+                           reductionGroup: Int? = nil) throws -> TrainingBenchmarkResult {
         let T = shape.bptt, V = shape.config.vocabSize
         // Rank 0 writes a random-token dataset big enough for 64 windows per stream.
         var name = Array("\(workdir)/bench-\(shape.name)-\(globalBatch)-\(getpid()).h5".utf8)
@@ -73,6 +74,7 @@ public enum TrainingBenchmark {
         config.clip = 5
         config.steps = 1 << 30
         config.bucketBytes = bucketBytes
+        config.reductionGroup = reductionGroup
         let trainer = try Trainer(config: config, communicator: comm)
         for _ in 0..<warmup { _ = try trainer.step() }
         // Agree on the number of timed steps from the slowest rank's warm-up pace.

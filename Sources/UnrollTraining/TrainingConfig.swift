@@ -73,6 +73,38 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     // Distributed
     /// Gradient allreduce bucket size in bytes.
     public var bucketBytes: Int = 4 << 20
+    /// Streams per reduction group (`--reduction-group`): the gradient is summed per group of
+    /// consecutive streams and the groups are added by a fixed halving tree, so every world size
+    /// that gives each rank a whole subtree trains the same bits. 0: no groups (each rank sums its
+    /// own streams; results then depend on the number of ranks). Nil: 0, off by default.
+    /// Language-model task only.
+    public var reductionGroup: Int?
+
+    /// The group size `--reduction-group auto` picks: B / gcd(B, 8), i.e. up to 8 groups, as many as the largest power
+    /// of two dividing B allows — so np = 1, 2, 4, 8 train identically whenever they divide B.
+    /// One stream per group (B groups) would allow every power of two dividing B but costs ~2× on
+    /// the weight-gradient GEMMs (k = T rows each); see README "How a training step works".
+    public static func defaultReductionGroup(batchSize: Int) -> Int {
+        var a = batchSize, b = 8
+        while b != 0 { (a, b) = (b, a % b) }
+        return batchSize / max(a, 1)
+    }
+
+    /// The group size in effect (0: none). Off unless asked for: the grouped reduction costs
+    /// 8–29 % of step time on configs A, D, B (README "How a training step works"), more than
+    /// the 5 % a default may cost.
+    public var effectiveReductionGroup: Int { reductionGroup ?? 0 }
+
+    /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
+    public func reductionGroupProblem(worldSize: Int) -> String? {
+        let g = effectiveReductionGroup
+        guard g > 0, sequence == nil else { return nil }
+        let groups = batchSize / g
+        if groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 { return nil }
+        return "--reduction-group \(g) cuts --batch-size \(batchSize) into \(groups) groups, which \(worldSize) ranks "
+            + "cannot share as whole subtrees: the number of ranks must be a power of two dividing \(groups) "
+            + "(or set --reduction-group 0: results then depend on the number of ranks)"
+    }
 
     public init(data: String, model: ModelConfig) {
         self.data = data
@@ -129,6 +161,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if checkpointEvery < 0 { return "--checkpoint-every must be ≥ 0 (0: at epoch ends and the end), got \(checkpointEvery)" }
         if keep < 1 { return "--keep must be ≥ 1, got \(keep)" }
         if bucketBytes < 64 { return "--bucket-bytes must be ≥ 64, got \(bucketBytes)" }
+        if let g = reductionGroup, g < 0 || (g > 0 && batchSize % g != 0) {
+            return "--reduction-group must be 0 or divide --batch-size \(batchSize), got \(g)"
+        }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }
         if let p = sequence?.problem(bptt: bptt, lossNormalization: lossNormalization) { return p }
         return nil

@@ -154,6 +154,8 @@ struct BenchTrain: ParsableCommand {
     var workdir: String = "/tmp/unroll-bench"
     @Option(help: "Gradient allreduce bucket size in bytes.")
     var bucketBytes: Int = 4 << 20
+    @Option(help: "Streams per reduction group, as `train --reduction-group` (default 0: none).")
+    var reductionGroup: Int?
     @Flag(help: "Run as one independent process even under mpirun (the no-communication ceiling).")
     var noComm = false
     @Flag(help: "Also time plain and ordered allreduces of the gradient bytes and a checkpoint save vs a raw write.")
@@ -167,7 +169,7 @@ struct BenchTrain: ParsableCommand {
         try runReportingErrors(communicator: comm) {
             let r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
                                               workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
-                                              bucketBytes: bucketBytes)
+                                              bucketBytes: bucketBytes, reductionGroup: reductionGroup)
             if comm.rank == 0 {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

@@ -56,14 +56,18 @@ private func inputs<T: BinaryFloatingPoint>(_ type: T.Type, seed: Int, rank: Int
     (0..<count).map { input(type, seed: seed, rank: rank, index: $0) }
 }
 
-/// ((x_0 + x_1) + x_2) + … per element: the order the communicator promises.
+/// The halving tree over ranks per element, node(lo, hi) = node(lo, mid) + node(mid, hi) with
+/// mid = lo + (hi − lo) / 2 (x_0 + x_1 at 2 ranks, (x_0 + x_1) + (x_2 + x_3) at 4): the order the
+/// communicator promises.
 private func rankOrderSum<T: BinaryFloatingPoint>(_ type: T.Type, seed: Int, ranks: Int, count: Int) -> [T] {
-    var sum = inputs(type, seed: seed, rank: 0, count: count)
-    for r in 1..<max(1, ranks) {
-        let x = inputs(type, seed: seed, rank: r, count: count)
-        for i in 0..<count { sum[i] += x[i] }
+    let xs = (0..<max(1, ranks)).map { inputs(type, seed: seed, rank: $0, count: count) }
+    func node(_ lo: Int, _ hi: Int) -> [T] {
+        if hi - lo == 1 { return xs[lo] }
+        let mid = lo + (hi - lo) / 2
+        let a = node(lo, mid), b = node(mid, hi)
+        return (0..<count).map { a[$0] + b[$0] }
     }
-    return sum
+    return node(0, xs.count)
 }
 
 private func blockingSum(_ comm: any Communicator, _ x: [Float]) throws -> [Float] {

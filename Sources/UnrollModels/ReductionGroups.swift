@@ -1,0 +1,89 @@
+// Fixed reduction groups: the association of a batch's gradient sum that does not depend on how
+// the batch is split over ranks. The B streams are cut into K = B / g groups of g consecutive
+// streams; every gradient that sums over rows (weight GEMMs, bias column sums, embedding rows, the
+// loss) is computed per group, from the group's T·g rows copied into contiguous buffers so that the
+// GEMM has the same shape and inputs wherever the group lives, and the K group contributions are
+// added by a halving tree: node(lo, hi) = node(lo, mid) + node(mid, hi), mid = lo + (hi − lo) / 2.
+// A rank holding K/W consecutive groups (W a power of two dividing K) holds a whole subtree, which
+// it evaluates here; the communicator's reduction folds the W subtrees with the same halving tree
+// over ranks (MPICommunicator+Reduction `fold`), so the total is the same bits at any W.
+import UnrollKernels
+
+/// Per-group evaluation of row sums for a rank's consecutive reduction groups, with the scratch it
+/// needs (grown on first use, then reused every step).
+public final class ReductionGroups {
+    /// Streams per group (g).
+    public let size: Int
+    /// Tree levels: level ℓ holds the partial sum of a node at depth ℓ below the rank's root.
+    private var levels: [FloatBuffer] = []
+    private var levelCapacity = 0
+    /// Contiguous copies of one group's rows, and a result buffer for callers.
+    private var slots: [FloatBuffer] = []
+
+    /// - Precondition: `size ≥ 1`.
+    public init(size: Int) {
+        precondition(size >= 1, "reduction group of \(size) streams")
+        self.size = size
+    }
+
+    /// Number of groups in a batch of `batch` streams. - Precondition: `size` divides `batch`.
+    public func groups(inBatch batch: Int) -> Int {
+        precondition(batch % size == 0, "batch of \(batch) streams is not a whole number of groups of \(size)")
+        return batch / size
+    }
+
+    /// Scratch buffer `slot` (0, 1 or 2) with room for at least `count` floats; contents undefined.
+    func scratch(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        while slots.count <= slot { slots.append(FloatBuffer(count: 1)) }
+        if slots[slot].count < count { slots[slot] = FloatBuffer(count: count) }
+        return slots[slot].pointer
+    }
+
+    /// Copies group `q`'s rows of the time-major `source` (T, B, width) into scratch `slot` as a
+    /// contiguous (T, g, width) block and returns it.
+    func gather(_ slot: Int, from source: UnsafePointer<Float>, steps: Int, batch: Int, width: Int,
+                group q: Int) -> UnsafeMutablePointer<Float> {
+        let g = size, block = g * width
+        let dst = scratch(slot, count: steps * block)
+        for t in 0..<steps {
+            (dst + t * block).update(from: source + (t * batch + q * g) * width, count: block)
+        }
+        return dst
+    }
+
+    /// result (n) += the halving-tree sum over `groups` groups of leaf(q, out), where `leaf` writes
+    /// group q's contribution (n floats) into `out`, overwriting it. Leaves run in group order.
+    func sum(groups: Int, into result: UnsafeMutablePointer<Float>, count n: Int,
+             leaf: (_ q: Int, _ out: UnsafeMutablePointer<Float>) -> Void) {
+        precondition(groups >= 1, "no groups")
+        var depth = 1, span = 1
+        while span < groups { span *= 2; depth += 1 }
+        if levelCapacity < n || levels.count < depth {
+            levelCapacity = max(levelCapacity, n)
+            levels = (0..<max(depth, levels.count)).map { _ in FloatBuffer(count: levelCapacity) }
+        }
+        func node(_ lo: Int, _ hi: Int, _ level: Int) {
+            let out = levels[level].pointer
+            if hi - lo == 1 {
+                leaf(lo, out)
+                return
+            }
+            let mid = lo + (hi - lo) / 2
+            node(lo, mid, level)
+            node(mid, hi, level + 1)
+            RowKernels.add(out, levels[level + 1].pointer, count: n)
+        }
+        node(0, groups, 0)
+        RowKernels.add(result, levels[0].pointer, count: n)
+    }
+
+    /// The halving-tree sum of per-group values, as `sum` does for buffers.
+    public static func treeSum(_ values: [Double]) -> Double {
+        func node(_ lo: Int, _ hi: Int) -> Double {
+            if hi - lo == 1 { return values[lo] }
+            let mid = lo + (hi - lo) / 2
+            return node(lo, mid) + node(mid, hi)
+        }
+        return values.isEmpty ? 0 : node(0, values.count)
+    }
+}
