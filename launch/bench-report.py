@@ -33,7 +33,9 @@ def main(path):
 
     print(f"Measured {machine['date']} on {machine['cores']} cores ({machine['cpu']}); "
           f"single-thread sgemm peak in this run: {peak:.1f} GFLOP/s. Median step after warm-up; "
-          f"tokens/s = global B·T / median step; each figure is the median of {rounds} interleaved round(s).\n")
+          f"tokens/s = global B·T / median step"
+          + (f" ({', '.join(sequence_configs)}: real steps only, see the last table)" if sequence_configs else "")
+          + f"; each figure is the median of {rounds} interleaved round(s).\n")
     print("| config | Unroll 1 rank | PyTorch 1 thread | ratio | Unroll np=2 | PyTorch 2 threads | PyTorch DDP 2×1 | ratio vs best 2-core | GFLOP/s (1 rank) | % sgemm peak |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
