@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Turns launch/bench's raw JSON lines into the markdown report (standard library only)."""
+"""Turns launch/bench's raw JSON lines into the markdown report (standard library only).
+
+Sequence configs (F) count real (unpadded) steps as tokens on both sides; their PyTorch baseline in
+the main table is pack_padded_sequence, and a section of their own adds the padded-batch PyTorch run,
+sequences/s and padding efficiency.
+"""
 import json
 import sys
 
@@ -12,6 +17,7 @@ def main(path):
     rounds = max(1, len([r for r in rows if r["kind"] == "unroll" and r.get("mode") == "np1"]) //
                  max(1, len({r["config"] for r in rows if r["kind"] == "unroll"})))
     configs = sorted({r["config"] for r in rows if r["kind"] == "unroll"})
+    sequence_configs = sorted({r["config"] for r in rows if r["kind"] == "unroll" and "paddingEfficiency" in r})
 
     def get(kind, config, **match):
         """The run with the median throughput among the repeated rounds of one measurement."""
@@ -27,14 +33,18 @@ def main(path):
 
     print(f"Measured {machine['date']} on {machine['cores']} cores ({machine['cpu']}); "
           f"single-thread sgemm peak in this run: {peak:.1f} GFLOP/s. Median step after warm-up; "
-          f"tokens/s = global B·T / median step; each figure is the median of {rounds} interleaved round(s).\n")
+          f"tokens/s = global B·T / median step"
+          + (f" ({', '.join(sequence_configs)}: real steps only, see the last table)" if sequence_configs else "")
+          + f"; each figure is the median of {rounds} interleaved round(s).\n")
     print("| config | Unroll 1 rank | PyTorch 1 thread | ratio | Unroll np=2 | PyTorch 2 threads | PyTorch DDP 2×1 | ratio vs best 2-core | GFLOP/s (1 rank) | % sgemm peak |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
         u1, u2 = get("unroll", c, mode="np1"), get("unroll", c, mode="np2")
-        t1 = get("torch", c, mode="threads", threads=1)
-        t2 = get("torch", c, mode="threads", threads=2)
-        td = get("torch", c, mode="ddp")
+        # packing is None for the language models, "packed" (pack_padded_sequence) for F.
+        packing = "packed" if c in sequence_configs else None
+        t1 = get("torch", c, mode="threads", threads=1, packing=packing)
+        t2 = get("torch", c, mode="threads", threads=2, packing=packing)
+        td = get("torch", c, mode="ddp", packing=packing)
         best2 = max([x["tokens_per_s"] for x in (t2, td) if x] or [0]) or None
         r1 = u1["tokensPerSecond"] / t1["tokens_per_s"] if u1 and t1 else None
         r2 = u2["tokensPerSecond"] / best2 if u2 and best2 else None
@@ -49,7 +59,7 @@ def main(path):
     print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
         u1, u2, ce = get("unroll", c, mode="np1"), get("unroll", c, mode="np2"), get("unroll", c, mode="ceiling")
-        t1 = get("torch", c, mode="threads", threads=1)
+        t1 = get("torch", c, mode="threads", threads=1, packing="packed" if c in sequence_configs else None)
         if not (u1 and u2):
             continue
         mb = u2["gradientBytes"] / 1e6
@@ -64,6 +74,39 @@ def main(path):
               f"{num(u1.get('checkpointSaveMs'), 1)} / {num(u1.get('rawWriteMs'), 1)} "
               f"({num(u1.get('checkpointSaveMs') / u1.get('rawWriteMs') if u1.get('rawWriteMs') else None, 2)}×) | "
               f"{num(u1['peakRssMB'])} / {num(t1 and t1['peak_rss_mb'])} |")
+    if sequence_configs:
+        sequences(rows, sequence_configs, get, num)
+
+
+def sequences(rows, configs, get, num):
+    """The sequence configs: real steps/s and sequences/s against packed and padded PyTorch."""
+    print()
+    print("Sequence configs: tokens/s count real (unpadded) steps only, median over steps of the global batch's "
+          "real steps / step time; seq/s = that / mean length. PyTorch *packed* = `pack_padded_sequence` "
+          "(the same computation as Unroll); *padded* = the LSTM over the padded batch (oneDNN; computes the "
+          "padding and takes the forward h_n after it: faster but not the same model output).\n")
+    print("| config | Unroll 1 rank tok/s (seq/s) | PyTorch packed 1t | ratio | PyTorch padded 1t | ratio | "
+          "Unroll np=2 tok/s (seq/s) | PyTorch packed 2t / DDP 2×1 | ratio vs best | PyTorch padded 2t | ratio | "
+          "padding eff. Unroll / PyTorch | aggregate tok/s Unroll 1 / PyTorch packed 1t |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in configs:
+        u1, u2 = get("unroll", c, mode="np1"), get("unroll", c, mode="np2")
+        p1 = get("torch", c, mode="threads", threads=1, packing="packed")
+        p2 = get("torch", c, mode="threads", threads=2, packing="packed")
+        pd = get("torch", c, mode="ddp", packing="packed")
+        q1 = get("torch", c, mode="threads", threads=1, packing="padded")
+        q2 = get("torch", c, mode="threads", threads=2, packing="padded")
+        if not (u1 and u2):
+            continue
+        tok = lambda x: x and x["tokens_per_s"]
+        ratio = lambda u, t: num(u / t, 2) + "×" if t else "—"
+        best = max([tok(x) for x in (p2, pd) if x] or [0]) or None
+        print(f"| {c} | {num(u1['tokensPerSecond'])} ({num(u1['sequencesPerSecond'], 1)}) | {num(tok(p1))} | "
+              f"{ratio(u1['tokensPerSecond'], tok(p1))} | {num(tok(q1))} | {ratio(u1['tokensPerSecond'], tok(q1))} | "
+              f"{num(u2['tokensPerSecond'])} ({num(u2['sequencesPerSecond'], 1)}) | {num(tok(p2))} / {num(tok(pd))} | "
+              f"{ratio(u2['tokensPerSecond'], best)} | {num(tok(q2))} | {ratio(u2['tokensPerSecond'], tok(q2))} | "
+              f"{num(100 * u1['paddingEfficiency'], 1)}% / {num(p1 and 100 * p1['padding_efficiency'], 1)}% | "
+              f"{num(u1['aggregateTokensPerSecond'])} / {num(p1 and p1['aggregate_tokens_per_s'])} |")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,21 @@ DDP step includes the gradient allreduce (DDP waits for it inside backward). tok
 global B*T over rank 0's median step time; peak_rss_mb is the largest rank's peak RSS. Between timed
 steps rank 0 broadcasts whether to stop (outside the timed interval), so all ranks run the same
 number of steps under --seconds.
+
+Config F is a sequence classifier instead: embedding -> nn.LSTM(bidirectional=True) over
+pack_padded_sequence(enforce_sorted=True) -> linear on h_n of both directions -> cross-entropy (mean
+over the global batch's sequences), backward, clip_grad_norm_(5), SGD. Sequences have random tokens
+and lengths uniform over 20..200; batches follow Unroll's policy (SequenceBatches.swift): each epoch
+shuffles the set, sorts pools of 50 batches by length (longest first) and cuts them into batches of
+B, then shuffles the batches. Under DDP rank r takes rows r, r+N, ... of each batch (still sorted),
+as Unroll does. Batches vary in length, so tokens_per_s counts real (unpadded) steps only: the median
+over timed steps of (global batch's valid steps / step time); aggregate_tokens_per_s is all valid
+steps over all timed step time; padding_efficiency is valid / (B x longest) summed over the timed steps.
+With --padded, F runs the LSTM on the padded batch instead (no packing: PyTorch's oneDNN RNN
+primitive, which computes the padded steps too and whose forward h_n of a shorter row is taken after
+the padding: not the same model output, an upper bound on PyTorch's speed); still counting real steps.
+PyTorch 2.15's packed LSTM on CPU with unequal lengths runs its per-step native path, whose backward
+zero-fills a full-size gradient per time step (aten::fill_ is >80% of the step).
 """
 
 import argparse
@@ -54,6 +69,12 @@ CONFIGS = {
 CLIP = 5.0
 LR = 1.0
 STREAM_WINDOWS = 64  # the random token stream wraps around after this many windows
+# Sequence configs: (description, vocab V, embedding E, hidden H, classes, shortest, longest, batch B,
+# train sequences); must match SequenceBenchmarkShape.reference in TrainingBenchmark+Sequences.swift.
+SEQUENCE_CONFIGS = {
+    "F": ("BiLSTM 1x256 classifier", 1000, 128, 256, 4, 20, 200, 64, 6400),
+}
+POOL_BATCHES = 50  # batches per length-sorted pool (SequenceBatches.poolBatches)
 
 
 class LM(nn.Module):
@@ -71,6 +92,131 @@ class LM(nn.Module):
     def forward(self, x, state):
         out, state = self.rnn(self.embedding(x), state)  # time-major (T, B, ...)
         return self.decoder(out), state
+
+
+class Classifier(nn.Module):
+    """Embedding -> bidirectional LSTM over packed sequences -> linear on [h_n forward, h_n reverse]."""
+
+    def __init__(self, V, E, H, C, padded=False):
+        super().__init__()
+        self.padded = padded
+        self.embedding = nn.Embedding(V, E)
+        self.rnn = nn.LSTM(E, H, bidirectional=True)  # time-major, as Unroll
+        self.head = nn.Linear(2 * H, C)
+
+    def forward(self, x, lengths):
+        if self.padded:
+            _, (h_n, _) = self.rnn(self.embedding(x))  # --padded: the padded batch, no packing
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(self.embedding(x), lengths, enforce_sorted=True)
+            _, (h_n, _) = self.rnn(packed)
+        return self.head(torch.cat([h_n[-2], h_n[-1]], dim=1))
+
+
+def sequence_batches(lengths, B, generator):
+    """One epoch of global batches (index lists, longest first), Unroll's length-grouping policy."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = []
+    pool = B * POOL_BATCHES
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: (-lengths[i], i))
+        batches += [chunk[b:b + B] for b in range(0, len(chunk), B)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def run_sequence_config(name, threads, warmup, steps, seconds, rank=0, ranks=1, padded=False):
+    """Times training steps of sequence config `name` (rank of ranks).
+
+    Returns (step times, valid steps per global batch, padded steps per global batch, fields).
+    """
+    _, V, E, H, C, shortest, longest, B, N = SEQUENCE_CONFIGS[name]
+    torch.manual_seed(0)
+    model = Classifier(V, E, H, C, padded)
+    params = list(model.parameters())
+    distributed = dist.is_initialized()
+    net = nn.parallel.DistributedDataParallel(model) if distributed else model
+    opt = torch.optim.SGD(params, lr=0.1)
+    data = torch.Generator().manual_seed(17)
+    lengths = torch.randint(shortest, longest + 1, (N,), generator=data).tolist()
+    tokens = [torch.randint(V, (n,), generator=data) for n in lengths]
+    labels = torch.randint(C, (N,), generator=data)
+    order = torch.Generator().manual_seed(1)
+    plan = []
+
+    def batch(i):
+        """Padded (T, b) tokens, lengths and labels of this rank's rows of global batch i."""
+        while len(plan) <= i:
+            plan.extend(sequence_batches(lengths, B, order))
+        rows = plan[i][rank::ranks]
+        ls = [lengths[r] for r in rows]
+        x = torch.zeros(ls[0], len(rows), dtype=torch.long)
+        for j, r in enumerate(rows):
+            x[:ls[j], j] = tokens[r]
+        full = [lengths[r] for r in plan[i]]
+        return x, torch.tensor(ls), labels[rows], sum(full), len(full) * full[0]
+
+    def step(i, prepared):
+        x, ls, y = prepared
+        logits = net(x, ls)
+        loss = F.cross_entropy(logits, y)  # mean over this rank's rows; DDP averages the ranks
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        opt.step()
+        return loss.item()
+
+    stop = torch.zeros(1, dtype=torch.int32)
+    i = 0
+    for _ in range(warmup):
+        step(i, batch(i)[:3])
+        i += 1
+    times, valid, computed = [], [], []
+    start = time.perf_counter()
+    while True:
+        x, ls, y, v, p = batch(i)  # built outside the timed interval
+        t0 = time.perf_counter()
+        step(i, (x, ls, y))
+        times.append(time.perf_counter() - t0)
+        valid.append(v)
+        computed.append(p)
+        i += 1
+        if steps is not None:
+            done = len(times) >= steps
+        else:
+            done = time.perf_counter() - start >= seconds and len(times) >= 3
+        if distributed and steps is None:
+            stop.fill_(int(done))
+            dist.broadcast(stop, src=0)
+            done = bool(stop.item())
+        if done:
+            break
+    return times, valid, computed, {
+        "config": name, "cell": "lstm", "bidirectional": True, "vocab": V, "embedding": E, "layers": 1,
+        "hidden": H, "classes": C, "batch": B, "lengths": [shortest, longest], "threads": threads,
+        "packing": "padded" if padded else "packed",
+    }
+
+
+def finish_sequence(fields, times, valid, padded, mode, ranks, rss):
+    rates = [v / t for v, t in zip(valid, times)]
+    tok = statistics.median(rates)
+    mean_length = sum(valid) / (len(valid) * fields["batch"])
+    r = {"config": fields["config"], "mode": mode, "ranks": ranks, "threads": fields["threads"],
+         "tokens_per_s": round(tok, 1),
+         "sequences_per_s": round(tok / mean_length, 2),
+         "aggregate_tokens_per_s": round(sum(valid) / sum(times), 1),
+         "padding_efficiency": round(sum(valid) / sum(padded), 4),
+         "mean_length": round(mean_length, 2),
+         "median_step_ms": round(statistics.median(times) * 1e3, 3),
+         "steps": len(times),
+         "peak_rss_mb": max(rss),
+         "torch_version": torch.__version__}
+    for k, v in fields.items():
+        r.setdefault(k, v)
+    if mode == "ddp":
+        r["batch_per_rank"] = fields["batch"] // ranks
+        r["peak_rss_mb_per_rank"] = rss
+    return r
 
 
 def detach(state):
@@ -161,6 +307,10 @@ def finish(fields, times, mode, ranks, rss):
 
 
 def run_threads(name, args):
+    if name in SEQUENCE_CONFIGS:
+        times, valid, padded, fields = run_sequence_config(name, args.threads, args.warmup, args.steps,
+                                                           args.seconds, padded=args.padded)
+        return finish_sequence(fields, times, valid, padded, "threads", 1, [peak_rss_mb()])
     times, fields = run_config(name, args.threads, args.warmup, args.steps, args.seconds)
     return finish(fields, times, "threads", 1, [peak_rss_mb()])
 
@@ -170,12 +320,20 @@ def ddp_worker(rank, ranks, name, args, results):
     torch.set_num_threads(args.threads)
     dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=ranks)
     try:
-        times, fields = run_config(name, args.threads, args.warmup, args.steps, args.seconds,
-                                   rank=rank, ranks=ranks)
+        if name in SEQUENCE_CONFIGS:
+            times, valid, padded, fields = run_sequence_config(name, args.threads, args.warmup, args.steps,
+                                                               args.seconds, rank=rank, ranks=ranks,
+                                                               padded=args.padded)
+        else:
+            times, fields = run_config(name, args.threads, args.warmup, args.steps, args.seconds,
+                                       rank=rank, ranks=ranks)
         rss = [None] * ranks
         dist.all_gather_object(rss, peak_rss_mb())
         if rank == 0:
-            results.put(finish(fields, times, "ddp", ranks, rss))
+            if name in SEQUENCE_CONFIGS:
+                results.put(finish_sequence(fields, times, valid, padded, "ddp", ranks, rss))
+            else:
+                results.put(finish(fields, times, "ddp", ranks, rss))
     finally:
         dist.destroy_process_group()
 
@@ -197,13 +355,17 @@ def run_ddp(name, args):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--configs", default=",".join(CONFIGS),
-                   help=f"comma-separated subset of {','.join(CONFIGS)} (default: all)")
+    names = list(CONFIGS) + list(SEQUENCE_CONFIGS)
+    p.add_argument("--configs", default=",".join(names),
+                   help=f"comma-separated subset of {','.join(names)} (default: all)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch.set_num_threads, per rank with --ddp (default: 1)")
     p.add_argument("--ddp", type=int, metavar="N",
                    help="DistributedDataParallel (gloo) over N local processes, each taking B/N "
                         "streams of the global batch B (default: one process)")
+    p.add_argument("--padded", action="store_true",
+                   help="sequence configs (F): run the LSTM on the padded batch instead of "
+                        "pack_padded_sequence (default: packed)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help="timed steps per config")
@@ -212,14 +374,15 @@ def parse_args():
     p.add_argument("--json", action="store_true", help="one JSON object per config per line")
     args = p.parse_args()
     args.configs = [c.strip().upper() for c in args.configs.split(",") if c.strip()]
-    unknown = [c for c in args.configs if c not in CONFIGS]
+    unknown = [c for c in args.configs if c not in names]
     if unknown:
-        p.error(f"--configs: unknown {','.join(unknown)}; expected some of {','.join(CONFIGS)}")
+        p.error(f"--configs: unknown {','.join(unknown)}; expected some of {','.join(names)}")
     if args.threads < 1 or args.warmup < 0 or (args.steps is not None and args.steps < 1) \
             or args.seconds <= 0 or (args.ddp is not None and args.ddp < 1):
         p.error("--threads, --ddp and --steps must be >= 1, --warmup >= 0, --seconds > 0")
     if args.ddp is not None:
-        bad = [f"{c} (B={CONFIGS[c][6]})" for c in args.configs if CONFIGS[c][6] % args.ddp]
+        batch = {c: CONFIGS[c][6] if c in CONFIGS else SEQUENCE_CONFIGS[c][7] for c in args.configs}
+        bad = [f"{c} (B={batch[c]})" for c in args.configs if batch[c] % args.ddp]
         if bad:
             p.error(f"--ddp {args.ddp}: must divide the batch of every config; not {', '.join(bad)}")
     return args
@@ -228,7 +391,7 @@ def parse_args():
 def child_result(name, args):
     """Runs one config in a fresh interpreter so its peak RSS is its own."""
     cmd = [sys.executable, __file__, "--configs", name, "--threads", str(args.threads),
-           "--warmup", str(args.warmup), "--json"]
+           "--warmup", str(args.warmup), "--json"] + (["--padded"] if args.padded else [])
     cmd += ["--steps", str(args.steps)] if args.steps is not None else ["--seconds", str(args.seconds)]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -253,6 +416,11 @@ def main():
             r = child_result(name, args)
         if args.json:
             print(json.dumps(r), flush=True)
+        elif name in SEQUENCE_CONFIGS:
+            print(f"{name:<4}{SEQUENCE_CONFIGS[name][0]:<26}{r['batch']:>4}{r['mean_length']:>4.0f}{r['steps']:>7}"
+                  f"{r['median_step_ms']:>10.2f}{r['tokens_per_s']:>10.0f}{r['peak_rss_mb']:>9.0f}"
+                  f"  (real steps only; T = mean length; padding eff {100 * r['padding_efficiency']:.1f}%)",
+                  flush=True)
         else:
             print(f"{name:<4}{CONFIGS[name][0]:<26}{r['batch']:>4}{r['bptt']:>4}{r['steps']:>7}"
                   f"{r['median_step_ms']:>10.2f}{r['tokens_per_s']:>10.0f}{r['peak_rss_mb']:>9.0f}",

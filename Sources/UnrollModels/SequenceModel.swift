@@ -180,7 +180,8 @@ public final class SequenceModel {
 
     /// (T, B, I) embedded tokens, or features with padded rows zeroed; dropout applied in place.
     let inputs: FloatBuffer
-    /// (T, B, D) per layer: both directions concatenated (bidirectional only).
+    /// (T, B, D) per layer: both directions concatenated (bidirectional only; empty for the top
+    /// layer under a `last` head, which reads h_n only).
     let concatenated: [FloatBuffer]
     /// (T, B, D) per layer k: dropped-out output feeding layer k+1 (or a per-step head).
     let dropped: [FloatBuffer]
@@ -234,7 +235,9 @@ public final class SequenceModel {
         headWeight = arena.view("head.weight")
         headBias = arena.view("head.bias")
         inputs = FloatBuffer(count: rows * I)
-        concatenated = config.bidirectional ? (0..<L).map { _ in FloatBuffer(count: rows * D) } : []
+        let topConcatenated = config.perStep || config.pool != .last
+        concatenated = config.bidirectional
+            ? (0..<L).map { FloatBuffer(count: $0 < L - 1 || topConcatenated ? rows * D : 0) } : []
         let withDropout = config.dropout > 0
         dropped = withDropout ? (0..<L).map { FloatBuffer(count: $0 < L - 1 || config.perStep ? rows * D : 0) } : []
         masks = withDropout ? (0...L).map { site in
@@ -276,6 +279,10 @@ public final class SequenceModel {
     public var outputs: UnsafeMutablePointer<Float> { headOutputs.pointer }
 
     private var bidirectional: Bool { config.bidirectional }
+
+    /// A sequence head with `last` pooling reads the top layer's final states only: its (T, B, D)
+    /// outputs need no concatenation, and their gradient is zero.
+    private var topOutputsUnused: Bool { !config.perStep && config.pool == .last }
 
     /// Runs one window forward, time-major.
     /// - tokens: (T, B) ids, or nil; features: (T, B, I), or nil. Exactly one is non-nil; it must
@@ -352,8 +359,8 @@ public final class SequenceModel {
                               final: finalState(k, d))
             }
             var out = layers[k][0].output
-            if bidirectional {
-                // (T, B, H) ⊕ (T, B, H) → (T, B, 2H)
+            if bidirectional && (k < L - 1 || !topOutputsUnused) {
+                // (T, B, H) ⊕ (T, B, H) → (T, B, 2H); a `last` head reads only h_n, not the top outputs.
                 out = concatenated[k].pointer
                 let forwardOut = layers[k][0].output, reverseOut = layers[k][1].output
                 for r in 0..<rows {
@@ -439,10 +446,15 @@ public final class SequenceModel {
                 let bt = activeRows[t]
                 (dOut + (t * batch + bt) * D).update(repeating: 0, count: (batch - bt) * D)
             }
+        } else if topOutputsUnused {
+            // Only h_n gets a gradient; the top outputs' gradients are zero (zeroed per direction
+            // below when bidirectional, where each direction reads its own (T, B, H) half).
+            unpool(dOut)
+            if !bidirectional { dOut.update(repeating: 0, count: rows * D) }
+            dFinalTop = true
         } else {
             dOut.update(repeating: 0, count: rows * D)
             unpool(dOut)
-            dFinalTop = config.pool == .last
         }
 
         // The stack, from the top.
@@ -462,9 +474,14 @@ public final class SequenceModel {
             if bidirectional {
                 // (T, B, 2H) → (T, B, H), (T, B, H)
                 let dF = dForwardHalf.pointer, dR = dReverseHalf.pointer
-                for r in 0..<rows {
-                    (dF + r * H).update(from: dOut + r * D, count: H)
-                    (dR + r * H).update(from: dOut + r * D + H, count: H)
+                if k == L - 1 && topOutputsUnused {
+                    dF.update(repeating: 0, count: rows * H)
+                    dR.update(repeating: 0, count: rows * H)
+                } else {
+                    for r in 0..<rows {
+                        (dF + r * H).update(from: dOut + r * D, count: H)
+                        (dR + r * H).update(from: dOut + r * D + H, count: H)
+                    }
                 }
                 run(1, dOutput: dR, dInput: wantInput ? dNext : nil)
                 run(0, dOutput: dF, dInput: wantInput ? dOut : nil)

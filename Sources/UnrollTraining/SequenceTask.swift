@@ -122,6 +122,9 @@ public final class SequenceTask: TrainingTask {
     private var dOutputs: [Float]
     /// Valid and padded (valid + padding) steps of the global batches since the last progress line.
     private var validSteps = 0, paddedSteps = 0
+    /// Valid and padded (valid + padding) steps of the last prepared global batch (all ranks'
+    /// rows), for throughput that counts real steps only (the benchmark).
+    public private(set) var preparedSteps: (valid: Int, padded: Int) = (0, 0)
 
     /// Opens the data and builds the model (identical on every rank). `forTraining` loads the
     /// train split; evaluation from a checkpoint leaves it out.
@@ -279,8 +282,9 @@ public final class SequenceTask: TrainingTask {
         rows = SequenceBatches.share(of: batch, rank: communicator.rank, size: communicator.size)
         positions = SequenceBatches.sharePositions(count: batch.count, rank: communicator.rank, size: communicator.size)
         let longest = batch.first.map { train.lengths[$0] } ?? 0
-        validSteps += batch.reduce(0) { $0 + train.lengths[$1] }
-        paddedSteps += batch.count * longest
+        preparedSteps = (batch.reduce(0) { $0 + train.lengths[$1] }, batch.count * longest)
+        validSteps += preparedSteps.valid
+        paddedSteps += preparedSteps.padded
         guard sequence.tokens, case .tokens(let ids) = train.inputs else { return [] }
         var touched: [Int32] = []
         for row in rows { touched += ids[Int(train.offsets[row])..<Int(train.offsets[row + 1])] }

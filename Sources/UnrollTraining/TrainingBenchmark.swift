@@ -35,6 +35,13 @@ public struct TrainingBenchmarkResult: Codable, Sendable {
     public var checkpointBytes: Int?
     public var checkpointSaveMs: Double?
     public var rawWriteMs: Double?
+    /// Sequence shapes (F): tokensPerSecond counts real steps only and is the median per-step
+    /// rate; sequences/s is it over the mean length; the aggregate is all real steps over all timed
+    /// step time; padding efficiency is real / computed (padded) steps.
+    public var sequencesPerSecond: Double?
+    public var aggregateTokensPerSecond: Double?
+    public var paddingEfficiency: Double?
+    public var meanLength: Double?
 }
 
 public enum TrainingBenchmark {

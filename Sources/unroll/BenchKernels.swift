@@ -138,13 +138,14 @@ enum ProcessInfoLite {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-train",
-        abstract: "Time real Trainer steps (read-ahead, forward, backward, allreduce, clip, SGD) of one shape A–E; run under mpirun for several ranks. Prints one JSON object (rank 0).",
-        discussion: examples("unroll bench-train --config A", "mpirun -np 2 unroll bench-train --config C --seconds 20 --extras",
-                             "mpirun -np 2 unroll bench-train --config B --no-comm"))
+        abstract: "Time real Trainer steps (read-ahead, forward, backward, allreduce, clip, SGD) of one shape A–F; run under mpirun for several ranks. Prints one JSON object (rank 0).",
+        discussion: "A–E are language models (TBPTT windows). F is a sequence classifier on a random token set of lengths 20–200 in length-grouped batches; its tokens/s counts real (unpadded) steps.\n\n"
+            + examples("unroll bench-train --config A", "mpirun -np 2 unroll bench-train --config C --seconds 20 --extras",
+                       "unroll bench-train --config F --seconds 6"))
 
-    @Option(help: "Shape: A, B, C, D or E.")
+    @Option(help: "Shape: A, B, C, D, E (language models) or F (sequence classifier).")
     var config: String = "A"
-    @Option(help: "Global streams (default: the shape's batch).")
+    @Option(help: "Global streams, or sequences for F (default: the shape's batch).")
     var batchSize: Int?
     @Option(help: "Seconds of timed steps (after warm-up).")
     var seconds: Double = 10
@@ -161,15 +162,29 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Also time plain and ordered allreduces of the gradient bytes and a checkpoint save vs a raw write.")
     var extras = false
 
-    func run() throws {
-        guard let shape = BenchmarkShape.reference.first(where: { $0.name == config }) else {
-            throw ValidationError("--config: unknown shape '\(config)', expected A, B, C, D or E")
+    func validate() throws {
+        let names = BenchmarkShape.reference.map(\.name) + SequenceBenchmarkShape.reference.map(\.name)
+        guard names.contains(config) else {
+            throw ValidationError("--config: unknown shape '\(config)', expected one of \(names.joined(separator: ", "))")
         }
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be ≥ 1, got \(batchSize)") }
+    }
+
+    func run() throws {
         let comm: any Communicator = noComm ? SingleProcessCommunicator() : try makeCommunicator()
         try runReportingErrors(communicator: comm) {
-            let r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
+            let r: TrainingBenchmarkResult
+            if let shape = SequenceBenchmarkShape.reference.first(where: { $0.name == config }) {
+                r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
+                                              workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
+                                              bucketBytes: bucketBytes)
+            } else if let shape = BenchmarkShape.reference.first(where: { $0.name == config }) {
+                r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
                                               workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
                                               bucketBytes: bucketBytes, reductionGroup: reductionGroup)
+            } else {
+                throw ValidationError("--config: unknown shape '\(config)'")
+            }
             if comm.rank == 0 {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
