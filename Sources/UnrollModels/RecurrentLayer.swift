@@ -341,19 +341,27 @@ public class RecurrentLayerBase {
         hasLengths = false
         if let lengths {
             precondition(lengths.count == batch, "\(lengths.count) lengths for a batch of \(batch)")
-            // b_t = #{i : length_i > t}; the lengths are non-increasing, so the count only shrinks.
-            var b = batch
-            for t in 0..<steps {
-                while b > 0 && lengths[b - 1] <= t { b -= 1 }
-                activeRows[t] = b
-            }
-            for i in 0..<batch {
-                precondition(lengths[i] >= 0 && lengths[i] <= steps, "length \(lengths[i]) outside 0...\(steps)")
-                precondition(i == 0 || lengths[i] <= lengths[i - 1], "lengths must be non-increasing")
-            }
+            countActiveRows(lengths, steps: steps, into: activeRows)
             hasLengths = lengths[batch - 1] < steps
         }
         packForward()
+    }
+}
+
+/// Fills `active[t]` with b_t = #{i : lengths[i] > t}, the rows still running at step t of a batch
+/// sorted longest first (the prefix that takes part in step t), for t in 0..<steps.
+/// Preconditions: each length in 0...steps, non-increasing.
+func countActiveRows(_ lengths: [Int], steps: Int, into active: AlignedBuffer<Int>) {
+    let batch = lengths.count
+    for i in 0..<batch {
+        precondition(lengths[i] >= 0 && lengths[i] <= steps, "length \(lengths[i]) outside 0...\(steps)")
+        precondition(i == 0 || lengths[i] <= lengths[i - 1], "lengths must be non-increasing")
+    }
+    // The lengths are non-increasing, so the count only shrinks as t grows.
+    var b = batch
+    for t in 0..<steps {
+        while b > 0 && lengths[b - 1] <= t { b -= 1 }
+        active[t] = b
     }
 }
 

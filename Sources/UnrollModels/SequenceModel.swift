@@ -309,15 +309,7 @@ public final class SequenceModel {
         self.lengths = lengths
         self.tokens = tokens
         dropoutActive = dropout != nil && config.dropout > 0
-        var b = batch
-        for t in 0..<steps {
-            while b > 0 && lengths[b - 1] <= t { b -= 1 }
-            activeRows[t] = b
-        }
-        for i in 0..<batch {
-            precondition(lengths[i] >= 0 && lengths[i] <= steps, "length \(lengths[i]) outside 0...\(steps)")
-            precondition(i == 0 || lengths[i] <= lengths[i - 1], "lengths must be non-increasing")
-        }
+        countActiveRows(lengths, steps: steps, into: activeRows)
         let padded = lengths[batch - 1] < steps
         let layerLengths: [Int]? = padded ? lengths : nil
         let I = config.inputSize, H = config.hiddenSize, D = config.directions * H, L = config.layers

@@ -187,11 +187,6 @@ public final class LanguageModelTask: TrainingTask {
     /// The checkpoint's vocabulary must be the dataset's, entry for entry; the message names the
     /// first entry that differs.
     public func checkSameData(_ saved: TaskState, label: String) throws {
-        let vocab = vocabulary, other = saved.strings("vocab") ?? []
-        guard vocab != other else { return }
-        let i = zip(vocab, other).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(vocab.count, other.count)
-        let ours = i < vocab.count ? quoted(vocab[i]) : "nothing", theirs = i < other.count ? quoted(other[i]) : "nothing"
-        throw TrainingError.checkpoint("\(label): /vocab entry \(i): expected \(ours) as in the dataset "
-                                       + "\(config.data), found \(theirs)")
+        try saved.requireSameStrings("vocab", as: vocabulary, label: label, data: config.data)
     }
 }

@@ -604,12 +604,9 @@ public final class SequenceTask: TrainingTask {
 
     /// Same vocabulary and class names, entry for entry.
     public func checkSameData(_ saved: TaskState, label: String) throws {
-        for (name, ours) in [("vocab", vocabulary), ("classes", classNames)] {
-            guard let theirs = saved.strings(name), !ours.isEmpty else { continue }
-            guard ours != theirs else { continue }
-            let i = zip(ours, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(ours.count, theirs.count)
-            let a = i < ours.count ? quoted(ours[i]) : "nothing", b = i < theirs.count ? quoted(theirs[i]) : "nothing"
-            throw TrainingError.checkpoint("\(label): /\(name) entry \(i): expected \(a) as in the dataset \(config.data), found \(b)")
+        if sequence.tokens { try saved.requireSameStrings("vocab", as: vocabulary, label: label, data: config.data) }
+        if sequence.outputKind == .classes {
+            try saved.requireSameStrings("classes", as: classNames, label: label, data: config.data)
         }
     }
 }

@@ -3,6 +3,7 @@
 // vocabulary, class names, normalisation statistics). The checkpoint code writes and validates
 // them without knowing what they mean; each task says which entries it writes (`TaskStateSchema`)
 // and fills and reads them itself.
+import UnrollData
 
 /// A task's part of a checkpoint: arrays under slash-separated paths (`hidden/l0/h`, `vocab`).
 public struct TaskState: Sendable, Equatable {
@@ -66,6 +67,19 @@ public struct TaskState: Sendable, Equatable {
             case .strings(let v): sum + v.reduce(0) { $0 + $1.utf8.count + 16 }
             }
         }
+    }
+}
+
+extension TaskState {
+    /// Throws unless the saved string list `name` (a vocabulary, class names; empty if absent)
+    /// equals `ours` entry for entry; the message starts with `label` and names the first entry
+    /// that differs.
+    func requireSameStrings(_ name: String, as ours: [String], label: String, data: String) throws {
+        let theirs = strings(name) ?? []
+        guard ours != theirs else { return }
+        let i = zip(ours, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(ours.count, theirs.count)
+        let a = i < ours.count ? quoted(ours[i]) : "nothing", b = i < theirs.count ? quoted(theirs[i]) : "nothing"
+        throw TrainingError.checkpoint("\(label): /\(name) entry \(i): expected \(a) as in the dataset \(data), found \(b)")
     }
 }
 
