@@ -25,7 +25,7 @@ struct Predict: ParsableCommand {
     var topK: Int = 3
     @Option(parsing: .unconditional, help: "Sequences run together (default 64).")
     var batchSize: Int = 64
-    @Flag(help: "One JSON object per input line or sequence (always for .npz).")
+    @Flag(help: "One JSON object per input line or sequence (always for .npz): {index, labels: one ranked [{label, p}] list per label or per step} or {index, values: one list per target row}.")
     var json = false
 
     func run() throws {
@@ -127,17 +127,36 @@ struct Predict: ParsableCommand {
         return (inputs, (0..<n).map { "\($0)" })
     }
 
+    /// One label and its probability (`--json`).
+    struct RankedLabel: Encodable {
+        var label: String
+        var p: Double
+    }
+
+    /// One `--json` line: `labels` holds one ranked list per target (per label of a sequence, or
+    /// per step of a tagger, most probable first), `values` one list per target row.
+    struct PredictionLine: Encodable {
+        var index: Int
+        var labels: [[RankedLabel]]?
+        var values: [[Float]]?
+        var error: String?
+    }
+
     /// One output line: top-k labels (classes), values, or a label per step (tagging).
     func describe(_ output: [Float]?, index: Int, label: String, task: SequenceTask, json: Bool) -> String {
-        guard let output else { return json ? "{\"index\":\(index),\"error\":\"empty sequence\"}" : "(empty)\t\(label)" }
+        var line = PredictionLine(index: index)
+        guard let output else {
+            line.error = "empty sequence"
+            return json ? Self.jsonText(line) : "(empty)\t\(label)"
+        }
         let s = task.sequence
         let perTarget = s.outputKind == .classes ? s.numClasses * s.targetDim : s.targetDim
-        let targets = output.count / max(perTarget, 1)   // steps for a tagger, else 1
-        var parts: [String] = []
-        for t in 0..<targets {
+        let rows = output.count / max(perTarget, 1)   // steps for a tagger, else 1
+        var labels: [[RankedLabel]] = [], values: [[Float]] = []
+        for t in 0..<rows {
             let row = Array(output[(t * perTarget)..<((t + 1) * perTarget)])
             if s.outputKind == .values {
-                parts.append(row.map { json ? "\($0)" : String(format: "%.5g", $0) }.joined(separator: json ? "," : " "))
+                values.append(row)
                 continue
             }
             for k in 0..<s.targetDim {
@@ -146,24 +165,27 @@ struct Predict: ParsableCommand {
                 let exps = logits.map { exp(Double($0 - top)) }
                 let total = exps.reduce(0, +)
                 let ranked = exps.indices.sorted { exps[$0] > exps[$1] }.prefix(s.perStep ? 1 : topK)
-                let names = task.classNames
-                parts.append(ranked.map { c in
-                    let name = c < names.count ? names[c] : "\(c)"
-                    return json ? "{\"label\":\(jsonString(name)),\"p\":\(exps[c] / total)}"
-                        : (s.perStep ? name : "\(name) \(String(format: "%.3f", exps[c] / total))")
-                }.joined(separator: json ? "," : "  "))
+                labels.append(ranked.map { c in
+                    RankedLabel(label: c < task.classNames.count ? task.classNames[c] : "\(c)", p: exps[c] / total)
+                })
             }
         }
         if json {
-            let key = s.outputKind == .values ? "values" : "labels"
-            let body = s.perStep || s.outputKind == .values ? parts.map { "[\($0)]" } : parts
-            return "{\"index\":\(index),\"\(key)\":[\(body.joined(separator: ","))]}"
+            if s.outputKind == .values { line.values = values } else { line.labels = labels }
+            return Self.jsonText(line)
         }
+        let parts = s.outputKind == .values
+            ? values.map { $0.map { String(format: "%.5g", $0) }.joined(separator: " ") }
+            : labels.map { ranked in
+                ranked.map { s.perStep ? $0.label : "\($0.label) \(String(format: "%.3f", $0.p))" }.joined(separator: "  ")
+            }
         return parts.joined(separator: s.perStep ? " " : "  |  ") + "\t\(label)"
     }
 
-    private func jsonString(_ s: String) -> String {
-        let data = (try? JSONEncoder().encode(s)) ?? Data("\"?\"".utf8)
-        return String(decoding: data, as: UTF8.self)
+    static func jsonText(_ line: PredictionLine) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return (try? encoder.encode(line)).map { String(decoding: $0, as: UTF8.self) } ?? "{\"index\":\(line.index),\"error\":\"unencodable\"}"
     }
 }
