@@ -43,9 +43,9 @@ private func onOff(_ on: Bool) -> String { on ? "on" : "off" }
 struct DataOptions: ParsableArguments {
     @Option(help: "Dataset file made by `unroll prepare` (required unless in --config).")
     var data: String?
-    @Option(parsing: .unconditional, help: "Global number of streams B, split across ranks (default \(D.batchSize)).")
+    @Option(parsing: .unconditional, help: "Global number of streams B (sequence datasets: sequences per step), split across ranks (default \(D.batchSize)).")
     var batchSize: Int?
-    @Option(parsing: .unconditional, help: "TBPTT window T in steps (default \(D.bptt)).")
+    @Option(parsing: .unconditional, help: "TBPTT window T in steps (default \(D.bptt); sequence datasets: the longest sequence, so sequences run whole — shorter runs truncated BPTT within them).")
     var bptt: Int?
     @Option(parsing: .unconditional, help: "Streams of the evaluation layout, independent of the rank count (default \(D.evalStreams)).")
     var evalStreams: Int?
