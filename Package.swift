@@ -50,7 +50,7 @@ let package = Package(
                 dependencies: ["HDF5Shim", "UnrollModels", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                                .product(name: "Crypto", package: "swift-crypto"),
                                .product(name: "Logging", package: "swift-log")],
-                swiftSettings: fast),
+                exclude: ["DatasetFormat.md"], swiftSettings: fast),
         .target(name: "UnrollDistributed", dependencies: ["MPIShim"], swiftSettings: fast),
         // TensorBoard event files: TFRecord framing (masked CRC-32C) of generated protobuf messages.
         .target(name: "UnrollTensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -59,7 +59,7 @@ let package = Package(
                 dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed", "UnrollTensorBoard",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "TOMLKit", package: "TOMLKit")],
-                swiftSettings: fast),
+                exclude: ["CheckpointFormat.md", "TrainingStep.md"], swiftSettings: fast),
         .executableTarget(name: "unroll",
                           dependencies: ["UnrollTraining", "UnrollData",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
