@@ -4,10 +4,13 @@
 //   C libraries (CMPI, CHDF5, CCBLAS) → C shims (MPIShim, HDF5Shim) and C kernels (CKernels)
 //   → UnrollKernels (math on buffers) → UnrollModels (cells, stacks, flat parameters)
 //   → UnrollData (HDF5) / UnrollDistributed (MPI) / UnrollTensorBoard (event files)
-//   → UnrollTraining → unroll (CLI).
+//   → UnrollTraining → UnrollBenchmarks → unroll (CLI).
+// No target of the `UnrollTraining` product uses `unsafeFlags` (SwiftPM refuses those in a package
+// used as a versioned dependency); only the CLI and the benchmarks, which no library product holds.
 import PackageDescription
 
-/// Release builds of the numeric code drop bounds/overflow checks; debug builds keep them.
+/// Release builds of the CLI and the benchmarks drop bounds/overflow checks; debug builds keep them.
+/// Not for library targets: see the note above.
 let fast: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
@@ -40,18 +43,18 @@ let package = Package(
         // Getters for the C macros Swift cannot import.
         .target(name: "MPIShim", dependencies: ["CMPI"]),
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
-        // Hand-vectorised kernels (AVX-512 / AVX2 with runtime dispatch, portable fallback).
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        // Hand-vectorised kernels (AVX-512 / AVX2 chosen at run time by target_clones and dispatch.c,
+        // portable fallback); the ISA flags are per function, so the target needs no build flags.
+        .target(name: "CKernels"),
 
-        .target(name: "UnrollKernels", dependencies: ["CCBLAS", "CKernels"], exclude: ["Derivations.md"],
-                swiftSettings: fast),
-        .target(name: "UnrollModels", dependencies: ["UnrollKernels"], swiftSettings: fast),
+        .target(name: "UnrollKernels", dependencies: ["CCBLAS", "CKernels"], exclude: ["Derivations.md"]),
+        .target(name: "UnrollModels", dependencies: ["UnrollKernels"]),
         .target(name: "UnrollData",
-                dependencies: ["HDF5Shim", "UnrollModels", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                dependencies: ["HDF5Shim", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                                .product(name: "Crypto", package: "swift-crypto"),
                                .product(name: "Logging", package: "swift-log")],
-                swiftSettings: fast),
-        .target(name: "UnrollDistributed", dependencies: ["MPIShim"], swiftSettings: fast),
+                exclude: ["DatasetFormat.md"]),
+        .target(name: "UnrollDistributed", dependencies: ["MPIShim"]),
         // TensorBoard event files: TFRecord framing (masked CRC-32C) of generated protobuf messages.
         .target(name: "UnrollTensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["event.proto"]),
@@ -59,9 +62,13 @@ let package = Package(
                 dependencies: ["UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed", "UnrollTensorBoard",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "TOMLKit", package: "TOMLKit")],
+                exclude: ["CheckpointFormat.md", "TrainingStep.md"]),
+        // `unroll bench-kernels` and `unroll bench-train` (launch/bench): the reference shapes A–E.
+        .target(name: "UnrollBenchmarks",
+                dependencies: ["UnrollTraining", "UnrollKernels", "UnrollModels", "UnrollData", "UnrollDistributed"],
                 swiftSettings: fast),
         .executableTarget(name: "unroll",
-                          dependencies: ["UnrollTraining", "UnrollData",
+                          dependencies: ["UnrollTraining", "UnrollBenchmarks", "UnrollData",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: fast),

@@ -90,10 +90,12 @@ public struct SequencePrepareSummary: Sendable, CustomStringConvertible {
 /// Builds sequence sets from directories of text files or NumPy archives.
 public enum SequencePreparation {
     /// Reads `input` (a directory of class files, or an .npz), splits it, writes `output` atomically.
+    /// - Parameter progress: told of every step (read and tokenize each input, split, write).
     /// - Throws: `DataError` (one line naming the file and field, or the option) for bad input;
     ///   nothing is written then.
     public static func prepare(input: String, splitting: SequenceSplitting, options: SequencePrepareOptions,
-                               output: String, failureHook: AtomicFile.FailureHook? = nil) throws -> SequencePrepareSummary {
+                               output: String, failureHook: AtomicFile.FailureHook? = nil,
+                               progress: PrepareProgress? = nil) throws -> SequencePrepareSummary {
         if case let .fractions(fractions, _) = splitting { try TextPreparation.checkFractions(fractions) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
@@ -111,7 +113,8 @@ public enum SequencePreparation {
                                          found: options.targets.rawValue)
             }
             try TextPreparation.checkOptions(TextPrepareOptions(level: level, maxVocab: options.maxVocab, unk: options.unk))
-            (content, summary) = try TextClassFiles.build(input, splitting: splitting, level: level, options: options)
+            (content, summary) = try TextClassFiles.build(input, splitting: splitting, level: level, options: options,
+                                                          progress: progress)
         } else if input.lowercased().hasSuffix(".npz") {
             if let level = options.level {
                 throw DataError.argument(name: "--level", expected: "not set for .npz features", found: level.rawValue)
@@ -119,7 +122,9 @@ public enum SequencePreparation {
             if let m = options.maxVocab {
                 throw DataError.argument(name: "--max-vocab", expected: "not set for .npz features", found: "\(m)")
             }
+            progress.expect(1)
             (content, summary) = try NumPySequences.build(input, splitting: splitting, options: options)
+            progress.step("read \((input as NSString).lastPathComponent)")
         } else {
             throw DataError.argument(name: "--input", expected: "a directory of class text files or a NumPy .npz",
                                      found: quoted(input))
@@ -130,7 +135,9 @@ public enum SequencePreparation {
             content.extraAttributes["split_fractions"] = .string(fractions.map { "\($0)" }.joined(separator: ","))
             content.extraAttributes["seed"] = .string(String(seed))
         }
+        progress.expect(1)
         try SequenceSetWriter.write(content, to: output, failureHook: failureHook)
+        progress.step("write \((output as NSString).lastPathComponent)")
         summary.output = output
         return summary
     }
@@ -176,13 +183,16 @@ enum TextClassFiles {
     }
 
     static func build(_ input: String, splitting: SequenceSplitting, level: TokenLevel,
-                      options: SequencePrepareOptions) throws -> (SequenceSetContent, SequencePrepareSummary) {
+                      options: SequencePrepareOptions,
+                      progress: PrepareProgress? = nil) throws -> (SequenceSetContent, SequencePrepareSummary) {
         var interner = Interner<String>()
         var skipped = 0
         let trainFiles = try classFiles(input)
         let classNames = trainFiles.map(\.name)
+        progress.expect(trainFiles.count)
         var perClass = try trainFiles.enumerated().map { c, file in
-            try readLines(file.path, label: Int32(c), level: level, interner: &interner, skipped: &skipped)
+            defer { progress.step("read \(file.name)") }
+            return try readLines(file.path, label: Int32(c), level: level, interner: &interner, skipped: &skipped)
         }
         var splitLines: [[Line]]
         switch splitting {

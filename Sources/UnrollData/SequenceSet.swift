@@ -1,4 +1,4 @@
-// Validating reader of layout `sequences` (README.md, "Layout `sequences`"), versions 1 and 2:
+// Validating reader of layout `sequences` (DatasetFormat.md, "Layout `sequences`"), versions 1 and 2:
 // independent, possibly ragged sequences. Per split group: `inputs` (float32 features
 // (total_steps, input_dim), or in v2 int32 token ids (total_steps)), `offsets` int64 (N+1; sequence i
 // is rows offsets[i]..<offsets[i+1]) and `targets` (int32 class ids or float32 values, (N, d), or in

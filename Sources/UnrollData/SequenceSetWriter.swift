@@ -1,4 +1,4 @@
-// Sequence sets in memory and their writer: layout `sequences`, version 2 (README.md, "Layout
+// Sequence sets in memory and their writer: layout `sequences`, version 2 (DatasetFormat.md, "Layout
 // `sequences`"). Inputs are float feature rows or token ids; targets are one per sequence or one
 // per step, class ids or real values; optional class names, vocabulary and per-feature train
 // statistics. `SequenceSetWriter.write` checks everything `SequenceSet` checks, then writes atomically.

@@ -64,8 +64,10 @@ public enum SyntheticSummary: Sendable, CustomStringConvertible {
 /// Generates synthetic datasets.
 public enum SyntheticPreparation {
     /// Generates the dataset described by `options` and writes it atomically to `output`.
+    /// - Parameter progress: told of every step (generate each split, tokenize, write).
     public static func prepare(_ options: SyntheticOptions, output: String,
-                               failureHook: AtomicFile.FailureHook? = nil) throws -> SyntheticSummary {
+                               failureHook: AtomicFile.FailureHook? = nil,
+                               progress: PrepareProgress? = nil) throws -> SyntheticSummary {
         let sizes = options.sizes ?? SyntheticOptions.defaultSizes(options.task)
         guard sizes.count == 3, sizes.allSatisfy({ $0 >= 1 }) else {
             throw DataError.argument(name: "--size", expected: "three positive sizes TRAIN,VALID,TEST",
@@ -90,22 +92,27 @@ public enum SyntheticPreparation {
                 throw DataError.argument(name: "--min-length/--max-length", expected: "not set for arith (use --size)",
                                          found: "a length")
             }
+            progress.expect(3 + TextPreparation.buildSteps(texts: 3) + 1)
             let texts = (0..<3).map { s in
                 var rng = splitGenerator(seed: options.seed, split: s)
+                defer { progress.step("generate \(DatasetFormat.splits[s])") }
                 return Array(arithCorpus(characters: sizes[s], rng: &rng).utf8)
             }
             let source = SourceInfo(name: "synthetic:arith", sha256: "")
             var (content, summary) = try TextPreparation.buildContent(
                 texts: texts, origins: DatasetFormat.splits.map { "synthetic arith \($0)" },
-                sources: [source, source, source], options: TextPrepareOptions(level: .char))
+                sources: [source, source, source], options: TextPrepareOptions(level: .char), progress: progress)
             content.extraAttributes = common
             try TokenDatasetWriter.write(content, to: output, failureHook: failureHook)
+            progress.step("write \((output as NSString).lastPathComponent)")
             summary.output = output
             return .tokens(summary)
         case .parity, .adding:
             let lengths = try lengthRange(options)
             var splits: [String: SequenceSplitContent] = [:]
+            progress.expect(3 + 1)
             for (s, name) in DatasetFormat.splits.enumerated() {
+                defer { progress.step("generate \(name)") }
                 var rng = splitGenerator(seed: options.seed, split: s)
                 splits[name] = options.task == .parity
                     ? paritySplit(count: sizes[s], lengths: lengths, rng: &rng)
@@ -119,6 +126,7 @@ public enum SyntheticPreparation {
                                              splits: splits, classNames: options.task == .parity ? ["even", "odd"] : [],
                                              extraAttributes: extra)
             try SequenceSetWriter.write(content, to: output, failureHook: failureHook)
+            progress.step("write \((output as NSString).lastPathComponent)")
             return .sequences(output: output, task: options.task.rawValue,
                               counts: splits.mapValues { $0.offsets.count - 1 },
                               steps: splits.mapValues { Int($0.offsets.last ?? 0) }, lengths: lengths)

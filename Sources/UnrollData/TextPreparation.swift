@@ -62,9 +62,11 @@ public struct PrepareSummary: Sendable, CustomStringConvertible {
 /// Tokenizes text and writes token datasets.
 public enum TextPreparation {
     /// Reads the input text(s), builds the dataset and writes it atomically to `output`.
+    /// - Parameter progress: told of every step (read and hash each file, tokenize, write).
     /// - Throws: `DataError` naming the input file or option at fault; nothing is written then.
     public static func prepare(_ input: TextInput, options: TextPrepareOptions, output: String,
-                               failureHook: AtomicFile.FailureHook? = nil) throws -> PrepareSummary {
+                               failureHook: AtomicFile.FailureHook? = nil,
+                               progress: PrepareProgress? = nil) throws -> PrepareSummary {
         try checkOptions(options)
         let texts: [[UInt8]]
         let sources: [SourceInfo]
@@ -73,12 +75,19 @@ public enum TextPreparation {
         switch input {
         case let .files(train, valid, test):
             origins = [train, valid, test]
-            texts = try origins.map(readFile)
+            progress.expect(3 + buildSteps(texts: 3) + 1)
+            texts = try origins.map { path in
+                let bytes = try readFile(path)
+                progress.step("read \((path as NSString).lastPathComponent)")
+                return bytes
+            }
             sources = zip(origins, texts).map { SourceInfo(name: ($0 as NSString).lastPathComponent,
                                                            sha256: SHA256Hex.hash($1)) }
         case let .split(path, fractions):
             try checkFractions(fractions)
+            progress.expect(1 + buildSteps(texts: 1) + 1)
             let bytes = try readFile(path)
+            progress.step("read \((path as NSString).lastPathComponent)")
             let source = SourceInfo(name: (path as NSString).lastPathComponent, sha256: SHA256Hex.hash(bytes))
             origins = [path, path, path]
             texts = [bytes]
@@ -87,9 +96,10 @@ public enum TextPreparation {
         }
         var (content, summary) = try buildContent(texts: texts, origins: origins, sources: sources,
                                                   splitFractions: texts.count == 1 ? fractionsOf(input) : nil,
-                                                  options: options)
+                                                  options: options, progress: progress)
         content.extraAttributes.merge(splitAttribute) { $1 }
         try TokenDatasetWriter.write(content, to: output, failureHook: failureHook)
+        progress.step("write \((output as NSString).lastPathComponent)")
         summary.output = output
         return summary
     }
@@ -99,9 +109,11 @@ public enum TextPreparation {
     ///   - texts: train, valid, test texts, or a single text to cut by `splitFractions`.
     ///   - origins: file names for error messages, one per split.
     ///   - sources: recorded source per split.
+    ///   - progress: told of `buildSteps(texts:)` steps (tokenize each text, vocabulary, token ids).
     public static func buildContent(texts: [[UInt8]], origins: [String], sources: [SourceInfo],
                                     splitFractions: [Double]? = nil,
-                                    options: TextPrepareOptions) throws -> (TokenDatasetContent, PrepareSummary) {
+                                    options: TextPrepareOptions,
+                                    progress: PrepareProgress? = nil) throws -> (TokenDatasetContent, PrepareSummary) {
         try checkOptions(options)
         precondition(texts.count == 3 || (texts.count == 1 && splitFractions != nil), "3 texts or 1 text + fractions")
         precondition(origins.count == 3 && sources.count == 3, "one origin and source per split")
@@ -110,18 +122,23 @@ public enum TextPreparation {
         var unitTexts: [String]
         switch options.level {
         case .byte:
-            streams = texts.map { $0.map { Int32($0) } }
+            streams = zip(texts, origins).map { text, origin in
+                defer { progress.step("tokenize \((origin as NSString).lastPathComponent)") }
+                return text.map { Int32($0) }
+            }
             unitTexts = (0..<256).map(byteTokenText)
         case .char:
             var interner = Interner<UInt32>()
             streams = try zip(texts, origins).map { text, origin in
-                try validatedString(text, origin).unicodeScalars.map { interner.id($0.value) }
+                defer { progress.step("tokenize \((origin as NSString).lastPathComponent)") }
+                return try validatedString(text, origin).unicodeScalars.map { interner.id($0.value) }
             }
             unitTexts = interner.keys.map { String(Character(Unicode.Scalar($0)!)) }
         case .word:
             var interner = Interner<String>()
             streams = try zip(texts, origins).map { text, origin in
-                try tokenizeWords(text, origin: origin, eos: options.eos, interner: &interner)
+                defer { progress.step("tokenize \((origin as NSString).lastPathComponent)") }
+                return try tokenizeWords(text, origin: origin, eos: options.eos, interner: &interner)
             }
             unitTexts = interner.keys
         }
@@ -152,6 +169,7 @@ public enum TextPreparation {
                 vocabulary = ordered
             }
         }
+        progress.step("vocabulary")
         var finalID = [Int32](repeating: -1, count: unitTexts.count)
         for (id, p) in vocabulary.enumerated() where p >= 0 { finalID[p] = Int32(id) }
         let vocabTexts = vocabulary.map { $0 >= 0 ? unitTexts[$0] : options.unk }
@@ -178,6 +196,7 @@ public enum TextPreparation {
             unknown[name] = missing
         }
 
+        progress.step("token ids")
         var finalCounts = [Int](repeating: 0, count: vocabTexts.count)
         for id in splits["train"]! { finalCounts[Int(id)] += 1 }
         let top = (0..<vocabTexts.count).sorted { finalCounts[$0] != finalCounts[$1] ? finalCounts[$0] > finalCounts[$1] : $0 < $1 }
@@ -190,6 +209,9 @@ public enum TextPreparation {
                                      tokens: splits.mapValues(\.count), unknown: unknown, topTokens: Array(top))
         return (content, summary)
     }
+
+    /// The steps `buildContent` reports for `texts` input texts.
+    static func buildSteps(texts: Int) -> Int { texts + 2 }
 
     /// Vocabulary text of byte token `b`: the character for printable ASCII, `<0xNN>` otherwise.
     public static func byteTokenText(_ b: Int) -> String {

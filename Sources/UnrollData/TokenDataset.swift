@@ -1,6 +1,6 @@
 // Dataset format v2, layout `tokens`: one HDF5 file with the token streams `/train`, `/valid`,
 // `/test` (uint8 when the vocabulary has ≤ 256 entries, else int32), the vocabulary `/vocab`
-// (UTF-8 strings, index = token id) and root attributes describing it (see README.md, "Unroll dataset files").
+// (UTF-8 strings, index = token id) and root attributes describing it (see DatasetFormat.md).
 // v2 files use the checksummed HDF5 1.10 format and store strings without HDF5's global heap
 // (`/vocab` is a group of bytes and offsets, string attributes are fixed-length); v1 files
 // (variable-length strings, original HDF5 format) are still read.

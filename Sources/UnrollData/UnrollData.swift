@@ -1,10 +1,10 @@
-// UnrollData: what this module owns (a README.md here would need an `exclude:` in Package.swift).
+// UnrollData: what this module owns (file formats: DatasetFormat.md beside this file).
 //
 // - HDF5.swift: the typed HDF5 wrapper (H5File, H5Group, H5Dataset, attributes). UnrollData is the
 //   only module that imports HDF5Shim; other modules use this wrapper (e.g. for checkpoints).
 // - AtomicFile.swift: temp file + fsync + rename + directory fsync for every file written.
 // - TokenDataset.swift (layout `tokens` v1), SequenceSetWriter.swift + SequenceSet.swift (layout
-//   `sequences` v2, v1 read): dataset files (README.md, "Unroll dataset files"), writers and
+//   `sequences` v2, v1 read): dataset files (DatasetFormat.md), writers and
 //   validating readers.
 // - TextPreparation.swift, Synthetic.swift, SequencePreparation.swift, NumPy.swift, Random.swift,
 //   SHA256.swift: `unroll prepare`.

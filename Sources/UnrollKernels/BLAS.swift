@@ -1,6 +1,6 @@
-// Matrix products: a thin wrapper over OpenBLAS `cblas_sgemm` (row-major, all transpose variants),
-// the naive reference the tests compare it with, and the BLAS runtime controls (thread count,
-// which CPU kernels OpenBLAS selected). This file is the only importer of CCBLAS.
+// Matrix products: a thin wrapper over OpenBLAS `cblas_sgemm` (row-major, all transpose variants;
+// the naive reference the tests compare it with is in Tests/UnrollTestSupport/SgemmReference.swift),
+// and the BLAS runtime controls (thread count, which CPU kernels OpenBLAS selected). This file is the only importer of CCBLAS.
 import CCBLAS
 import CKernels
 
@@ -20,25 +20,6 @@ public enum BLAS {
         guard m > 0, n > 0 else { return }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-
-    /// The naive triple loop with Double accumulation that `sgemm` is tested against.
-    public static func sgemmReference(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                                      b: UnsafePointer<Float>, ldb: Int,
-                                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        for i in 0..<m {
-            for j in 0..<n {
-                var sum = 0.0
-                for p in 0..<k {
-                    let av = transA ? a[p * lda + i] : a[i * lda + p]
-                    let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
-                    sum += Double(av) * Double(bv)
-                }
-                let prior = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
-                c[i * ldc + j] = Float(Double(alpha) * sum + prior)
-            }
-        }
     }
 
     /// Floats needed to hold a K×N right operand packed by `pack`.

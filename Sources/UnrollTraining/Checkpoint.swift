@@ -6,7 +6,7 @@
 // checkpoint or the new one, never a broken one. Float datasets go straight from the flat buffers
 // into checksummed chunks (`writeChecksummed`) while the kernel already writes earlier ones to
 // disk, so a save costs about as much as writing and fsyncing the same bytes. Every group, dataset
-// and attribute is documented in README.md ("Unroll checkpoint files"); `load` checks all of them
+// and attribute is documented in CheckpointFormat.md; `load` checks all of them
 // and names the first that does not fit.
 import Foundation
 import UnrollData

@@ -83,7 +83,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// The group size `--reduction-group auto` picks: B / gcd(B, 8), i.e. up to 8 groups, as many as the largest power
     /// of two dividing B allows — so np = 1, 2, 4, 8 train identically whenever they divide B.
     /// One stream per group (B groups) would allow every power of two dividing B but costs ~2× on
-    /// the weight-gradient GEMMs (k = T rows each); see README "How a training step works".
+    /// the weight-gradient GEMMs (k = T rows each); see Sources/UnrollTraining/TrainingStep.md.
     public static func defaultReductionGroup(batchSize: Int) -> Int {
         var a = batchSize, b = 8
         while b != 0 { (a, b) = (b, a % b) }
@@ -91,7 +91,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 
     /// The group size in effect (0: none). Off unless asked for: the grouped reduction costs
-    /// 8–29 % of step time on configs A, D, B (README "How a training step works"), more than
+    /// 8–29 % of step time on configs A, D, B (Sources/UnrollTraining/TrainingStep.md), more than
     /// the 5 % a default may cost.
     public var effectiveReductionGroup: Int { reductionGroup ?? 0 }
 

@@ -2,6 +2,7 @@
 import ArgumentParser
 import UnrollKernels
 import UnrollDistributed
+import UnrollBenchmarks
 import UnrollTraining
 import Foundation
 #if canImport(Glibc)

@@ -93,7 +93,7 @@ struct Eval: ParsableCommand {
                                                maxBatch: max(1, local.count))
             let display = ProgressDisplay("eval \(split)", unit: "windows", enabled: comm.rank == 0 && !quiet)
             let r = try Evaluator.evaluate(model: model, path: path, split: split, streams: streams, bptt: T,
-                                           communicator: comm, progress: display.update)
+                                           communicator: comm, progress: { display.update($0, of: $1) })
             guard comm.rank == 0 else { return }
             if json {
                 print(try Self.jsonText(LanguageModelReport(checkpoint: checkpoint, data: path, split: split, tokens: r.tokens,

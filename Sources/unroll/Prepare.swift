@@ -61,6 +61,9 @@ struct PrepareText: ParsableCommand {
     @Option(help: "Output HDF5 file (written atomically).")
     var output: String
 
+    @Flag(help: "No progress on standard error.")
+    var quiet = false
+
     func validate() throws {
         switch (valid, test, split) {
         case (.some, .some, nil), (nil, nil, .some): break
@@ -84,7 +87,8 @@ struct PrepareText: ParsableCommand {
         }
         let options = TextPrepareOptions(level: level, maxVocab: maxVocab, unk: unk, eos: eos)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
-            print(try TextPreparation.prepare(source, options: options, output: output))
+            print(try TextPreparation.prepare(source, options: options, output: output,
+                                              progress: prepareProgress("prepare text", quiet: quiet)))
         }
     }
 }
@@ -121,6 +125,9 @@ struct PrepareSynthetic: ParsableCommand {
     @Option(help: "Output HDF5 file (written atomically).")
     var output: String
 
+    @Flag(help: "No progress on standard error.")
+    var quiet = false
+
     func validate() throws {
         _ = try sizes()
     }
@@ -140,9 +147,17 @@ struct PrepareSynthetic: ParsableCommand {
         let sizes = try sizes()
         let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
-            print(try SyntheticPreparation.prepare(options, output: output))
+            print(try SyntheticPreparation.prepare(options, output: output,
+                                                   progress: prepareProgress("prepare synthetic", quiet: quiet)))
         }
     }
+}
+
+/// A progress hook that draws `label`'s steps on standard error (nothing with `quiet`).
+func prepareProgress(_ label: String, quiet: Bool) -> PrepareProgress? {
+    guard !quiet else { return nil }
+    let display = ProgressDisplay(label, unit: "steps")
+    return PrepareProgress { done, total, stage in display.update(done, of: total, note: stage) }
 }
 
 /// The fractions of a `--split` value, or nil when not given.
@@ -206,6 +221,9 @@ struct PrepareSequences: ParsableCommand {
     @Option(help: "Output HDF5 file (written atomically).")
     var output: String
 
+    @Flag(help: "No progress on standard error.")
+    var quiet = false
+
     func validate() throws {
         switch (valid, test, split) {
         case (.some, .some, nil), (nil, nil, .some): break
@@ -224,7 +242,8 @@ struct PrepareSequences: ParsableCommand {
         }
         let options = SequencePrepareOptions(level: level, maxVocab: maxVocab, unk: unk, targets: targets, task: task)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
-            print(try SequencePreparation.prepare(input: input, splitting: splitting, options: options, output: output))
+            print(try SequencePreparation.prepare(input: input, splitting: splitting, options: options, output: output,
+                                                  progress: prepareProgress("prepare sequences", quiet: quiet)))
         }
     }
 }

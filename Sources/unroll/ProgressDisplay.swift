@@ -23,9 +23,10 @@ final class ProgressDisplay {
     }
 
     private let enabled: Bool
+    private var lastWidth = 0
 
-    /// Reports `done` of `total`.
-    func update(_ done: Int, of total: Int) {
+    /// Reports `done` of `total`; `note` (e.g. the step just finished) follows the count.
+    func update(_ done: Int, of total: Int, note: String = "") {
         guard enabled, total > 0 else { return }
         let percent = min(100, done * 100 / total)
         if terminal {
@@ -34,10 +35,13 @@ final class ProgressDisplay {
             lastDraw = now
             let width = 30, filled = width * percent / 100
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            write("\r\(label) \(bar) \(percent)% (\(done)/\(total) \(unit))" + (done == total ? "\n" : ""))
+            let line = "\(label) \(bar) \(percent)% (\(done)/\(total) \(unit))" + (note.isEmpty ? "" : " \(note)")
+            let pad = String(repeating: " ", count: max(0, lastWidth - line.count))
+            lastWidth = line.count
+            write("\r" + line + pad + (done == total ? "\n" : ""))
         } else if percent / 10 > lastShown / 10 || (done == total && lastShown < 100) {
             lastShown = percent
-            write("\(label): \(percent)% (\(done)/\(total) \(unit))\n")
+            write("\(label): \(percent)% (\(done)/\(total) \(unit))" + (note.isEmpty ? "" : " \(note)") + "\n")
         }
     }
 

@@ -8,7 +8,7 @@ Unroll computed for those tokens of one stream, from a zero state (stream null) 
 carried state of that global stream stored under /hidden.
 
 The script builds torch.nn.Embedding -> nn.LSTM / nn.GRU / nn.RNN -> nn.Linear from /params with
-the snippet documented in README.md ("Unroll checkpoint files") (marked below), checks the file's layout
+the snippet documented in Sources/UnrollTraining/CheckpointFormat.md (marked below), checks the file's layout
 (format, version, float32, chunked with Fletcher32), runs the same tokens and compares logits.
 Prints "OK ..." and exits 0 on success, prints the mismatch and exits 1 otherwise.
 Needs torch and h5py (e.g. UNROLL_TORCH_PYTHON=/path/to/.venv-torch/bin/python).
@@ -26,7 +26,7 @@ TOLERANCE = 1e-4  # float32 logits; different GEMM summation orders differ by ~1
 
 
 def load(path):
-    # --- snippet (README.md ("Unroll checkpoint files")) ---
+    # --- snippet (Sources/UnrollTraining/CheckpointFormat.md) ---
     f = h5py.File(path, "r")
     m = json.loads(f.attrs["config"])["model"]  # str (v1) or bytes (v2): json takes both
     RNN = {"lstm": nn.LSTM, "gru": nn.GRU}.get(m["cell"], nn.RNN)

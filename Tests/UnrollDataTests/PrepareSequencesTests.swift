@@ -2,7 +2,7 @@
 // (stratified per-seed split, train-only vocabulary, <unk>, separate valid/test directories), NumPy
 // .npz inputs written here with ZIPFoundation (classes, values, per-step targets, lengths, train
 // statistics) and by NumPy itself when it is installed, one-line refusals of bad input, and the
-// README's h5py example (skipped with a reason when python3 cannot import h5py).
+// h5py example in Sources/UnrollData/DatasetFormat.md (skipped with a reason when python3 cannot import h5py).
 import Foundation
 import Testing
 import ZIPFoundation
@@ -291,16 +291,16 @@ func pythonImports(_ module: String) -> (ok: Bool, reason: String) {
         #expect(values.targetKind == "value" && values.targetDim == 2 && !values.perStep)
     }
 
-    /// The README's h5py example (the first ```python block after "#### Writing a sequence set
-    /// with h5py") writes a file the reader accepts.
+    /// The h5py example of Sources/UnrollData/DatasetFormat.md (the first ```python block after
+    /// "### Writing a sequence set with h5py") writes a file the reader accepts.
     @Test func readmeH5pyExampleWritesAValidFile() throws {
         let probe = pythonImports("h5py")
         guard probe.ok else {
             print("SKIPPED readmeH5pyExampleWritesAValidFile: \(probe.reason) (pip install h5py)")
             return
         }
-        let readme = try String(contentsOfFile: packageRoot + "/README.md", encoding: .utf8)
-        let section = try #require(readme.range(of: "#### Writing a sequence set with h5py"))
+        let readme = try String(contentsOfFile: packageRoot + "/Sources/UnrollData/DatasetFormat.md", encoding: .utf8)
+        let section = try #require(readme.range(of: "### Writing a sequence set with h5py"))
         let start = try #require(readme.range(of: "```python\n", range: section.upperBound..<readme.endIndex))
         let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
         let script = String(readme[start.upperBound..<end.lowerBound])

@@ -1,5 +1,5 @@
 // Checkpoint format v1 round trip: what `Checkpoint.save` writes is laid out as documented in
-// README.md ("Unroll checkpoint files"), and save → load → restore into a fresh trainer reproduces parameters,
+// Sources/UnrollTraining/CheckpointFormat.md, and save → load → restore into a fresh trainer reproduces parameters,
 // optimizer slots, progress and carried state bit for bit, so the next step is identical too.
 import Foundation
 import Testing

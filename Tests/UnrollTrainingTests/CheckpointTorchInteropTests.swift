@@ -2,7 +2,7 @@
 // Unroll's logits for a few token windows (from a zero state and from the carried state of a
 // stream), writes them as JSON next to the checkpoint and runs Tests/Reference/torch_interop.py,
 // which loads `/params` into torch.nn.Embedding / nn.LSTM|GRU|RNN / nn.Linear with the snippet of
-// README.md ("Unroll checkpoint files") and compares logits.
+// Sources/UnrollTraining/CheckpointFormat.md and compares logits.
 //
 // Needs a Python with torch and h5py: $UNROLL_TORCH_PYTHON, else <repo>/.venv-torch/bin/python,
 // else python3. Without one the test prints why and returns (it does not pass silently as a

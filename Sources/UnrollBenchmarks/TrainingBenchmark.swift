@@ -7,6 +7,7 @@ import UnrollData
 import UnrollDistributed
 import UnrollKernels
 import UnrollModels
+import UnrollTraining
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -5,6 +5,7 @@
 import UnrollData
 import UnrollKernels
 import UnrollModels
+import UnrollTraining
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,20 +43,6 @@ public struct BenchmarkResult: Sendable {
     public let medianStepSeconds: Double
     public var tokensPerSecond: Double { Double(shape.batch * shape.bptt) / medianStepSeconds }
     public var gflops: Double { shape.config.trainingFlopsPerToken * tokensPerSecond / 1e9 }
-}
-
-/// Monotonic clock in seconds.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
-/// Peak resident set size of this process in MiB.
-public func peakResidentMiB() -> Double {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Double(usage.ru_maxrss) / 1024
 }
 
 /// Runs the training-step benchmark.
