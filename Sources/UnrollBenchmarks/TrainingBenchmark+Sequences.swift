@@ -109,7 +109,6 @@ extension TrainingBenchmark {
             valid.append(task.preparedSteps.valid)
             padded.append(task.preparedSteps.padded)
         }
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         let rates = zip(valid, reports).map { Double($0) / $1.stepSeconds }
         let totalSeconds = reports.reduce(0) { $0 + $1.stepSeconds }
         let totalValid = valid.reduce(0, +), totalPadded = padded.reduce(0, +)
@@ -133,19 +132,7 @@ extension TrainingBenchmark {
         result.paddingEfficiency = Double(totalValid) / Double(max(totalPadded, 1))
         result.meanLength = meanLength
         if extras {
-            let n = trainer.task.arena.gradients.count
-            var buffer = [Float](repeating: 1, count: n)
-            var times: [Double] = []
-            for i in 0..<6 {
-                try comm.barrier()
-                let t0 = monotonicSeconds()
-                try buffer.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
-                if i > 0 { times.append(monotonicSeconds() - t0) }
-            }
-            result.orderedAllreduceMs = median(times) * 1000
-            if let mpi = comm as? MPICommunicator {
-                result.rawAllreduceMs = try mpi.rawAllreduceSeconds(count: n, repeats: 5) * 1000
-            }
+            try timeAllreduces(of: trainer, communicator: comm, into: &result)
         }
         var rss = [peakResidentMiB()]
         try rss.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }

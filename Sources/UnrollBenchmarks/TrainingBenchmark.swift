@@ -94,7 +94,6 @@ public enum TrainingBenchmark {
         var reports: [StepReport] = []
         reports.reserveCapacity(count)
         for _ in 0..<count { reports.append(try trainer.step()) }
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         let step = median(reports.map(\.stepSeconds))
         var slowest = reports.map(\.computeSeconds), fastest = reports.map { -$0.computeSeconds }
         try slowest.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
@@ -110,19 +109,7 @@ public enum TrainingBenchmark {
             peakRssMB: 0, gradientBytes: trainer.task.arena.gradients.count * 4)
 
         if extras {
-            let n = trainer.task.arena.gradients.count
-            var buffer = [Float](repeating: 1, count: n)
-            var times: [Double] = []
-            for i in 0..<6 {
-                try comm.barrier()
-                let t0 = monotonicSeconds()
-                try buffer.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
-                if i > 0 { times.append(monotonicSeconds() - t0) }
-            }
-            result.orderedAllreduceMs = median(times) * 1000
-            if let mpi = comm as? MPICommunicator {
-                result.rawAllreduceMs = try mpi.rawAllreduceSeconds(count: n, repeats: 5) * 1000
-            }
+            try timeAllreduces(of: trainer, communicator: comm, into: &result)
             let ckpt = "\(path).ckpt.h5"
             var saves: [Double] = []
             for _ in 0..<3 {
@@ -171,5 +158,30 @@ public enum TrainingBenchmark {
         }
         times.sort()
         return times[1]
+    }
+
+    /// The middle element (upper median) of a non-empty sample.
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s[s.count / 2]
+    }
+
+    /// Times Unroll's ordered allreduce and a plain `MPI_Allreduce` of the trainer's gradient bytes
+    /// (collective; medians of 5 after one untimed call) into `result`.
+    static func timeAllreduces(of trainer: Trainer, communicator comm: any Communicator,
+                               into result: inout TrainingBenchmarkResult) throws {
+        let n = trainer.task.arena.gradients.count
+        var buffer = [Float](repeating: 1, count: n)
+        var times: [Double] = []
+        for i in 0..<6 {
+            try comm.barrier()
+            let t0 = monotonicSeconds()
+            try buffer.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+            if i > 0 { times.append(monotonicSeconds() - t0) }
+        }
+        result.orderedAllreduceMs = median(times) * 1000
+        if let mpi = comm as? MPICommunicator {
+            result.rawAllreduceMs = try mpi.rawAllreduceSeconds(count: n, repeats: 5) * 1000
+        }
     }
 }
