@@ -28,6 +28,34 @@ public enum MemoryEstimate {
         return (s.tokens ? Double(m.vocabSize) * input : 0) + first + others + outputs * (D * H + 1)
     }
 
+    /// Parameters of an encoder–decoder (as `ParameterLayout.seq2seqModel` lays them out),
+    /// over-estimated: every attention kind's weights are counted.
+    public static func parameterCount(_ m: ModelConfig, _ p: Seq2SeqTaskConfig) -> Double {
+        let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), L = Double(m.layers), E = Double(m.embeddingSize)
+        let D: Double = p.bidirectional ? 2 : 1
+        let encoder = Double(p.sourceVocabSize) * E + D * (G * H * (E + H) + 2 * G * H)
+            + max(0, L - 1) * D * (G * H * (D * H + H) + 2 * G * H)
+        let decoderInput = E + (p.inputFeeding ? H : 0)
+        let decoder = Double(p.targetVocabSize) * E + G * H * (decoderInput + H) + 2 * G * H
+            + max(0, L - 1) * (G * H * 2 * H + 2 * G * H)
+        let bridge = 2 * L * (D * H * H + H)
+        let attention = 3 * D * H * H + H + H * (D * H + H)
+        return encoder + decoder + bridge + attention + Double(p.targetVocabSize) * (H + 1)
+    }
+
+    /// Bytes one training process of an encoder–decoder allocates: caches for a whole global batch
+    /// of the longest source and target (evaluation batches are global), over-estimated.
+    static func seq2seqTrainingBytes(_ config: TrainingConfig, _ p: Seq2SeqTaskConfig) -> Double {
+        let m = config.model
+        let P = parameterCount(m, p), slots = Double(config.optimizer.slotNames.count)
+        let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), L = Double(m.layers), E = Double(m.embeddingSize)
+        let D: Double = p.bidirectional ? 2 : 1, B = Double(config.batchSize)
+        let S = Double(p.longestSource), T = Double(p.longestTarget + 1), V = Double(p.targetVocabSize)
+        let encoder = S * B * (L * D * (3 * G * H + 6 * H) + 2 * E)
+        let decoder = T * B * (L * (3 * G * H + 6 * H) + 2 * E + 8 * H + 3 * V + 4 * S)
+        return 4 * ((2 + slots) * P + encoder + decoder)
+    }
+
     /// Bytes one training process of a sequence task allocates: its model's caches hold a whole
     /// global batch (evaluation batches are global), over-estimated.
     static func sequenceTrainingBytes(_ config: TrainingConfig, _ s: SequenceTaskConfig) -> Double {
@@ -45,6 +73,7 @@ public enum MemoryEstimate {
     /// caches of its share of the batch, logits, evaluation workspaces), over-estimated.
     public static func trainingBytes(_ config: TrainingConfig, worldSize: Int) -> Double {
         if let s = config.sequence { return sequenceTrainingBytes(config, s) }
+        if let p = config.seq2seq { return seq2seqTrainingBytes(config, p) }
         let m = config.model
         let P = parameterCount(m)
         let slots = Double(config.optimizer.slotNames.count)
@@ -69,6 +98,11 @@ public enum MemoryEstimate {
                 + (s.bidirectional ? " bidirectional" : "") + (s.tokens ? ", --embedding \(m.embeddingSize), vocabulary \(m.vocabSize)" : ", \(s.inputDim) features")
                 + ", --batch-size \(config.batchSize), longest sequence \(s.longest), --bptt \(config.bptt))"
         }
+        if let p = config.seq2seq {
+            return "this model and batch \(short) (--hidden \(m.hiddenSize), --layers \(m.layers), --embedding \(m.embeddingSize), "
+                + "vocabularies \(p.sourceVocabSize)/\(p.targetVocabSize), --batch-size \(config.batchSize), "
+                + "longest source \(p.longestSource), longest target \(p.longestTarget))"
+        }
         return "this model and batch \(short) (--hidden \(m.hiddenSize), --embedding \(m.embeddingSize), "
             + "--layers \(m.layers), vocabulary \(m.vocabSize), --batch-size \(config.batchSize), --bptt \(config.bptt), "
             + "--eval-streams \(config.evalStreams))"
@@ -76,7 +110,8 @@ public enum MemoryEstimate {
 
     /// Bytes to hold one checkpoint of `config` in memory while loading it.
     public static func checkpointBytes(_ config: TrainingConfig) -> Double {
-        let P = config.sequence.map { parameterCount(config.model, $0) } ?? parameterCount(config.model)
+        let P = config.sequence.map { parameterCount(config.model, $0) }
+            ?? config.seq2seq.map { parameterCount(config.model, $0) } ?? parameterCount(config.model)
         let state = 2 * Double(config.model.layers) * Double(config.batchSize) * Double(config.model.hiddenSize)
         return 4 * ((1 + Double(config.optimizer.slotNames.count)) * P + state)
     }

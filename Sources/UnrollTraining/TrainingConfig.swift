@@ -39,6 +39,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Sequence classification, regression or tagging (dataset layout `sequences`); nil for a
     /// language model (dataset layout `tokens`).
     public var sequence: SequenceTaskConfig?
+    /// Encoder–decoder (dataset layout `pairs`); nil for other tasks.
+    public var seq2seq: Seq2SeqTaskConfig?
 
     // Optimisation
     public var optimizer = OptimizerConfig()
@@ -98,7 +100,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
     public func reductionGroupProblem(worldSize: Int) -> String? {
         let g = effectiveReductionGroup
-        guard g > 0, sequence == nil else { return nil }
+        guard g > 0, sequence == nil, seq2seq == nil else { return nil }
         let groups = batchSize / g
         if groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 { return nil }
         return "--reduction-group \(g) cuts --batch-size \(batchSize) into \(groups) groups, which \(worldSize) ranks "
@@ -126,6 +128,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
         if let sequence {
             if let p = sequence.modelConfig(m).problem() { return p }
+        } else if let seq2seq {
+            if let p = seq2seq.problem(model: m, lossNormalization: lossNormalization) { return p }
         } else if let p = m.problem() {
             return p
         }
@@ -193,5 +197,11 @@ extension TrainingConfig {
         public static let pool = PoolKind.last
         /// Sequence tasks with float features: standardise them with the train split's statistics.
         public static let normalize = true
+        /// Encoder–decoder tasks: attention over the encoder states.
+        public static let attention = AttentionKind.general
+        /// Encoder–decoder tasks: the decoder's initial state.
+        public static let bridge = BridgeKind.tanh
+        /// Encoder–decoder tasks: Luong's input feeding.
+        public static let inputFeeding = false
     }
 }

@@ -57,6 +57,7 @@ struct Eval: ParsableCommand {
     var json = false
     @Flag(help: "No progress on standard error.")
     var quiet = false
+    @OptionGroup(title: "Encoder–decoder checkpoints") var decoding: DecodingOptions
     @OptionGroup(title: "Distributed") var watchdog: WatchdogOptions
     @OptionGroup(title: "Logging") var logging: LoggingOptions
 
@@ -71,6 +72,11 @@ struct Eval: ParsableCommand {
                 try evaluateSequences(content, path: path, comm)
                 return
             }
+            if content.config.seq2seq != nil {
+                try evaluatePairs(content, path: path, comm)
+                return
+            }
+            if decoding.given { throw TrainingError.config("--beam, --length-penalty and --max-length apply to encoder–decoder checkpoints") }
             let dataset = try TokenDataset(path: path)
             guard try dataset.vocabulary() == content.vocabulary else {
                 throw TrainingError.checkpoint("\(checkpoint): /vocab does not match the vocabulary of \(path)")
@@ -224,6 +230,8 @@ struct Sample: ParsableCommand {
     var topK: Int?
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
+    @Option(help: "Encoder–decoder checkpoints trained on a one-token source (a class): the class to generate for (conditional generation, Deep Learning §10.2.4).")
+    var condition: String?
 
     /// Longest sample: generation is one step per token, so this bounds the run time (minutes).
     static let maxLength = 10_000_000
@@ -236,6 +244,13 @@ struct Sample: ParsableCommand {
                 throw TrainingError.config("--temperature must be a finite number > 0, got \(temperature)")
             }
             let content = try Checkpoint.load(checkpoint)
+            if content.config.seq2seq != nil {
+                try sampleConditioned(content)
+                return
+            }
+            if condition != nil {
+                throw TrainingError.config("--condition applies to encoder–decoder checkpoints; \(checkpoint) holds a language model")
+            }
             if content.config.sequence != nil {
                 throw TrainingError.config("\(checkpoint): a sequence model does not generate text; use unroll predict --checkpoint \(checkpoint) --input FILE")
             }

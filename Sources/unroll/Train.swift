@@ -79,6 +79,26 @@ struct SequenceOptions: ParsableArguments {
     var normalize: Bool?
 }
 
+extension AttentionKind: ExpressibleByArgument {}
+extension BridgeKind: ExpressibleByArgument {}
+
+struct Seq2SeqOptions: ParsableArguments {
+    @Option(help: "Pairs datasets: attention over the encoder states — none, dot, general (Luong et al. 2015) or additive (Bahdanau et al. 2015) (default \(Defaults.attention.rawValue)).")
+    var attention: AttentionKind?
+    @Option(help: "Pairs datasets: the decoder's initial state — tanh (a learned map of the encoder's final states) or none (zeros) (default \(Defaults.bridge.rawValue)).")
+    var bridge: BridgeKind?
+    @Flag(inversion: .prefixedNo, help: "Pairs datasets: Luong's input feeding — the previous attentional state joins the decoder's input (default \(onOff(Defaults.inputFeeding))).")
+    var inputFeeding: Bool?
+    @Option(help: ArgumentHelp("Pairs datasets: scheduled sampling (Bengio et al. 2015), KIND[:K]: linear[:N] (ε = 1 − step/N), exponential[:K] (ε = K^step), inverse-sigmoid[:K] (ε = K/(K + exp(step/K))); the decoder reads its own previous prediction with probability 1 − ε (default: off, teacher forcing).", valueName: "kind[:k]"),
+            transform: { text in
+                guard let s = SamplingSchedule.parse(text) else {
+                    throw ValidationError("--scheduled-sampling: expected linear[:N], exponential[:K] or inverse-sigmoid[:K], got '\(text)'")
+                }
+                return s
+            })
+    var scheduledSampling: SamplingSchedule?
+}
+
 struct OptimisationOptions: ParsableArguments {
     @Option(help: "sgd, momentum, nesterov, adam, adamw, adagrad (default \(D.optimizer.kind.rawValue)).")
     var optimizer: OptimizerKind?
@@ -179,6 +199,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Data") var dataOptions: DataOptions
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
     @OptionGroup(title: "Sequence tasks") var sequenceOptions: SequenceOptions
+    @OptionGroup(title: "Encoder–decoder tasks") var seq2seqOptions: Seq2SeqOptions
     @OptionGroup(title: "Optimisation") var optimisation: OptimisationOptions
     @OptionGroup(title: "Bookkeeping") var bookkeeping: BookkeepingOptions
     @OptionGroup(title: "Distributed") var distributed: DistributedOptions
@@ -237,7 +258,20 @@ struct Train: ParsableCommand {
     /// Fills in what the dataset decides: the task (from the file's layout), the vocabulary size
     /// and, for sequence sets, the inputs, targets and the window (whole sequences by default).
     func describeData(_ config: inout TrainingConfig) throws {
-        if try datasetKind(config.data) == "sequences" {
+        let kind = try datasetKind(config.data)
+        config.seq2seq = nil
+        if kind == "pairs" {
+            let set = try PairSet(path: config.data)
+            let p = seq2seqOptions
+            let task = try Seq2SeqTask.taskConfig(for: set, bidirectional: sequenceOptions.bidirectional ?? Defaults.bidirectional,
+                                                  bridge: p.bridge ?? Defaults.bridge, attention: p.attention ?? Defaults.attention,
+                                                  inputFeeding: p.inputFeeding ?? Defaults.inputFeeding,
+                                                  scheduledSampling: p.scheduledSampling)
+            config.sequence = nil
+            config.seq2seq = task
+            config.model.vocabSize = task.targetVocabSize
+            config.bptt = task.longestTarget + 1
+        } else if kind == "sequences" {
             let set = try SequenceSet(path: config.data)
             let s = sequenceOptions
             let task = try SequenceTask.taskConfig(for: set, bidirectional: s.bidirectional ?? Defaults.bidirectional,
@@ -254,8 +288,21 @@ struct Train: ParsableCommand {
     /// An option given that the configuration does not use (a schedule parameter for another
     /// schedule, momentum for an optimizer without it), or nil.
     func unusedOptionProblem(_ c: TrainingConfig) -> String? {
-        let o = optimisation, q = sequenceOptions
-        if c.sequence == nil {
+        let o = optimisation, q = sequenceOptions, p = seq2seqOptions
+        if c.seq2seq == nil {
+            for (flag, given) in [("--attention", p.attention != nil), ("--bridge", p.bridge != nil),
+                                  ("--input-feeding", p.inputFeeding != nil), ("--scheduled-sampling", p.scheduledSampling != nil)]
+            where given {
+                return "\(flag) applies to pairs datasets (layout pairs); \(c.data) is not one"
+            }
+        } else {
+            for (flag, given) in [("--pool", q.pool != nil), ("--normalize", q.normalize != nil)] where given {
+                return "\(flag) applies to sequence datasets (layout sequences); \(c.data) holds pairs"
+            }
+            if dataOptions.evalStreams != nil { return "--eval-streams applies to language models; encoder–decoder tasks evaluate in batches of --batch-size" }
+            if dataOptions.bptt != nil { return "--bptt applies to language models and sequence tasks; encoder–decoder tasks run whole pairs" }
+        }
+        if c.sequence == nil && c.seq2seq == nil {
             for (flag, given) in [("--bidirectional", q.bidirectional != nil), ("--pool", q.pool != nil), ("--normalize", q.normalize != nil)]
             where given {
                 return "\(flag) applies to sequence datasets (layout sequences); \(c.data) holds a token stream"
@@ -302,7 +349,19 @@ struct Train: ParsableCommand {
         }) { $0.model.initScheme = $1 > 0 ? .uniform($1) : .pytorch }
         let q = sequenceOptions
         add("--bidirectional", .fixed, q.bidirectional, text: { $0 ? "on" : "off" },
-            current: { ($0.sequence?.bidirectional ?? false) ? "on" : "off" }) { $0.sequence?.bidirectional = $1 }
+            current: { ($0.sequence?.bidirectional ?? $0.seq2seq?.bidirectional ?? false) ? "on" : "off" }) {
+            $0.sequence?.bidirectional = $1
+            $0.seq2seq?.bidirectional = $1
+        }
+        let p = seq2seqOptions
+        add("--attention", .fixed, p.attention, text: { $0.rawValue }, current: { $0.seq2seq?.attention.rawValue ?? "none" }) {
+            $0.seq2seq?.attention = $1
+        }
+        add("--bridge", .fixed, p.bridge, text: { $0.rawValue }, current: { $0.seq2seq?.bridge.rawValue ?? "none" }) { $0.seq2seq?.bridge = $1 }
+        add("--input-feeding", .fixed, p.inputFeeding, text: { $0 ? "on" : "off" },
+            current: { ($0.seq2seq?.inputFeeding ?? false) ? "on" : "off" }) { $0.seq2seq?.inputFeeding = $1 }
+        add("--scheduled-sampling", .fixed, p.scheduledSampling, text: { $0.text },
+            current: { $0.seq2seq?.scheduledSampling?.text ?? "off" }) { $0.seq2seq?.scheduledSampling = $1 }
         add("--pool", .fixed, q.pool, text: { $0.rawValue }, current: { $0.sequence?.pool.rawValue ?? "none" }) { $0.sequence?.pool = $1 }
         add("--normalize", .fixed, q.normalize, text: { $0 ? "on" : "off" },
             current: { ($0.sequence?.normalize ?? false) ? "on" : "off" }) { $0.sequence?.normalize = $1 }
@@ -444,8 +503,11 @@ struct Train: ParsableCommand {
                 var shape = saved.config.model
                 shape.dropout = 0
                 config = ConfigMerge.fresh(try options.defaults(model: shape), given)
-                if (saved.config.sequence == nil) != (config.sequence == nil) {
-                    throw TrainingError.config("--init-from \(initFrom): a \(saved.config.sequence == nil ? "language model" : "sequence model") cannot start a run on \(config.data)")
+                func kind(_ c: TrainingConfig) -> String {
+                    c.seq2seq != nil ? "encoder–decoder" : c.sequence != nil ? "sequence model" : "language model"
+                }
+                if kind(saved.config) != kind(config) {
+                    throw TrainingError.config("--init-from \(initFrom): a \(kind(saved.config)) cannot start a run on \(config.data)")
                 }
             } else {
                 config = ConfigMerge.fresh(try options.defaults(), given)
