@@ -151,4 +151,15 @@ import Testing
         #expect(missing?.hasPrefix(dir.file("nothere.tsv") + ": cannot open input") == true)
         #expect(!FileManager.default.fileExists(atPath: dir.file("out.h5")))
     }
+
+    @Test func simulatedDiskFullDuringPrepareLeavesNothing() throws {
+        let dir = try TempDir()
+        let ok = try dir.write("ok.tsv", "a b\tc\n")
+        #expect(throws: DiskFull.self) {
+            _ = try PairPreparation.prepare(input: ok, splitting: .inputs(valid: ok, test: ok),
+                                            options: PairPrepareOptions(level: .word), output: dir.file("out.h5"),
+                                            failureHook: { _ in throw DiskFull() })
+        }
+        #expect(try dir.contents() == ["ok.tsv"])
+    }
 }
