@@ -1,4 +1,4 @@
-// A human-readable description of a dataset file (token streams or sequence set), validating it
+// A human-readable description of a dataset file (token streams, sequence set or pairs), validating it
 // on the way; backs `unroll inspect`.
 import Foundation
 
@@ -8,8 +8,8 @@ public enum DatasetInspector {
     public static func kind(of path: String) throws -> String {
         let file = try openDatasetFile(path, kind: nil, versions: 1...DatasetFormat.newestVersion)
         let kind = try requireString(file, "kind")
-        guard kind == "tokens" || kind == "sequences" else {
-            throw DataError.invalid(file: path, field: "attribute 'kind'", expected: "\"tokens\" or \"sequences\"",
+        guard kind == "tokens" || kind == "sequences" || kind == "pairs" else {
+            throw DataError.invalid(file: path, field: "attribute 'kind'", expected: "\"tokens\", \"sequences\" or \"pairs\"",
                                     found: quoted(kind))
         }
         return kind
@@ -41,6 +41,8 @@ public enum DatasetInspector {
             }
             let shown = vocab.prefix(20).map { quoted($0) }.joined(separator: " ")
             lines.append("  /vocab: \(vocab.count) entries: \(shown)\(vocab.count > 20 ? " …" : "")")
+        case "pairs":
+            lines += try describePairs(try PairSet(path: path))
         default:
             let set = try SequenceSet(path: path)
             lines.append(sequenceHeadline(set))
@@ -82,6 +84,30 @@ public enum DatasetInspector {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Lines for a pair file (already fully validated by `PairSet`, so `scan` adds nothing).
+    private static func describePairs(_ set: PairSet) throws -> [String] {
+        var lines = ["\(set.path): pairs '\(set.task)', format \(DatasetFormat.name) v\(set.version), level \(set.level.rawValue), "
+                     + "source vocab size \(set.sourceVocabulary.count), target vocab size \(set.targetVocabulary.count), "
+                     + "all token ids checked"]
+        for (name, value) in set.attributes() {
+            lines.append("  @\(name) = \(value)")
+        }
+        for (side, vocab) in [("source", set.sourceVocabulary), ("target", set.targetVocabulary)] {
+            let shown = vocab.prefix(20).map { quoted($0) }.joined(separator: " ")
+            lines.append("  /\(side)_vocab: \(vocab.count) entries: \(shown)\(vocab.count > 20 ? " …" : "")")
+        }
+        for name in DatasetFormat.splits {
+            let split = try set.split(name)
+            let source = (0..<split.count).map { split.source($0).count }
+            let target = (0..<split.count).map { split.target($0).count }
+            lines.append("  /\(name): \(split.count) pairs, source \(split.sourceTokens.count) tokens (lengths "
+                         + "\(source.min()!)...\(source.max()!)), target \(split.targetTokens.count) tokens (lengths "
+                         + "\(target.min()!)...\(target.max()!))")
+        }
+        lines.append("  longest source \(set.longestSource), longest target \(set.longestTarget) (targets without <bos>/<eos>)")
+        return lines
     }
 
     /// First line for a sequence set: task, version, input kind, targets.

@@ -5,6 +5,7 @@
 //   class names "even" (0) and "odd" (1).
 // - `adding`: Hochreiter & Schmidhuber's (1997) adding problem: (value, marker) pairs → sum of the
 //   two marked values; real target.
+// - `reverse`, `execute`: source → target pairs (layout `pairs`, SyntheticPairs.swift).
 // Each split draws from its own generator (seed mixed with the split index), so changing one
 // split's size does not change the others.
 import Foundation
@@ -12,6 +13,13 @@ import Foundation
 /// Which synthetic dataset to make.
 public enum SyntheticTask: String, CaseIterable, Sendable {
     case arith, parity, adding
+    /// Pairs: a digit string → the same string reversed.
+    case reverse
+    /// Pairs: a small Python program → what it prints (Zaremba & Sutskever 2014).
+    case execute
+
+    /// Whether the task writes layout `pairs`.
+    public var isPairs: Bool { self == .reverse || self == .execute }
 }
 
 /// Options of `unroll prepare synthetic`.
@@ -23,34 +31,52 @@ public struct SyntheticOptions: Sendable {
     /// Sequence length range for `parity`/`adding` (nil = task default).
     public var minLength: Int?
     public var maxLength: Int?
+    /// `execute`: digits per number (nil = `defaultDigits`).
+    public var length: Int?
+    /// `execute`: most operations composed in one program (nil = `defaultNesting`).
+    public var nesting: Int?
 
-    public init(task: SyntheticTask, seed: UInt64, sizes: [Int]? = nil, minLength: Int? = nil, maxLength: Int? = nil) {
+    public init(task: SyntheticTask, seed: UInt64, sizes: [Int]? = nil, minLength: Int? = nil, maxLength: Int? = nil,
+                length: Int? = nil, nesting: Int? = nil) {
         self.task = task
         self.seed = seed
         self.sizes = sizes
         self.minLength = minLength
         self.maxLength = maxLength
+        self.length = length
+        self.nesting = nesting
     }
 
     /// Sizes used when `sizes` is nil.
     public static func defaultSizes(_ task: SyntheticTask) -> [Int] {
-        task == .arith ? [1_000_000, 100_000, 100_000] : [10_000, 1_000, 1_000]
+        switch task {
+        case .arith: return [1_000_000, 100_000, 100_000]
+        case .reverse, .execute: return [20_000, 1_000, 1_000]
+        case .parity, .adding: return [10_000, 1_000, 1_000]
+        }
     }
 
     /// Length range used when none is given.
     public static func defaultLengths(_ task: SyntheticTask) -> ClosedRange<Int> {
-        task == .adding ? 50...50 : 20...20
+        task == .adding ? 50...50 : task == .reverse ? 5...20 : 20...20
     }
+
+    /// `execute`: digits per number when `length` is nil.
+    public static let defaultDigits = 3
+    /// `execute`: most composed operations when `nesting` is nil.
+    public static let defaultNesting = 2
 }
 
 /// What `SyntheticPreparation.prepare` wrote.
 public enum SyntheticSummary: Sendable, CustomStringConvertible {
     case tokens(PrepareSummary)
     case sequences(output: String, task: String, counts: [String: Int], steps: [String: Int], lengths: ClosedRange<Int>)
+    case pairs(PairPrepareSummary)
 
     public var description: String {
         switch self {
         case let .tokens(summary): return summary.description
+        case let .pairs(summary): return summary.description
         case let .sequences(output, task, counts, steps, lengths):
             var lines = ["wrote \(output): \(task) sequences, lengths \(lengths.lowerBound)...\(lengths.upperBound)"]
             for name in DatasetFormat.splits {
@@ -73,10 +99,14 @@ public enum SyntheticPreparation {
             throw DataError.argument(name: "--size", expected: "three positive sizes TRAIN,VALID,TEST",
                                      found: sizes.map(String.init).joined(separator: ","))
         }
+        if !options.task.isPairs, options.length != nil || options.nesting != nil {
+            throw DataError.argument(name: "--length/--nesting", expected: "not set for \(options.task.rawValue) (execute only)",
+                                     found: "a value")
+        }
         // Bytes held in memory while generating, estimated before anything is generated: the text
         // and its token ids (arith), or inputs, targets and offsets of the longest sequences.
-        let total = sizes.reduce(0.0) { $0 + Double($1) }
-        let longest = options.task == .arith ? 1.0 : Double(try lengthRange(options).upperBound)
+        let total = options.task.isPairs ? 0 : sizes.reduce(0.0) { $0 + Double($1) }  // pairs: checked there
+        let longest = options.task == .arith || options.task.isPairs ? 1.0 : Double(try lengthRange(options).upperBound)
         let perItem = options.task == .arith ? 16.0 : longest * (options.task == .parity ? 1 : 2) * 4 + 16
         if let short = SystemMemory.shortfall(bytes: total * perItem) {
             let lengths = options.task == .arith ? "" : " of up to \(Int(longest)) steps"
@@ -130,6 +160,9 @@ public enum SyntheticPreparation {
             return .sequences(output: output, task: options.task.rawValue,
                               counts: splits.mapValues { $0.offsets.count - 1 },
                               steps: splits.mapValues { Int($0.offsets.last ?? 0) }, lengths: lengths)
+        case .reverse, .execute:
+            return .pairs(try preparePairs(options, sizes: sizes, output: output, failureHook: failureHook,
+                                           progress: progress))
         }
     }
 
@@ -139,7 +172,7 @@ public enum SyntheticPreparation {
         return Xoshiro256(seed: mixer.next())
     }
 
-    private static func lengthRange(_ options: SyntheticOptions) throws -> ClosedRange<Int> {
+    static func lengthRange(_ options: SyntheticOptions) throws -> ClosedRange<Int> {
         let defaults = SyntheticOptions.defaultLengths(options.task)
         let lo = options.minLength ?? min(defaults.lowerBound, options.maxLength ?? defaults.lowerBound)
         let hi = options.maxLength ?? max(defaults.upperBound, lo)

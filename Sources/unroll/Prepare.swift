@@ -1,6 +1,6 @@
-// `unroll prepare text|synthetic|sequences`: builds dataset files (HDF5, format unroll.dataset) from
-// text files, a synthetic task, or class text files / NumPy arrays. Options are parsed and checked
-// here; the work is in UnrollData.
+// `unroll prepare text|synthetic|sequences|pairs`: builds dataset files (HDF5, format unroll.dataset)
+// from text files, a synthetic task, class text files / NumPy arrays, or tab-separated pairs. Options
+// are parsed and checked here; the work is in UnrollData.
 import ArgumentParser
 import UnrollData
 import UnrollDistributed
@@ -16,8 +16,9 @@ struct Prepare: ParsableCommand {
         discussion: examples(
             "unroll prepare text --input corpus.txt --split 0.9,0.05,0.05 \\\n      --output corpus.h5",
             "unroll prepare synthetic --task parity --output parity.h5",
-            "unroll prepare sequences --input reviews/ --split 0.8,0.1,0.1 \\\n      --output reviews.h5"),
-        subcommands: [PrepareText.self, PrepareSynthetic.self, PrepareSequences.self])
+            "unroll prepare sequences --input reviews/ --split 0.8,0.1,0.1 \\\n      --output reviews.h5",
+            "unroll prepare pairs --input pairs.tsv --level word --split 0.9,0.05,0.05 \\\n      --output pairs.h5"),
+        subcommands: [PrepareText.self, PrepareSynthetic.self, PrepareSequences.self, PreparePairs.self])
 }
 
 /// `unroll prepare text`.
@@ -101,26 +102,35 @@ struct PrepareSynthetic: ParsableCommand {
         discussion: """
             arith: character corpus of small programs and their results (token streams). \
             parity: bit sequences → parity class. adding: (value, marker) pairs → sum of the two \
-            marked values. parity and adding are sequence sets.
+            marked values. parity and adding are sequence sets. reverse: digit string → the string \
+            reversed; execute: a small Python program → what it prints (Learning to Execute); both \
+            are source → target pairs.
             """ + examples(
                 "unroll prepare synthetic --task arith --seed 1 --output arith.h5",
                 "unroll prepare synthetic --task parity --size 10000,1000,1000 \\\n      --min-length 5 --max-length 40 --output parity.h5",
-                "unroll prepare synthetic --task adding --min-length 100 --output adding.h5"))
+                "unroll prepare synthetic --task adding --min-length 100 --output adding.h5",
+                "unroll prepare synthetic --task execute --length 3 --nesting 2 --seed 1 \\\n      --output execute.h5"))
 
-    @Option(help: "Task: arith, parity or adding.")
+    @Option(help: "Task: arith, parity, adding, reverse or execute.")
     var task: SyntheticTask
 
     @Option(help: "Random seed.")
     var seed: UInt64
 
-    @Option(help: "Sizes TRAIN,VALID,TEST: characters for arith (default 1000000,100000,100000), sequences otherwise (default 10000,1000,1000).")
+    @Option(help: "Sizes TRAIN,VALID,TEST: characters for arith (default 1000000,100000,100000), pairs for reverse/execute (default 20000,1000,1000), sequences otherwise (default 10000,1000,1000).")
     var size: String?
 
-    @Option(help: "Shortest sequence (parity default 20, adding default 50).")
+    @Option(help: "Shortest sequence (parity default 20, adding default 50, reverse default 5).")
     var minLength: Int?
 
-    @Option(help: "Longest sequence (default: the task's default, or --min-length).")
+    @Option(help: "Longest sequence (default: the task's default (reverse 20), or --min-length).")
     var maxLength: Int?
+
+    @Option(help: "execute: digits per number, 1...9 (default \(SyntheticOptions.defaultDigits)).")
+    var length: Int?
+
+    @Option(help: "execute: most operations composed in one program, 1...10; each program draws 1...N (default \(SyntheticOptions.defaultNesting)).")
+    var nesting: Int?
 
     @Option(help: "Output HDF5 file (written atomically).")
     var output: String
@@ -145,7 +155,8 @@ struct PrepareSynthetic: ParsableCommand {
 
     func run() throws {
         let sizes = try sizes()
-        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength)
+        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength,
+                                       length: length, nesting: nesting)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
             print(try SyntheticPreparation.prepare(options, output: output,
                                                    progress: prepareProgress("prepare synthetic", quiet: quiet)))
@@ -244,6 +255,75 @@ struct PrepareSequences: ParsableCommand {
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
             print(try SequencePreparation.prepare(input: input, splitting: splitting, options: options, output: output,
                                                   progress: prepareProgress("prepare sequences", quiet: quiet)))
+        }
+    }
+}
+
+/// `unroll prepare pairs`.
+struct PreparePairs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pairs",
+        abstract: "Build source → target pairs (sequence to sequence) from tab-separated text.",
+        discussion: """
+            One pair per line: source TAB target (further columns are ignored, empty lines skipped). \
+            Both sides are tokenized at --level; the source and target vocabularies come from the \
+            train split only and start with <unk>, <bos>, <eos> (ids 0, 1, 2). --split shuffles \
+            the pairs deterministically per --seed; --valid and --test give separate files instead. \
+            Pairs with a side longer than --max-length tokens are dropped and counted.
+            """ + examples(
+                "unroll prepare pairs --input en-fr.tsv --level word --split 0.9,0.05,0.05 \\\n      --max-length 50 --output en-fr.h5",
+                "unroll prepare pairs --input train.tsv --valid valid.tsv --test test.tsv \\\n      --level char --output pairs.h5"))
+
+    @Option(help: "Tab-separated pairs (the training pairs with --valid/--test).")
+    var input: String
+
+    @Option(help: "Validation pairs.")
+    var valid: String?
+
+    @Option(help: "Test pairs.")
+    var test: String?
+
+    @Option(help: "Fractions TRAIN,VALID,TEST of a shuffle of --input's pairs, e.g. 0.9,0.05,0.05.")
+    var split: String?
+
+    @Option(help: "Seed of the --split shuffle (default 0).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Token level: char (Unicode scalars), byte or word (whitespace).")
+    var level: TokenLevel
+
+    @Option(help: "Drop pairs with a side longer than N tokens (default: no limit).")
+    var maxLength: Int?
+
+    @Option(help: "Task name stored in the file (default: the input's name without extension).")
+    var task: String?
+
+    @Option(help: "Output HDF5 file (written atomically).")
+    var output: String
+
+    @Flag(help: "No progress on standard error.")
+    var quiet = false
+
+    func validate() throws {
+        switch (valid, test, split) {
+        case (.some, .some, nil), (nil, nil, .some): break
+        default:
+            throw ValidationError("give both --valid and --test, or --split (not both)")
+        }
+        _ = try parseFractions(split)
+    }
+
+    func run() throws {
+        let splitting: SequenceSplitting
+        if let fractions = try parseFractions(split) {
+            splitting = .fractions(fractions, seed: seed)
+        } else {
+            splitting = .inputs(valid: valid!, test: test!)
+        }
+        let options = PairPrepareOptions(level: level, maxLength: maxLength, task: task)
+        try runReportingErrors(communicator: SingleProcessCommunicator()) {
+            print(try PairPreparation.prepare(input: input, splitting: splitting, options: options, output: output,
+                                              progress: prepareProgress("prepare pairs", quiet: quiet)))
         }
     }
 }
