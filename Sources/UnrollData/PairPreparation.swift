@@ -260,7 +260,7 @@ public enum PairPreparation {
 
     /// The symbol texts of one side: Unicode scalars (char), bytes as `TextPreparation.byteTokenText`
     /// (byte) or maximal runs of non-White_Space characters (word). Char/word text is valid UTF-8.
-    static func symbols(_ text: ArraySlice<UInt8>, level: TokenLevel) -> [String] {
+    public static func symbols(_ text: ArraySlice<UInt8>, level: TokenLevel) -> [String] {
         switch level {
         case .byte:
             return text.map { TextPreparation.byteTokenText(Int($0)) }

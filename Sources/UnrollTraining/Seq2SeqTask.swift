@@ -32,7 +32,11 @@ struct LoadedPairs {
     }
 
     init(_ split: PairSplit) {
-        self.init(sources: (0..<split.count).map { split.source($0) }, targets: (0..<split.count).map { split.target($0) })
+        sourceTokens = split.sourceTokens
+        targetTokens = split.targetTokens
+        sourceOffsets = split.sourceOffsets.map { Int($0) }
+        targetOffsets = split.targetOffsets.map { Int($0) }
+        sourceLengths = zip(sourceOffsets, sourceOffsets.dropFirst()).map { $1 - $0 }
     }
 
     func source(_ i: Int) -> ArraySlice<Int32> { sourceTokens[sourceOffsets[i]..<sourceOffsets[i + 1]] }
@@ -50,18 +54,17 @@ public struct Seq2SeqEvaluation: Sendable, Equatable {
     /// Pairs decoded, and those whose decoded output equals the target exactly.
     public var sequences: Int
     public var exactMatches: Int
-    /// Corpus BLEU statistics of the decoded outputs against the targets.
-    public var bleu: BleuStatistics
+    /// Corpus BLEU statistics of the decoded outputs against the targets (`bleu.score`: 0…100).
+    public var bleu: Bleu.Statistics
 
     public var meanLoss: Double { lossSum / Double(max(count, 1)) }
     public var perplexity: Double { exp(meanLoss) }
     public var tokenAccuracy: Double { Double(correctTokens) / Double(max(count, 1)) }
     public var exactMatch: Double { Double(exactMatches) / Double(max(sequences, 1)) }
-    public var bleuScore: Double { Bleu.score(bleu) }
 
     /// The figures reported beside the loss.
     public var metrics: [Metric] {
-        [Metric("ppl", perplexity, digits: 3), Metric("exact_match", exactMatch), Metric("bleu", 100 * bleuScore, digits: 2)]
+        [Metric("ppl", perplexity, digits: 3), Metric("exact_match", exactMatch), Metric("bleu", bleu.score, digits: 2)]
     }
 }
 
@@ -93,14 +96,9 @@ public final class Seq2SeqTask: TrainingTask {
         guard let pairs = config.seq2seq else { preconditionFailure("Seq2SeqTask needs config.seq2seq") }
         let dataset = try PairSet(path: config.data)
         try Self.checkDataset(dataset, matches: pairs, path: config.data)
-        var longestSource = pairs.longestSource, longestTarget = pairs.longestTarget
-        for name in DatasetFormat.splits {
-            let split = try dataset.split(name)
-            for i in 0..<split.count {
-                longestSource = max(longestSource, split.source(i).count)
-                longestTarget = max(longestTarget, split.target(i).count)
-            }
-        }
+        // Data longer than the run's (eval on another file) gets a larger workspace.
+        let longestSource = max(pairs.longestSource, dataset.longestSource)
+        let longestTarget = max(pairs.longestTarget, dataset.longestTarget)
         try self.init(config: config, communicator: communicator, dataset: dataset,
                       sourceVocabulary: dataset.sourceVocabulary, targetVocabulary: dataset.targetVocabulary,
                       longestSource: longestSource, longestTarget: longestTarget, forTraining: forTraining)
@@ -158,22 +156,15 @@ public final class Seq2SeqTask: TrainingTask {
         }
         if set.sourceVocabulary.count != p.sourceVocabSize { throw mismatch("source vocabulary size", p.sourceVocabSize, set.sourceVocabulary.count) }
         if set.targetVocabulary.count != p.targetVocabSize { throw mismatch("target vocabulary size", p.targetVocabSize, set.targetVocabulary.count) }
-        if set.level != p.level { throw mismatch("level", p.level, set.level) }
+        if set.level.rawValue != p.level { throw mismatch("level", p.level, set.level.rawValue) }
     }
 
     /// The configuration a new run on pairs set `set` gets, given the user's choices.
     public static func taskConfig(for set: PairSet, bidirectional: Bool, bridge: BridgeKind, attention: AttentionKind,
                                   inputFeeding: Bool, scheduledSampling: SamplingSchedule?) throws -> Seq2SeqTaskConfig {
-        var longestSource = 0, longestTarget = 0
-        for name in DatasetFormat.splits {
-            let split = try set.split(name)
-            for i in 0..<split.count {
-                longestSource = max(longestSource, split.source(i).count)
-                longestTarget = max(longestTarget, split.target(i).count)
-            }
-        }
         var c = Seq2SeqTaskConfig(sourceVocabSize: set.sourceVocabulary.count, targetVocabSize: set.targetVocabulary.count,
-                                  level: set.level, longestSource: longestSource, longestTarget: longestTarget)
+                                  level: set.level.rawValue, longestSource: set.longestSource,
+                                  longestTarget: set.longestTarget)
         c.bidirectional = bidirectional
         c.bridge = bridge
         c.attention = attention
@@ -337,17 +328,16 @@ public final class Seq2SeqTask: TrainingTask {
             throw failure ?? TrainingError.data("evaluation of \(config.data) split \(name) failed on another rank")
         }
         let batches = SequenceBatches.evaluation(lengths: data.sourceLengths, batchSize: config.batchSize)
-        // Per batch: loss, count, correct, sequences, exact, hypothesis and reference length,
-        // matches and totals for n = 1…4. Each slot is filled by one rank and the slots are summed
+        // Per batch: loss, count, correct, sequences, exact and the BLEU counts. Each slot is filled by one rank and the slots are summed
         // in batch order, so W does not change the sums.
-        let fields = 15
+        let fields = 5 + Bleu.Statistics.countsLength
         var sums = [Double](repeating: 0, count: batches.count * fields)
         for j in stride(from: communicator.rank, to: batches.count, by: communicator.size) {
             let rows = batches[j]
             let (lossSum, count, correct) = run(data, rows: rows, feedPrediction: nil)
             let decoded = decode(data, rows: rows, beam: beam, lengthPenalty: lengthPenalty,
                                  maxLength: maxLength ?? pairs.maxDecodeLength)
-            var stats = BleuStatistics()
+            var stats = Bleu.Statistics()
             var exact = 0
             for (row, hypothesis) in zip(rows, decoded) {
                 let reference = Array(data.target(row))
@@ -360,23 +350,12 @@ public final class Seq2SeqTask: TrainingTask {
             sums[slot + 2] = Double(correct)
             sums[slot + 3] = Double(rows.count)
             sums[slot + 4] = Double(exact)
-            sums[slot + 5] = Double(stats.hypothesisLength)
-            sums[slot + 6] = Double(stats.referenceLength)
-            for n in 0..<4 {
-                sums[slot + 7 + n] = Double(stats.matches[n])
-                sums[slot + 11 + n] = Double(stats.totals[n])
-            }
+            for (k, c) in stats.counts.enumerated() { sums[slot + 5 + k] = Double(c) }
         }
         try sums.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
         var total = [Double](repeating: 0, count: fields)
         for j in 0..<batches.count { for f in 0..<fields { total[f] += sums[j * fields + f] } }
-        var bleu = BleuStatistics()
-        bleu.hypothesisLength = Int(total[5])
-        bleu.referenceLength = Int(total[6])
-        for n in 0..<4 {
-            bleu.matches[n] = Int(total[7 + n])
-            bleu.totals[n] = Int(total[11 + n])
-        }
+        let bleu = Bleu.Statistics(counts: total[5...].map { Int($0) })
         return Seq2SeqEvaluation(lossSum: total[0], count: Int(total[1]), correctTokens: Int(total[2]),
                                  sequences: Int(total[3]), exactMatches: Int(total[4]), bleu: bleu)
     }

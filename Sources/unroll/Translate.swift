@@ -42,18 +42,10 @@ struct PairText {
         self.index = index
     }
 
-    /// The symbols of `text` at the level.
-    func symbols(_ text: String) -> [String] {
-        switch level {
-        case "word": return text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-        case "byte": return text.utf8.map { PairText.byteSymbol($0) }
-        default: return text.unicodeScalars.map { String($0) }
-        }
-    }
-
-    /// Ids of `text`; unknown symbols become <unk>.
+    /// Ids of `text`, tokenised as `prepare pairs` does; unknown symbols become <unk>.
     func encode(_ text: String) -> [Int32] {
-        symbols(text).map { index[$0] ?? Seq2SeqTaskConfig.unk }
+        PairPreparation.symbols(Array(text.utf8)[...], level: TokenLevel(rawValue: level) ?? .char)
+            .map { index[$0] ?? Seq2SeqTaskConfig.unk }
     }
 
     /// Text of `ids` (specials dropped, except <unk>, shown as such).
@@ -70,9 +62,14 @@ struct PairText {
         }
     }
 
-    /// How a byte-level vocabulary names byte `b`.
-    static func byteSymbol(_ b: UInt8) -> String { PairSet.byteSymbol(b) }
-    static func byteValue(_ symbol: String) -> UInt8? { PairSet.byteValue(symbol) }
+    /// The byte a byte-level vocabulary entry names (`TextPreparation.byteTokenText`: the
+    /// character itself for printable ASCII, `<0xHH>` otherwise).
+    static func byteValue(_ symbol: String) -> UInt8? {
+        let scalars = Array(symbol.unicodeScalars)
+        if scalars.count == 1, (0x20...0x7E).contains(scalars[0].value) { return UInt8(scalars[0].value) }
+        guard symbol.hasPrefix("<0x"), symbol.hasSuffix(">"), symbol.count == 6 else { return nil }
+        return UInt8(symbol.dropFirst(3).dropLast(), radix: 16)
+    }
 }
 
 struct Translate: ParsableCommand {
@@ -177,12 +174,12 @@ extension Eval {
             print(try Self.jsonText(PairsReport(checkpoint: checkpoint, data: path, split: split, ranks: comm.size,
                                                 pairs: e.sequences, tokens: e.count, lossSum: e.lossSum, loss: e.meanLoss,
                                                 perplexity: e.perplexity, tokenAccuracy: e.tokenAccuracy, decoding: how,
-                                                exactMatch: e.exactMatch, bleu: 100 * e.bleuScore)))
+                                                exactMatch: e.exactMatch, bleu: e.bleu.score)))
             return
         }
         print("\(split): loss \(String(format: "%.6f", e.meanLoss)) | perplexity \(String(format: "%.3f", e.perplexity)) "
               + "| token accuracy \(String(format: "%.4f", e.tokenAccuracy)) | \(how): exact match "
-              + "\(String(format: "%.4f", e.exactMatch)) | BLEU \(String(format: "%.2f", 100 * e.bleuScore)) "
+              + "\(String(format: "%.4f", e.exactMatch)) | BLEU \(String(format: "%.2f", e.bleu.score)) "
               + "| \(e.sequences) pairs, \(e.count) tokens | \(comm.size) rank(s)")
     }
 }
