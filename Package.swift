@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CKernels"),
 
         .target(name: "UnrollKernels", dependencies: ["CCBLAS", "CKernels"], exclude: ["Derivations.md"]),
-        .target(name: "UnrollModels", dependencies: ["UnrollKernels"]),
+        .target(name: "UnrollModels", dependencies: ["UnrollKernels"], exclude: ["Seq2Seq.md"]),
         .target(name: "UnrollData",
                 dependencies: ["HDF5Shim", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                                .product(name: "Crypto", package: "swift-crypto"),
