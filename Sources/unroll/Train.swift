@@ -385,6 +385,20 @@ struct Train: ParsableCommand {
         return { target == rank && $0 == step }
     }
 
+    /// Test hook, like `UNROLL_TEST_INJECT_NAN`: `UNROLL_TEST_SLOW_CHECKPOINT=SECONDS` makes every
+    /// checkpoint write pause that long once its content is written (before fsync and rename), so
+    /// tests can kill the job while a background save is in flight (launch/test-train).
+    static let slowCheckpointVariable = "UNROLL_TEST_SLOW_CHECKPOINT"
+
+    /// The failure hook `UNROLL_TEST_SLOW_CHECKPOINT` asks for, if any.
+    static func slowCheckpointHook() throws -> AtomicFile.FailureHook? {
+        guard let spec = ProcessInfoLite.environment(slowCheckpointVariable) else { return nil }
+        guard let seconds = Double(spec), seconds >= 0, seconds.isFinite else {
+            throw ValidationError("\(slowCheckpointVariable): expected a number of seconds ≥ 0, found '\(spec)'")
+        }
+        return { stage in if stage == .contentWritten { usleep(useconds_t(seconds * 1e6)) } }
+    }
+
     /// The checkpoint's configuration with its data file located: a relative stored path is
     /// looked for from here, then beside and above the checkpoint; a `--data` at another path is
     /// taken when its content (SHA-256) is the checkpoint's data (moved or copied), and otherwise
@@ -467,6 +481,7 @@ struct Train: ParsableCommand {
             let run = try TrainingRun(config: config, communicator: comm, resume: resumePath, initFrom: options.initFrom,
                                       directory: directory, overrides: overrides, log: log)
             run.trainer.faultHook = try Self.faultHook(rank: comm.rank)
+            run.checkpointFailureHook = try Self.slowCheckpointHook()
             _ = try run.run()
         }
     }
