@@ -45,6 +45,8 @@ struct DataOptions: ParsableArguments {
     var data: String?
     @Option(parsing: .unconditional, help: "Global number of streams B (sequence datasets: sequences per step), split across ranks (default \(D.batchSize)).")
     var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Micro-batches per optimizer step: each rank runs its share of the batch in K contiguous parts in turn (activation memory of one part), accumulating gradients, then one reduction and one update — the step of K = 1 up to summation order. Must divide each rank's streams (sequence datasets: at most each rank's sequences per batch); not with --reduction-group (default 1).")
+    var accumulate: Int?
     @Option(parsing: .unconditional, help: "TBPTT window T in steps (default \(D.bptt); sequence datasets: the longest sequence, so sequences run whole — shorter runs truncated BPTT within them).")
     var bptt: Int?
     @Option(parsing: .unconditional, help: "Streams of the evaluation layout, independent of the rank count (default \(D.evalStreams)).")
@@ -290,6 +292,7 @@ struct Train: ParsableCommand {
         let d = dataOptions, m = modelOptions, o = optimisation, b = bookkeeping
         add("--data", .fixed, d.data, current: { $0.data }) { $0.data = $1 }
         add("--batch-size", .fixed, d.batchSize, current: { "\($0.batchSize)" }) { $0.batchSize = $1 }
+        add("--accumulate", .free, d.accumulate, current: { "\($0.accumulation)" }) { $0.accumulate = $1 }
         add("--bptt", .fixed, d.bptt, current: { "\($0.bptt)" }) { $0.bptt = $1 }
         add("--eval-streams", .fixed, d.evalStreams, current: { "\($0.evalStreams)" }) { $0.evalStreams = $1 }
         add("--cell", .fixed, m.cell, text: { $0.rawValue }, current: { CellOption.name(of: $0.model.cell) }) { $0.model.cell = $1.kind }
