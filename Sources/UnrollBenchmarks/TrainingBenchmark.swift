@@ -162,7 +162,7 @@ public enum TrainingBenchmark {
                 guard try comm.allAgree(failure == nil) else {
                     throw failure ?? TrainingError.checkpoint("\(path): rank 0 failed to write a checkpoint")
                 }
-                let snapshot = try Checkpoint.snapshot(trainer, dataSHA256: "benchmark", staging: writer.staging)
+                let snapshot = try Checkpoint.snapshot(trainer, dataSHA256: "benchmark", staging: writer.takeStaging())
                 if comm.rank == 0 { writer.start(snapshot, to: name) }
             } else {
                 try Checkpoint.save(trainer, to: name, dataSHA256: "benchmark")

@@ -97,20 +97,25 @@ public enum Checkpoint {
     /// slots is taken (other ranks get empty buffers: they write nothing). After it returns,
     /// training may change the trainer while `write` runs on another thread.
     /// - Parameters:
-    ///   - staging: the buffers of an earlier snapshot whose write has finished, reused to avoid
-    ///     allocating (and faulting in) the parameter-sized copies at every save.
+    ///   - staging: the buffers of an earlier snapshot whose write has finished (from
+    ///     `CheckpointWriter.takeStaging`, so that nothing else references them), reused to avoid
+    ///     allocating, faulting in and copying the parameter-sized buffers at every save.
     ///   - created: the `created` timestamp (seconds since 1970; now if nil).
     public static func snapshot(_ trainer: Trainer, dataSHA256: String, runId: String? = nil,
-                                staging: CheckpointSnapshot? = nil, created: time_t? = nil) throws -> CheckpointSnapshot {
+                                staging: consuming CheckpointSnapshot? = nil, created: time_t? = nil) throws -> CheckpointSnapshot {
         let comm = trainer.communicator, arena = trainer.task.arena
         let taskState = try trainer.task.checkpointState(progress: trainer.progress)
+        // Taken apart (the snapshot consumed, then dropped) so that each array is uniquely
+        // referenced: writing into it then reuses its storage instead of copying it first.
         var parameters = staging?.parameters ?? []
+        var reused = staging?.slots ?? []
+        staging = nil
         var slots: [(name: String, values: [Float])] = []
         if comm.rank == 0 {
             copy(UnsafePointer(arena.parameters.pointer), count: arena.count, into: &parameters)
-            let reused = Dictionary(staging?.slots.map { ($0.name, $0.values) } ?? [], uniquingKeysWith: { a, _ in a })
             for (slot, buffer) in trainer.optimizer.slots.sorted(by: { $0.key < $1.key }) {
-                var values = reused[slot] ?? []
+                var values: [Float] = []
+                if let i = reused.firstIndex(where: { $0.name == slot }) { values = reused.remove(at: i).values }
                 copy(UnsafePointer(buffer.pointer), count: arena.count, into: &values)
                 slots.append((slot, values))
             }

@@ -27,7 +27,14 @@ public final class CheckpointWriter: @unchecked Sendable {
     private let queue = DispatchQueue(label: "unroll.checkpoint.write", qos: .userInitiated)
     private var pending: Pending?
     /// The last finished snapshot, whose buffers the next `Checkpoint.snapshot` reuses.
-    public private(set) var staging: CheckpointSnapshot?
+    private var staging: CheckpointSnapshot?
+
+    /// Hands over the last finished snapshot's buffers (once) for the next `Checkpoint.snapshot`;
+    /// the writer keeps no reference, so they are refilled in place, not copied on write.
+    public func takeStaging() -> CheckpointSnapshot? {
+        defer { staging = nil }
+        return staging
+    }
 
     /// - Parameter background: write on the writer thread; only allowed (and the default) when
     ///   libhdf5 is thread-safe.

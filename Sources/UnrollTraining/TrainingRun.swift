@@ -248,7 +248,7 @@ public final class TrainingRun {
         let path = (dir as NSString).appendingPathComponent(CheckpointDirectory.fileName(step: trainer.progress.step))
         let t0 = monotonicSeconds()
         try finishCheckpoints()
-        let snapshot = try Checkpoint.snapshot(trainer, dataSHA256: dataSHA256, runId: runId, staging: writer.staging)
+        let snapshot = try Checkpoint.snapshot(trainer, dataSHA256: dataSHA256, runId: runId, staging: writer.takeStaging())
         // Training resumes now: what it was held up is the wait, the collectives and the copy.
         let stall = monotonicSeconds() - t0
         checkpointStalls.append(stall)

@@ -26,8 +26,12 @@ private typealias F = CheckpointFixtures
         #expect(writer.isBackground)
         // The write pauses until the trainer has moved on: the snapshot must not see the step.
         let gate = DispatchSemaphore(value: 0)
-        let snapshot = try Checkpoint.snapshot(t, dataSHA256: "sha", runId: "run", created: created)
-        writer.start(snapshot, to: background, failureHook: { stage in if stage == .contentWritten { gate.wait() } })
+        var storage: UnsafePointer<Float>?
+        do {
+            let snapshot = try Checkpoint.snapshot(t, dataSHA256: "sha", runId: "run", created: created)
+            storage = snapshot.parameters.withUnsafeBufferPointer { $0.baseAddress }
+            writer.start(snapshot, to: background, failureHook: { stage in if stage == .contentWritten { gate.wait() } })
+        }
         let before = F.arenaBits(t)
         _ = try t.step()
         _ = try t.step()
@@ -37,8 +41,10 @@ private typealias F = CheckpointFixtures
         #expect(try Data(contentsOf: URL(fileURLWithPath: background)) == Data(contentsOf: URL(fileURLWithPath: foreground)))
         #expect(try Checkpoint.load(background).progress.step == 3)
 
-        // The next snapshot reuses the staging buffers and still writes the trainer's new state.
-        let again = try Checkpoint.snapshot(t, dataSHA256: "sha", runId: "run", staging: writer.staging, created: created)
+        // The next snapshot refills the staging buffers in place (no copy on write) with the
+        // trainer's new state.
+        let again = try Checkpoint.snapshot(t, dataSHA256: "sha", runId: "run", staging: writer.takeStaging(), created: created)
+        #expect(again.parameters.withUnsafeBufferPointer { $0.baseAddress } == storage)
         #expect(again.parameters.map(\.bitPattern) == Array(F.arenaBits(t).prefix(again.parameters.count)))
     }
 
