@@ -55,8 +55,9 @@ def main(path):
     print()
     print("| config | ceiling (2 × 1 rank, no comm) | np=2 / ceiling | np=2 / np=1 | np=2 step: compute / allreduce / data ms | "
           "allreduce share | rank spread ms | gradient MB | ordered allreduce ms (GB/s) | plain MPI_Allreduce ms (GB/s) | "
-          "checkpoint save / raw write ms | peak RSS MB Unroll np1 / PyTorch 1t |")
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+          "checkpoint save / raw write ms | step ms: no save / save every step in the foreground / in the background (stall) | "
+          "peak RSS MB Unroll np1 / PyTorch 1t |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
         u1, u2, ce = get("unroll", c, mode="np1"), get("unroll", c, mode="np2"), get("unroll", c, mode="ceiling")
         t1 = get("torch", c, mode="threads", threads=1, packing="packed" if c in sequence_configs else None)
@@ -73,6 +74,9 @@ def main(path):
               f"{bw(u2.get('orderedAllreduceMs'))} | {bw(u2.get('rawAllreduceMs'))} | "
               f"{num(u1.get('checkpointSaveMs'), 1)} / {num(u1.get('rawWriteMs'), 1)} "
               f"({num(u1.get('checkpointSaveMs') / u1.get('rawWriteMs') if u1.get('rawWriteMs') else None, 2)}×) | "
+              f"{num(u1.get('stepWithoutSaveMs'), 1)} / {num(u1.get('stepWithForegroundSaveMs'), 1)} / "
+              f"{num(u1.get('stepWithBackgroundSaveMs'), 1)} "
+              f"({num(u1.get('checkpointStallMs'), 2)}) | "
               f"{num(u1['peakRssMB'])} / {num(t1 and t1['peak_rss_mb'])} |")
     if sequence_configs:
         sequences(rows, sequence_configs, get, num)

@@ -36,6 +36,14 @@ public struct TrainingBenchmarkResult: Codable, Sendable {
     public var checkpointBytes: Int?
     public var checkpointSaveMs: Double?
     public var rawWriteMs: Double?
+    /// Checkpoint every step (`--checkpoint-every 1`, median ms per step, interleaved with steps
+    /// without a save): saves written in the foreground (the whole save blocks training) and in the background as `unroll train` does
+    /// (training is held up by the wait for the previous write, the collectives and the copy), and
+    /// the median time a background save held training up ("checkpoint stall").
+    public var stepWithoutSaveMs: Double?
+    public var stepWithForegroundSaveMs: Double?
+    public var stepWithBackgroundSaveMs: Double?
+    public var checkpointStallMs: Double?
     /// Sequence shapes (F): tokensPerSecond counts real steps only and is the median per-step
     /// rate; sequences/s is it over the mean length; the aggregate is all real steps over all timed
     /// step time; padding efficiency is real / computed (padded) steps.
@@ -123,6 +131,7 @@ public enum TrainingBenchmark {
                 saves.append(monotonicSeconds() - t0)
             }
             result.checkpointSaveMs = median(saves) * 1000
+            try timeSavingEveryStep(trainer, path: ckpt, communicator: comm, into: &result)
             if comm.rank == 0 {
                 let bytes = (try? FileManager.default.attributesOfItem(atPath: ckpt)[.size] as? Int) ?? 0
                 result.checkpointBytes = bytes
@@ -134,6 +143,52 @@ public enum TrainingBenchmark {
         try rss.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
         result.peakRssMB = rss[0]
         return result
+    }
+
+    /// Times steps each followed by a checkpoint, saved in the foreground and in the background
+    /// (`CheckpointWriter`, as `TrainingRun` does), and steps without a save, interleaved (none,
+    /// foreground, background, none, …: the host's drift hits all three alike), into `result`
+    /// (collective; `rounds` steps of each after one untimed round). Each save writes a new file,
+    /// like training.
+    static func timeSavingEveryStep(_ trainer: Trainer, path: String, communicator comm: any Communicator,
+                                    into result: inout TrainingBenchmarkResult, rounds: Int = 8) throws {
+        let writer = CheckpointWriter()
+        var plain: [Double] = [], foreground: [Double] = [], background: [Double] = [], stalls: [Double] = []
+        for i in 0..<(3 * (rounds + 1)) {
+            let name = "\(path).\(i % 6)"
+            if comm.rank == 0 { unlink(name) }
+            let t0 = monotonicSeconds()
+            _ = try trainer.step()
+            let s0 = monotonicSeconds()
+            switch i % 3 {
+            case 0: break
+            case 1: try Checkpoint.save(trainer, to: name, dataSHA256: "benchmark")
+            default:
+                let failure = comm.rank == 0 ? writer.wait() : nil
+                guard try comm.allAgree(failure == nil) else {
+                    throw failure ?? TrainingError.checkpoint("\(path): rank 0 failed to write a checkpoint")
+                }
+                let snapshot = try Checkpoint.snapshot(trainer, dataSHA256: "benchmark", staging: writer.takeStaging())
+                if comm.rank == 0 { writer.start(snapshot, to: name) }
+            }
+            let t1 = monotonicSeconds()
+            guard i >= 3 else { continue }
+            switch i % 3 {
+            case 0: plain.append(t1 - t0)
+            case 1: foreground.append(t1 - t0)
+            default:
+                background.append(t1 - t0)
+                stalls.append(t1 - s0)
+            }
+        }
+        if comm.rank == 0 {
+            if let failure = writer.wait() { throw failure }
+            for i in 0..<6 { unlink("\(path).\(i)") }
+        }
+        result.stepWithoutSaveMs = median(plain) * 1000
+        result.stepWithForegroundSaveMs = median(foreground) * 1000
+        result.stepWithBackgroundSaveMs = median(background) * 1000
+        result.checkpointStallMs = median(stalls) * 1000
     }
 
     /// Median seconds to write `bytes` bytes to a new file in 1 MiB writes and fsync it (3 runs).

@@ -171,6 +171,12 @@ public enum HDF5Library {
     /// - Returns: whether the clean-up is off (false if the library was initialised before).
     @discardableResult
     public static func prepareProcess() -> Bool { H5.prepared }
+
+    /// Whether this libhdf5 serialises calls made from several threads (Debian's build does:
+    /// `H5is_library_threadsafe`). Unroll uses HDF5 from a second thread (window read-ahead,
+    /// background checkpoint writes) only when it does, and does that work on the calling thread
+    /// otherwise.
+    public static var isThreadSafe: Bool { H5.isThreadSafe }
 }
 
 /// A dataspace identifier that closes itself.

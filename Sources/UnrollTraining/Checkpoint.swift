@@ -43,6 +43,26 @@ public struct CheckpointContent {
     public var runId: String?
 }
 
+/// Everything one checkpoint holds, copied out of a trainer by `Checkpoint.snapshot` so that
+/// `Checkpoint.write` can run while training goes on. On ranks other than 0 the parameter and
+/// optimizer copies are empty (only rank 0 writes).
+public struct CheckpointSnapshot: Sendable {
+    public var config: TrainingConfig
+    public var worldSize: Int
+    public var dataSHA256: String
+    public var runId: String?
+    /// The `created` attribute (UTC, to the second).
+    public var created: String
+    public var layout: ParameterLayout
+    public var optimizerStep: Int
+    /// The flat parameter buffer, arena order.
+    public var parameters: [Float]
+    /// Optimizer slots by name (sorted), each laid out like `parameters`.
+    public var slots: [(name: String, values: [Float])]
+    public var progress: TrainingProgress
+    public var taskState: TaskState
+}
+
 /// SHA-256 of a whole file, hex (swift-crypto; see `SHA256Hex`).
 /// - Throws: `TrainingError.data` naming the file when it cannot be opened or read.
 public func fileSHA256(_ path: String) throws -> String {
@@ -54,63 +74,17 @@ public func fileSHA256(_ path: String) throws -> String {
 }
 
 public enum Checkpoint {
-    /// Writes the trainer's state to `path` (collective: every rank calls it; rank 0 writes).
-    /// The global hidden state is gathered from all ranks first. On failure every rank throws.
+    /// Writes the trainer's state to `path` (collective: every rank calls it; rank 0 writes), in
+    /// the foreground: `snapshot`, then `write` on this thread. The global hidden state is
+    /// gathered from all ranks first. On failure every rank throws. `TrainingRun` writes in the
+    /// background instead (`CheckpointWriter`); the file's bytes are the same.
     public static func save(_ trainer: Trainer, to path: String, dataSHA256: String, runId: String? = nil,
                             failureHook: AtomicFile.FailureHook? = nil) throws {
-        let comm = trainer.communicator, config = trainer.config, arena = trainer.task.arena
-        let taskState = try trainer.task.checkpointState(progress: trainer.progress)
+        let comm = trainer.communicator
+        let snapshot = try self.snapshot(trainer, dataSHA256: dataSHA256, runId: runId)
         var failure: (any Error)?
         if comm.rank == 0 {
-            do {
-                try AtomicFile.write(to: path, expectedBytes: expectedSize(trainer, taskState),
-                                     failureHook: failureHook) { tmp in
-                    // Writeback starts every 4 MiB of parameters (see H5File.create), so the device
-                    // writes while the rest is produced and the final fsync finds little left.
-                    let file = try H5File.create(tmp, writebackBytes: 4 << 20)
-                    try file.setAttribute("format", string: CheckpointFormat.name)
-                    try file.setAttribute("version", Int64(CheckpointFormat.version))
-                    try file.setAttribute("unroll_version", string: UnrollVersion.string)
-                    try file.setAttribute("config", string: try jsonString(config))
-                    try file.setAttribute("world_size", Int64(comm.size))
-                    try file.setAttribute("created", string: utcTimestamp())
-                    try file.setAttribute("data_file", string: config.data)
-                    try file.setAttribute("data_sha256", string: dataSHA256)
-                    if let runId { try file.setAttribute("run_id", string: runId) }
-                    let params = try file.createGroup("params")
-                    for view in arena.layout.views {
-                        try writeView(params, view, arena.parameters(view))
-                    }
-                    let opt = try file.createGroup("optimizer")
-                    try opt.setAttribute("kind", string: config.optimizer.kind.rawValue)
-                    try opt.setAttribute("step", Int64(trainer.optimizer.stepCount))
-                    for (slot, buffer) in trainer.optimizer.slots.sorted(by: { $0.key < $1.key }) {
-                        let g = try opt.createGroup(slot)
-                        for view in arena.layout.views { try writeView(g, view, buffer.pointer + view.offset) }
-                    }
-                    // The rest is small (progress, the task's state, HDF5 metadata).
-                    file.startWriteback()
-                    let st = try file.createGroup("state")
-                    let p = trainer.progress
-                    try st.setAttribute("step", Int64(p.step))
-                    try st.setAttribute("epoch", Int64(p.epoch))
-                    try st.setAttribute("best_valid_loss", p.bestValidLoss)
-                    try st.setAttribute("seed", Int64(bitPattern: config.seed))
-                    try st.setAttribute("progress", string: try jsonString(p))
-                    try writeTaskState(taskState, to: file)
-                    try file.close()
-                }
-            } catch let error as DataError {
-                // Out of space or over the file-size limit: one line saying so, for the final path
-                // (AtomicFile removed the temporary file; earlier checkpoints are untouched).
-                if case .storageExhausted = error {
-                    failure = TrainingError.checkpoint("checkpoint \(error)")
-                } else {
-                    failure = error
-                }
-            } catch {
-                failure = error
-            }
+            do { try write(snapshot, to: path, failureHook: failureHook) } catch { failure = error }
         }
         guard try comm.allAgree(failure == nil) else {
             // Every rank throws here together, so the job can end without MPI_Abort (AgreedError).
@@ -118,13 +92,110 @@ public enum Checkpoint {
         }
     }
 
-    /// About how many bytes a checkpoint of `trainer` takes: every float dataset, the task's state
-    /// and HDF5's metadata (about 2 KiB per dataset and group, measured on small checkpoints).
-    /// Only for the message when the disk is full.
-    private static func expectedSize(_ trainer: Trainer, _ taskState: TaskState) -> Int {
-        let layout = trainer.task.arena.layout, slots = trainer.optimizer.slots.count
-        let objects = layout.views.count * (1 + slots) + 2 * taskState.entries.count + slots + 8
-        return 4 * layout.parameterCount * (1 + slots) + taskState.approximateBytes + 2048 * objects
+    /// Copies everything a checkpoint of `trainer` holds into memory (collective: the task's
+    /// state is gathered from every rank). Only rank 0's copy of the parameters and optimizer
+    /// slots is taken (other ranks get empty buffers: they write nothing). After it returns,
+    /// training may change the trainer while `write` runs on another thread.
+    /// - Parameters:
+    ///   - staging: the buffers of an earlier snapshot whose write has finished (from
+    ///     `CheckpointWriter.takeStaging`, so that nothing else references them), reused to avoid
+    ///     allocating, faulting in and copying the parameter-sized buffers at every save.
+    ///   - created: the `created` timestamp (seconds since 1970; now if nil).
+    public static func snapshot(_ trainer: Trainer, dataSHA256: String, runId: String? = nil,
+                                staging: consuming CheckpointSnapshot? = nil, created: time_t? = nil) throws -> CheckpointSnapshot {
+        let comm = trainer.communicator, arena = trainer.task.arena
+        let taskState = try trainer.task.checkpointState(progress: trainer.progress)
+        // Taken apart (the snapshot consumed, then dropped) so that each array is uniquely
+        // referenced: writing into it then reuses its storage instead of copying it first.
+        var parameters = staging?.parameters ?? []
+        var reused = staging?.slots ?? []
+        staging = nil
+        var slots: [(name: String, values: [Float])] = []
+        if comm.rank == 0 {
+            copy(UnsafePointer(arena.parameters.pointer), count: arena.count, into: &parameters)
+            for (slot, buffer) in trainer.optimizer.slots.sorted(by: { $0.key < $1.key }) {
+                var values: [Float] = []
+                if let i = reused.firstIndex(where: { $0.name == slot }) { values = reused.remove(at: i).values }
+                copy(UnsafePointer(buffer.pointer), count: arena.count, into: &values)
+                slots.append((slot, values))
+            }
+        } else {
+            parameters = []
+        }
+        return CheckpointSnapshot(config: trainer.config, worldSize: comm.size, dataSHA256: dataSHA256, runId: runId,
+                                  created: utcTimestamp(created ?? time(nil)), layout: arena.layout,
+                                  optimizerStep: trainer.optimizer.stepCount, parameters: parameters, slots: slots,
+                                  progress: trainer.progress, taskState: taskState)
+    }
+
+    /// `values` = the `count` floats at `source`, reusing `values`' storage when it fits.
+    private static func copy(_ source: UnsafePointer<Float>, count: Int, into values: inout [Float]) {
+        if values.count != count { values = [Float](repeating: 0, count: count) }
+        values.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: source, count: count) }
+    }
+
+    /// Writes `snapshot` (rank 0's) to `path` through AtomicFile: temporary file, fsync, rename,
+    /// fsync of the directory. Safe on any thread, provided libhdf5 serialises calls
+    /// (`HDF5Library.isThreadSafe`) or no other thread uses HDF5 meanwhile.
+    /// - Throws: `TrainingError.checkpoint` with one line "checkpoint PATH: no space left …" when
+    ///   storage runs out; the other errors of `AtomicFile.write` and the HDF5 layer otherwise.
+    public static func write(_ snapshot: CheckpointSnapshot, to path: String,
+                             failureHook: AtomicFile.FailureHook? = nil) throws {
+        let s = snapshot, config = snapshot.config
+        do {
+            try AtomicFile.write(to: path, expectedBytes: expectedSize(s), failureHook: failureHook) { tmp in
+                // Writeback starts every 4 MiB of parameters (see H5File.create), so the device
+                // writes while the rest is produced and the final fsync finds little left.
+                let file = try H5File.create(tmp, writebackBytes: 4 << 20)
+                try file.setAttribute("format", string: CheckpointFormat.name)
+                try file.setAttribute("version", Int64(CheckpointFormat.version))
+                try file.setAttribute("unroll_version", string: UnrollVersion.string)
+                try file.setAttribute("config", string: try jsonString(config))
+                try file.setAttribute("world_size", Int64(s.worldSize))
+                try file.setAttribute("created", string: s.created)
+                try file.setAttribute("data_file", string: config.data)
+                try file.setAttribute("data_sha256", string: s.dataSHA256)
+                if let runId = s.runId { try file.setAttribute("run_id", string: runId) }
+                let params = try file.createGroup("params")
+                try s.parameters.withUnsafeBufferPointer { p in
+                    for view in s.layout.views { try writeView(params, view, p.baseAddress! + view.offset) }
+                }
+                let opt = try file.createGroup("optimizer")
+                try opt.setAttribute("kind", string: config.optimizer.kind.rawValue)
+                try opt.setAttribute("step", Int64(s.optimizerStep))
+                for (slot, values) in s.slots {
+                    let g = try opt.createGroup(slot)
+                    try values.withUnsafeBufferPointer { p in
+                        for view in s.layout.views { try writeView(g, view, p.baseAddress! + view.offset) }
+                    }
+                }
+                // The rest is small (progress, the task's state, HDF5 metadata).
+                file.startWriteback()
+                let st = try file.createGroup("state")
+                let p = s.progress
+                try st.setAttribute("step", Int64(p.step))
+                try st.setAttribute("epoch", Int64(p.epoch))
+                try st.setAttribute("best_valid_loss", p.bestValidLoss)
+                try st.setAttribute("seed", Int64(bitPattern: config.seed))
+                try st.setAttribute("progress", string: try jsonString(p))
+                try writeTaskState(s.taskState, to: file)
+                try file.close()
+            }
+        } catch let error as DataError {
+            // Out of space or over the file-size limit: one line saying so, for the final path
+            // (AtomicFile removed the temporary file; earlier checkpoints are untouched).
+            if case .storageExhausted = error { throw TrainingError.checkpoint("checkpoint \(error)") }
+            throw error
+        }
+    }
+
+    /// About how many bytes a checkpoint takes: every float dataset, the task's state and HDF5's
+    /// metadata (about 2 KiB per dataset and group, measured on small checkpoints). Only for the
+    /// message when the disk is full.
+    private static func expectedSize(_ s: CheckpointSnapshot) -> Int {
+        let slots = s.slots.count
+        let objects = s.layout.views.count * (1 + slots) + 2 * s.taskState.entries.count + slots + 8
+        return 4 * s.layout.parameterCount * (1 + slots) + s.taskState.approximateBytes + 2048 * objects
     }
 
     /// Writes every entry of a task's state under its path, creating the groups on the way.

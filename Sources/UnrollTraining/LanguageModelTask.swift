@@ -21,6 +21,10 @@ public final class LanguageModelTask: TrainingTask {
     public let state: RecurrentState
     private var prefetcher: WindowPrefetcher?
     private var window: TokenWindow?
+    /// With `--accumulate K` > 1: the carried state, inputs and targets of one micro-batch of
+    /// B_local/K streams, copied out of `state` and the window and the state copied back after.
+    private var microState: RecurrentState?
+    private var microInputs: [Int32] = [], microTargets: [Int32] = []
 
     /// Opens the data and builds the model (initialised from `config.seed`, identical on every
     /// rank). `config.model.vocabSize` must equal the dataset's.
@@ -35,13 +39,25 @@ public final class LanguageModelTask: TrainingTask {
         if let problem = config.reductionGroupProblem(worldSize: communicator.size) {
             throw TrainingError.config(problem)
         }
+        let local = config.batchSize / max(communicator.size, 1), parts = config.accumulation
+        if parts > 1 && local % parts != 0 {
+            throw TrainingError.config("--accumulate \(parts) must divide each rank's \(local) streams "
+                                       + "(--batch-size \(config.batchSize) over \(communicator.size) rank(s))")
+        }
         reader = try TrainStreamReader(path: config.data, split: "train", globalBatch: config.batchSize,
                                        bptt: config.bptt, rank: communicator.rank, worldSize: communicator.size)
         try reader.verifyShard()
         let evalLocal = Self.evalRange(streams: config.evalStreams, rank: communicator.rank, size: communicator.size).count
+        // Workspaces for one micro-batch of streams (activations scale with it), or an evaluation batch.
+        let microStreams = reader.localBatch / parts
         model = RecurrentLanguageModel(config: config.model, seed: config.seed, maxSteps: config.bptt,
-                                       maxBatch: max(reader.localBatch, evalLocal, 1))
+                                       maxBatch: max(microStreams, evalLocal, 1))
         state = RecurrentState(config: config.model, batch: reader.localBatch)
+        if parts > 1 {
+            microState = RecurrentState(config: config.model, batch: microStreams)
+            microInputs = [Int32](repeating: 0, count: config.bptt * microStreams)
+            microTargets = [Int32](repeating: 0, count: config.bptt * microStreams)
+        }
         if config.effectiveReductionGroup > 0 { model.useReductionGroups(size: config.effectiveReductionGroup) }
     }
 
@@ -68,16 +84,51 @@ public final class LanguageModelTask: TrainingTask {
         return next.inputs.prefix(next.length * next.batch)
     }
 
-    public func forwardBackward(step: Int, ready: @escaping (_ offset: Int) -> Void,
+    /// Micro-batch m of K runs streams [m·B_local/K, (m+1)·B_local/K) of this rank's window, from
+    /// and back into their carried state; dropout masks are keyed by global stream, as unsplit.
+    public func forwardBackward(step: Int, microBatch: MicroBatch, ready: @escaping (_ offset: Int) -> Void,
                                 progress: @escaping () -> Void) -> (lossSum: Double, count: Int) {
         guard let window else { preconditionFailure("forwardBackward before prepareStep") }
-        self.window = nil
-        return window.inputs.withUnsafeBufferPointer { inputs in
-            window.targets.withUnsafeBufferPointer { targets in
-                model.forward(tokens: inputs.baseAddress!, steps: window.length, batch: window.batch, state: state,
-                              dropout: DropoutContext(seed: config.seed, step: UInt64(step),
-                                                      firstStream: reader.firstStream, globalBatch: config.batchSize))
+        if microBatch.isLast { self.window = nil }
+        let streams = microBatch.range(of: window.batch), T = window.length, b = streams.count
+        let dropout = DropoutContext(seed: config.seed, step: UInt64(step), firstStream: reader.firstStream + streams.lowerBound,
+                                     globalBatch: config.batchSize)
+        guard let microState, microBatch.count > 1 else {
+            return window.inputs.withUnsafeBufferPointer { inputs in
+                window.targets.withUnsafeBufferPointer { targets in
+                    model.forward(tokens: inputs.baseAddress!, steps: T, batch: window.batch, state: state, dropout: dropout)
+                    return model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: ready, progress: progress)
+                }
+            }
+        }
+        // (T, B_local) time-major → (T, b) for this micro-batch's columns.
+        for t in 0..<T {
+            let from = t * window.batch + streams.lowerBound
+            for j in 0..<b {
+                microInputs[t * b + j] = window.inputs[from + j]
+                microTargets[t * b + j] = window.targets[from + j]
+            }
+        }
+        copyState(streams, from: state, to: microState, outward: true)
+        let result = microInputs.withUnsafeBufferPointer { inputs in
+            microTargets.withUnsafeBufferPointer { targets in
+                model.forward(tokens: inputs.baseAddress!, steps: T, batch: b, state: microState, dropout: dropout)
                 return model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: ready, progress: progress)
+            }
+        }
+        copyState(streams, from: state, to: microState, outward: false)
+        return result
+    }
+
+    /// Copies the carried state of `streams` (local indices) from `full` into `micro` (`outward`)
+    /// or back.
+    private func copyState(_ streams: Range<Int>, from full: RecurrentState, to micro: RecurrentState, outward: Bool) {
+        let H = config.model.hiddenSize, n = streams.count * H, offset = streams.lowerBound * H
+        for k in 0..<config.model.layers {
+            let f = full.layer(k), m = micro.layer(k)
+            if outward { m.h.update(from: f.h + offset, count: n) } else { (f.h + offset).update(from: m.h, count: n) }
+            if let fc = f.c, let mc = m.c {
+                if outward { mc.update(from: fc + offset, count: n) } else { (fc + offset).update(from: mc, count: n) }
             }
         }
     }

@@ -66,7 +66,7 @@ public enum MemoryEstimate {
         let outputs = Double(s.targetDim) * (s.outputKind == .classes ? Double(s.numClasses) : 1)
         let T = Double(min(config.bptt, s.longest)), B = Double(config.batchSize)
         let perStep = L * D * (3 * G * H + 6 * H) + 2 * input + 4 * D * H + 2 * outputs
-        return 4 * ((2 + slots) * P + T * B * perStep)
+        return 4 * ((2 + slots) * P + T * B * perStep) + stagingBytes(config, parameters: P)
     }
 
     /// Bytes one training process allocates (parameters, gradients, optimizer slots, the BPTT
@@ -79,13 +79,20 @@ public enum MemoryEstimate {
         let slots = Double(config.optimizer.slotNames.count)
         let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), E = Double(m.embeddingSize)
         let V = Double(m.vocabSize), L = Double(m.layers), T = Double(config.bptt)
-        let localBatch = (Double(config.batchSize) / Double(max(1, worldSize))).rounded(.up)
+        // One micro-batch's activations at a time (`--accumulate`).
+        let localBatch = (Double(config.batchSize) / Double(max(1, worldSize) * config.accumulation)).rounded(.up)
         let evalBatch = (Double(config.evalStreams) / Double(max(1, worldSize))).rounded(.up)
         // Per (time step, stream): gates and states of every layer, input, logits and probabilities.
         let perToken = L * (2 * G * H + 4 * H) + E + 2 * V
         let activations = T * (localBatch + evalBatch) * perToken
         let state = 2 * L * (Double(config.batchSize) + Double(config.evalStreams)) * H
-        return 4 * ((2 + slots) * P + activations + state)
+        return 4 * ((2 + slots) * P + activations + state) + stagingBytes(config, parameters: P)
+    }
+
+    /// The copy of parameters and optimizer slots a background checkpoint write works from (rank 0,
+    /// with checkpoints; see CheckpointWriter).
+    static func stagingBytes(_ config: TrainingConfig, parameters P: Double) -> Double {
+        config.checkpointDir == nil ? 0 : 4 * (1 + Double(config.optimizer.slotNames.count)) * P
     }
 
     /// "this model and batch needs … (--hidden …)" if training `config` on `worldSize` ranks

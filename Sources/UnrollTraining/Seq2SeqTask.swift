@@ -128,6 +128,11 @@ public final class Seq2SeqTask: TrainingTask {
         self.dataset = dataset
         self.sourceVocabulary = sourceVocabulary
         self.targetVocabulary = targetVocabulary
+        let share = config.batchSize / max(communicator.size, 1), parts = config.accumulation
+        if forTraining && parts > share {
+            throw TrainingError.config("--accumulate \(parts) exceeds each rank's \(share) pair(s) per batch "
+                                       + "(--batch-size \(config.batchSize) over \(communicator.size) rank(s))")
+        }
         maxSource = max(longestSource, 1)
         maxTarget = longestTarget + 1
         let B = max(config.batchSize, 1)
@@ -196,13 +201,16 @@ public final class Seq2SeqTask: TrainingTask {
         return []
     }
 
-    public func forwardBackward(step: Int, ready: @escaping (_ offset: Int) -> Void,
+    /// Micro-batch m of K runs the m-th of K contiguous parts of this rank's rows (still longest
+    /// first); scheduled sampling's draws are keyed by the pairs, as unsplit.
+    public func forwardBackward(step: Int, microBatch: MicroBatch, ready: @escaping (_ offset: Int) -> Void,
                                 progress: @escaping () -> Void) -> (lossSum: Double, count: Int) {
-        guard let train, !rows.isEmpty else {
+        let batchRows = Array(rows[microBatch.range(of: rows.count)])
+        if microBatch.isLast { rows = [] }
+        guard let train, !batchRows.isEmpty else {
             ready(0)  // nothing to contribute: the whole (zero) gradient is final
             return (0, 0)
         }
-        let batchRows = rows
         var feed: ((Int, Int) -> Bool)?
         if let schedule = pairs.scheduledSampling {
             let epsilon = Float(schedule.teacherProbability(step: step))
@@ -219,7 +227,6 @@ public final class Seq2SeqTask: TrainingTask {
         model.backward(scale: 1, gradientsReady: ready)
         ready(0)
         progress()
-        rows = []
         return (result.lossSum, result.count)
     }
 

@@ -182,6 +182,11 @@ public final class SequenceTask: TrainingTask {
             }
         }
         self.longest = longest
+        let share = config.batchSize / max(communicator.size, 1), parts = config.accumulation
+        if forTraining && parts > share {
+            throw TrainingError.config("--accumulate \(parts) exceeds each rank's \(share) sequence(s) per batch "
+                                       + "(--batch-size \(config.batchSize) over \(communicator.size) rank(s))")
+        }
         let needsWhole = sequence.bidirectional || (!sequence.perStep && sequence.pool != .last)
         window = needsWhole ? longest : min(config.bptt, longest)
         let largest = max(config.batchSize, 1)
@@ -291,8 +296,14 @@ public final class SequenceTask: TrainingTask {
         return touched[...]
     }
 
-    public func forwardBackward(step: Int, ready: @escaping (_ offset: Int) -> Void,
+    /// Micro-batch m of K runs the m-th of K contiguous parts of this rank's rows (still longest
+    /// first), each through its own windows; dropout masks are keyed by the rows' positions in the
+    /// global batch, as unsplit.
+    public func forwardBackward(step: Int, microBatch: MicroBatch, ready: @escaping (_ offset: Int) -> Void,
                                 progress: @escaping () -> Void) -> (lossSum: Double, count: Int) {
+        let part = microBatch.range(of: rows.count)
+        let rows = Array(self.rows[part]), positions = Array(self.positions[part])
+        if microBatch.isLast { self.rows = [] }
         guard let train, !rows.isEmpty else {
             ready(0)  // nothing to contribute: the whole (zero) gradient is final
             return (0, 0)
@@ -315,7 +326,6 @@ public final class SequenceTask: TrainingTask {
                 ready(0)
             }
         }
-        rows = []
         return (lossSum, count)
     }
 

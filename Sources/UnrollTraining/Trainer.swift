@@ -134,18 +134,29 @@ public final class Trainer {
         return rows
     }
 
-    /// The task's forward and backward; backward hands finished parts of the gradient to `sync`.
+    /// The task's forward and backward over the step's `config.accumulation` micro-batches, their
+    /// gradients accumulated in the flat buffer; the last micro-batch's backward hands finished
+    /// parts of the gradient to `sync` (the earlier ones' are not final yet).
     private func forwardBackward() -> StepTotals {
         let sync = self.sync, arena = task.arena
         let poison = faultHook?(progress.step) ?? false
         var first = true
-        let (lossSum, count) = task.forwardBackward(step: progress.step, ready: { offset in
+        let ready: (Int) -> Void = { offset in
             // The first part handed over holds the end of the arena: a NaN put there is reduced like
             // a real one, whatever the sparse rows do.
             if first && poison { arena.gradients[arena.count - 1] = .nan }
             first = false
             sync.gradientsReady(from: offset)
-        }, progress: sync.poll)
+        }
+        let parts = config.accumulation
+        var lossSum = 0.0, count = 0
+        for m in 0..<parts {
+            let micro = MicroBatch(index: m, count: parts)
+            let part = task.forwardBackward(step: progress.step, microBatch: micro, ready: micro.isLast ? ready : { _ in },
+                                            progress: sync.poll)
+            lossSum += part.lossSum
+            count += part.count
+        }
         return StepTotals(lossSum: lossSum, count: count, stop: stopRequested)
     }
 

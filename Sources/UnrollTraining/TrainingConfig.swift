@@ -81,6 +81,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// own streams; results then depend on the number of ranks). Nil: 0, off by default.
     /// Language-model task only.
     public var reductionGroup: Int?
+    /// Micro-batches per optimizer step (`--accumulate K`): each rank runs its share of the global
+    /// batch in K contiguous parts, one after the other (less activation memory), accumulating the
+    /// gradient, then one reduction and one update: the same step as K = 1 up to summation order.
+    /// Nil: 1 (and checkpoints written before it existed decode).
+    public var accumulate: Int?
+
+    /// The number of micro-batches per step in effect.
+    public var accumulation: Int { accumulate ?? 1 }
 
     /// The group size `--reduction-group auto` picks: B / gcd(B, 8), i.e. up to 8 groups, as many as the largest power
     /// of two dividing B allows — so np = 1, 2, 4, 8 train identically whenever they divide B.
@@ -167,6 +175,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if bucketBytes < 64 { return "--bucket-bytes must be ≥ 64, got \(bucketBytes)" }
         if let g = reductionGroup, g < 0 || (g > 0 && batchSize % g != 0) {
             return "--reduction-group must be 0 or divide --batch-size \(batchSize), got \(g)"
+        }
+        if let k = accumulate {
+            if k < 1 { return "--accumulate must be ≥ 1, got \(k)" }
+            if k > 1 && effectiveReductionGroup > 0 && sequence == nil {
+                return "--accumulate \(k) and --reduction-group \(effectiveReductionGroup) exclude each other (set --reduction-group 0)"
+            }
         }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }
         if let p = sequence?.problem(bptt: bptt, lossNormalization: lossNormalization) { return p }

@@ -228,20 +228,51 @@ public final class TrainingRun {
 
     private var lastValidationImproved = false
 
-    /// Writes `step-N.h5`, updates `latest.h5` (and `best.h5` if `best`), prunes old ones.
+    /// Writes the checkpoints on a background thread (rank 0), one at a time.
+    let writer = CheckpointWriter()
+    /// Test hook (rank 0's checkpoint writes): called at each stage of `AtomicFile.write`, e.g. to
+    /// make a save slow so that a test can kill the job while one is in flight. Not configuration.
+    public var checkpointFailureHook: AtomicFile.FailureHook?
+    /// Seconds the training loop was held up by each save of this run (waiting for the previous
+    /// write, the collectives and the copy into the staging buffers; not the write itself).
+    public private(set) var checkpointStalls: [Double] = []
+
+    /// Starts a checkpoint of the current state as `step-N.h5` (collective): waits for the previous
+    /// save to be complete (reporting its failure on every rank), copies the state, and has rank 0
+    /// write it in the background; once it is on disk, `latest.h5` (and `best.h5` if `best`) name
+    /// it and old ones are pruned. `finishCheckpoints` waits for the last one.
+    /// - Throws: `AgreedError` on every rank when the previous write failed (its one-line message).
     @discardableResult
     public func saveCheckpoint(best: Bool) throws -> String? {
         guard let dir = trainer.config.checkpointDir else { return nil }
         let path = (dir as NSString).appendingPathComponent(CheckpointDirectory.fileName(step: trainer.progress.step))
         let t0 = monotonicSeconds()
-        try Checkpoint.save(trainer, to: path, dataSHA256: dataSHA256, runId: runId)
+        try finishCheckpoints()
+        let snapshot = try Checkpoint.snapshot(trainer, dataSHA256: dataSHA256, runId: runId, staging: writer.takeStaging())
+        // Training resumes now: what it was held up is the wait, the collectives and the copy.
+        let stall = monotonicSeconds() - t0
+        checkpointStalls.append(stall)
         if isRoot {
-            try CheckpointDirectory.setLink("latest.h5", to: path, in: dir)
-            if best { try CheckpointDirectory.setLink("best.h5", to: path, in: dir) }
-            CheckpointDirectory.prune(dir, keep: trainer.config.keep, protected: path)
-            logger.info("checkpoint \(path)\(best ? " (best)" : "") in \(f(monotonicSeconds() - t0, 2)) s")
+            let keep = trainer.config.keep, logger = self.logger
+            writer.start(snapshot, to: path, failureHook: checkpointFailureHook) {
+                try CheckpointDirectory.setLink("latest.h5", to: path, in: dir)
+                if best { try CheckpointDirectory.setLink("best.h5", to: path, in: dir) }
+                CheckpointDirectory.prune(dir, keep: keep, protected: path)
+                let message = "checkpoint \(path)\(best ? " (best)" : "") in \(f(monotonicSeconds() - t0, 2)) s "
+                    + "(training held up \(f(stall * 1000, 1)) ms)"
+                logger.info("\(message)")
+            }
         }
         return path
+    }
+
+    /// Waits until the checkpoint being written (if any) is complete under its name (collective).
+    /// - Throws: `AgreedError` on every rank, with rank 0's one-line message, if that write failed.
+    public func finishCheckpoints() throws {
+        let failure = isRoot ? writer.wait() : nil
+        guard try trainer.communicator.allAgree(failure == nil) else {
+            throw AgreedError(failure ?? TrainingError.checkpoint("rank 0 failed to write a checkpoint"))
+        }
     }
 
     /// Trains until the step budget is spent or a signal asks to stop.
@@ -255,6 +286,9 @@ public final class TrainingRun {
         var lastCheckpoint: String?, lastLoss = Double.nan, stopped = false
         var windowTokens = 0, windowSeconds = 0.0, windowLoss = 0.0, windowSteps = 0
         var savedAtStep = -1
+        // If an error ends the run, a write in flight still completes (no collective: the other
+        // ranks may be elsewhere); its own error, if any, is secondary to the one being thrown.
+        defer { writer.wait() }
         while !trainer.isFinished {
             trainer.stopRequested = TrainingRun.signalled != 0
             let r = try trainer.step()
@@ -312,6 +346,9 @@ public final class TrainingRun {
         if savedAtStep != trainer.progress.step {
             lastCheckpoint = try saveCheckpoint(best: false) ?? lastCheckpoint
         }
+        // The last save (the final one, or the one a signal asked for) is on disk before the run
+        // reports anything or the process can exit.
+        try finishCheckpoints()
         let summary = RunSummary(steps: trainer.progress.step, finalTrainLoss: lastLoss,
                                  bestValidLoss: trainer.progress.bestValidLoss, lastCheckpoint: lastCheckpoint,
                                  stoppedBySignal: stopped, skippedSteps: trainer.progress.skippedSteps,

@@ -20,12 +20,18 @@ public protocol TrainingTask: AnyObject {
     /// Reads this rank's share of step `position` of the current epoch.
     /// - Returns: the rows of `sparseTable` it touches (empty without a sparse table).
     func prepareStep(_ position: Int) throws -> ArraySlice<Int32>
-    /// Forward and backward of the prepared step, accumulating into `arena.gradients`: `ready(offset)`
-    /// is called as the gradient from `offset` to the end becomes final, `progress()` after every
-    /// time step of backward. `step` (global, 0-based) keys the step's randomness (dropout).
-    /// - Returns: this rank's loss sum and number of targets.
-    func forwardBackward(step: Int, ready: @escaping (_ offset: Int) -> Void, progress: @escaping () -> Void)
-        -> (lossSum: Double, count: Int)
+    /// Forward and backward of micro-batch `microBatch` of the prepared step, accumulating (+=)
+    /// into `arena.gradients`. The trainer calls it `microBatch.count` times per step (index 0, 1,
+    /// …; `--accumulate`, 1 by default) after one `prepareStep`, and zeroes the gradient only before
+    /// the first: micro-batch m is the m-th of `count` contiguous parts of this rank's share (its
+    /// streams or sequences), so the parts together are exactly the unsplit share.
+    /// `ready(offset)` is called as the gradient from `offset` to the end becomes final for this
+    /// micro-batch (the trainer passes a no-op except in the last one, whose backward starts the
+    /// reduction), `progress()` after every time step of backward. `step` (global, 0-based) keys
+    /// the step's randomness (dropout), which must not depend on the split.
+    /// - Returns: this micro-batch's loss sum and number of targets on this rank.
+    func forwardBackward(step: Int, microBatch: MicroBatch, ready: @escaping (_ offset: Int) -> Void,
+                         progress: @escaping () -> Void) -> (lossSum: Double, count: Int)
     /// Validates on `split` (collective); the sums reduce exactly, whatever the world size.
     func evaluate(split: String) throws -> EvaluationResult
 
@@ -55,6 +61,29 @@ public protocol TrainingTask: AnyObject {
 
 extension TrainingTask {
     public func progressNote() -> String? { nil }
+}
+
+/// Which part of a rank's share of a step `TrainingTask.forwardBackward` runs: part `index` of
+/// `count` (`--accumulate`: gradients of `count` micro-batches are summed before one reduction).
+public struct MicroBatch: Sendable, Equatable {
+    public var index: Int
+    public var count: Int
+
+    public init(index: Int, count: Int) {
+        precondition(count >= 1 && index >= 0 && index < count, "micro-batch \(index) of \(count)")
+        self.index = index
+        self.count = count
+    }
+
+    /// The whole share (no accumulation).
+    public static let whole = MicroBatch(index: 0, count: 1)
+    public var isLast: Bool { index == count - 1 }
+
+    /// The part of `0..<n` this micro-batch covers: contiguous, in order, sizes differing by at
+    /// most one (equal when `count` divides `n`).
+    public func range(of n: Int) -> Range<Int> {
+        (index * n / count)..<((index + 1) * n / count)
+    }
 }
 
 /// Builds the task a configuration describes.

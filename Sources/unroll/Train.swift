@@ -45,6 +45,8 @@ struct DataOptions: ParsableArguments {
     var data: String?
     @Option(parsing: .unconditional, help: "Global number of streams B (sequence datasets: sequences per step), split across ranks (default \(D.batchSize)).")
     var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Micro-batches per optimizer step: each rank runs its share of the batch in K contiguous parts in turn (activation memory of one part), accumulating gradients, then one reduction and one update — the step of K = 1 up to summation order. Must divide each rank's streams (sequence datasets: at most each rank's sequences per batch); not with --reduction-group (default 1).")
+    var accumulate: Int?
     @Option(parsing: .unconditional, help: "TBPTT window T in steps (default \(D.bptt); sequence datasets: the longest sequence, so sequences run whole — shorter runs truncated BPTT within them).")
     var bptt: Int?
     @Option(parsing: .unconditional, help: "Streams of the evaluation layout, independent of the rank count (default \(D.evalStreams)).")
@@ -337,6 +339,7 @@ struct Train: ParsableCommand {
         let d = dataOptions, m = modelOptions, o = optimisation, b = bookkeeping
         add("--data", .fixed, d.data, current: { $0.data }) { $0.data = $1 }
         add("--batch-size", .fixed, d.batchSize, current: { "\($0.batchSize)" }) { $0.batchSize = $1 }
+        add("--accumulate", .free, d.accumulate, current: { "\($0.accumulation)" }) { $0.accumulate = $1 }
         add("--bptt", .fixed, d.bptt, current: { "\($0.bptt)" }) { $0.bptt = $1 }
         add("--eval-streams", .fixed, d.evalStreams, current: { "\($0.evalStreams)" }) { $0.evalStreams = $1 }
         add("--cell", .fixed, m.cell, text: { $0.rawValue }, current: { CellOption.name(of: $0.model.cell) }) { $0.model.cell = $1.kind }
@@ -444,6 +447,20 @@ struct Train: ParsableCommand {
         return { target == rank && $0 == step }
     }
 
+    /// Test hook, like `UNROLL_TEST_INJECT_NAN`: `UNROLL_TEST_SLOW_CHECKPOINT=SECONDS` makes every
+    /// checkpoint write pause that long once its content is written (before fsync and rename), so
+    /// tests can kill the job while a background save is in flight (launch/test-train).
+    static let slowCheckpointVariable = "UNROLL_TEST_SLOW_CHECKPOINT"
+
+    /// The failure hook `UNROLL_TEST_SLOW_CHECKPOINT` asks for, if any.
+    static func slowCheckpointHook() throws -> AtomicFile.FailureHook? {
+        guard let spec = ProcessInfoLite.environment(slowCheckpointVariable) else { return nil }
+        guard let seconds = Double(spec), seconds >= 0, seconds.isFinite else {
+            throw ValidationError("\(slowCheckpointVariable): expected a number of seconds ≥ 0, found '\(spec)'")
+        }
+        return { stage in if stage == .contentWritten { usleep(useconds_t(seconds * 1e6)) } }
+    }
+
     /// The checkpoint's configuration with its data file located: a relative stored path is
     /// looked for from here, then beside and above the checkpoint; a `--data` at another path is
     /// taken when its content (SHA-256) is the checkpoint's data (moved or copied), and otherwise
@@ -529,6 +546,7 @@ struct Train: ParsableCommand {
             let run = try TrainingRun(config: config, communicator: comm, resume: resumePath, initFrom: options.initFrom,
                                       directory: directory, overrides: overrides, log: log)
             run.trainer.faultHook = try Self.faultHook(rank: comm.rank)
+            run.checkpointFailureHook = try Self.slowCheckpointHook()
             _ = try run.run()
         }
     }
