@@ -8,10 +8,10 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
     let dPre: FloatBuffer
 
     override init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection,
-                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String) {
+                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String, prefix: String) {
         dPre = FloatBuffer(count: maxSteps * maxBatch * hiddenSize)
         super.init(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
-                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
     }
 
     private var relu: Bool { cell == .rnnRelu }

@@ -14,7 +14,7 @@ final class GRULayer: RecurrentLayerBase, RecurrentLayer {
     let dGatesHH: FloatBuffer
 
     override init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection,
-                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String) {
+                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String, prefix: String) {
         let rows = maxSteps * maxBatch
         gates = FloatBuffer(count: rows * 3 * hiddenSize)
         hhN = FloatBuffer(count: rows * hiddenSize)
@@ -22,7 +22,7 @@ final class GRULayer: RecurrentLayerBase, RecurrentLayer {
         dGatesIH = FloatBuffer(count: rows * 3 * hiddenSize)
         dGatesHH = FloatBuffer(count: rows * 3 * hiddenSize)
         super.init(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
-                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
     }
 
     func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?, initial: LayerState,

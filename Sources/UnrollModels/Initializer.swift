@@ -12,9 +12,10 @@ public enum Initializer {
                    forgetGateBias: config.forgetGateBias, seed: seed)
     }
 
-    /// Initialises any layout of PyTorch-named views: `embedding.weight` N(0, 1) under the pytorch
-    /// scheme, every other view U(−1/√H, 1/√H); `.uniform(a)` draws everything from U(−a, a). With
-    /// `forgetGateBias` (LSTM), every `rnn.bias_*` view (`_reverse` ones included) gets b_if = 1,
+    /// Initialises any layout of PyTorch-named views: `embedding.weight` (and `*.embedding.weight`)
+    /// N(0, 1) under the pytorch scheme, every other view U(−1/√H, 1/√H); `.uniform(a)` draws
+    /// everything from U(−a, a). With `forgetGateBias` (LSTM), every `rnn.bias_*` view (`_reverse`
+    /// ones and `encoder.`/`decoder.` prefixed ones included) gets b_if = 1,
     /// b_hf = 0. View i draws from stream i of `seed`, so the result depends only on seed and layout.
     public static func initialize(_ arena: ParameterArena, cell: CellKind, hiddenSize H: Int, scheme: InitScheme,
                                   forgetGateBias: Bool, seed: UInt64) {
@@ -25,16 +26,19 @@ public enum Initializer {
             case .uniform(let a):
                 Philox.fillUniform(p, count: view.count, low: -a, high: a, seed: seed, stream: stream)
             case .pytorch:
-                if view.name == "embedding.weight" {
+                if view.name == "embedding.weight" || view.name.hasSuffix(".embedding.weight") {
                     fillNormal(p, count: view.count, seed: seed, stream: stream)
                 } else {
                     Philox.fillUniform(p, count: view.count, low: -pyTorchBound, high: pyTorchBound,
                                        seed: seed, stream: stream)
                 }
             }
-            if forgetGateBias && cell == .lstm && view.name.hasPrefix("rnn.bias_") {
+            // `rnn.bias_*`, or `encoder.rnn.bias_*` / `decoder.rnn.bias_*` in a sequence-to-sequence model.
+            let local = ["encoder.", "decoder."].first { view.name.hasPrefix($0) }
+                .map { view.name.dropFirst($0.count) } ?? Substring(view.name)
+            if forgetGateBias && cell == .lstm && local.hasPrefix("rnn.bias_") {
                 // i,f,g,o: the forget block is [H, 2H). The sum b_if + b_hf starts at 1.
-                let value: Float = view.name.hasPrefix("rnn.bias_ih") ? 1 : 0
+                let value: Float = local.hasPrefix("rnn.bias_ih") ? 1 : 0
                 (p + H).update(repeating: value, count: H)
             }
         }

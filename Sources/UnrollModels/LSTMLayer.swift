@@ -15,7 +15,7 @@ final class LSTMLayer: RecurrentLayerBase, RecurrentLayer {
     let dc: FloatBuffer
 
     override init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection,
-                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String) {
+                  arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String, prefix: String) {
         let rows = maxSteps * maxBatch
         gates = FloatBuffer(count: rows * 4 * hiddenSize)
         cs = FloatBuffer(count: (maxSteps + 1) * maxBatch * hiddenSize)
@@ -23,7 +23,7 @@ final class LSTMLayer: RecurrentLayerBase, RecurrentLayer {
         dGates = FloatBuffer(count: rows * 4 * hiddenSize)
         dc = FloatBuffer(count: maxBatch * hiddenSize)
         super.init(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
-                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+                   arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
     }
 
     @inline(__always) private func cellSlot(_ s: Int) -> UnsafeMutablePointer<Float> {

@@ -126,9 +126,10 @@ public class RecurrentLayerBase {
     /// Arena offset of this layer's first parameter (its weight_ih).
     public var firstParameterOffset: Int { weightIH.offset }
 
-    /// Creates a layer whose parameters are the `rnn.*_l{index}` views of `arena`.
+    /// Creates a layer whose parameters are the `{prefix}rnn.*_l{index}{suffix}` views of `arena`
+    /// (prefix e.g. `encoder.` in a sequence-to-sequence model).
     public init(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int, direction: TimeDirection = .forward,
-                arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String = "") {
+                arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String = "", prefix: String = "") {
         self.cell = cell
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
@@ -136,10 +137,10 @@ public class RecurrentLayerBase {
         self.maxSteps = maxSteps
         self.maxBatch = maxBatch
         self.arena = arena
-        weightIH = arena.view("rnn.weight_ih_l\(index)\(suffix)")
-        weightHH = arena.view("rnn.weight_hh_l\(index)\(suffix)")
-        biasIH = arena.view("rnn.bias_ih_l\(index)\(suffix)")
-        biasHH = arena.view("rnn.bias_hh_l\(index)\(suffix)")
+        weightIH = arena.view("\(prefix)rnn.weight_ih_l\(index)\(suffix)")
+        weightHH = arena.view("\(prefix)rnn.weight_hh_l\(index)\(suffix)")
+        biasIH = arena.view("\(prefix)rnn.bias_ih_l\(index)\(suffix)")
+        biasHH = arena.view("\(prefix)rnn.bias_hh_l\(index)\(suffix)")
         precondition(weightIH.shape == [cell.gateCount * hiddenSize, inputSize], "weight_ih shape mismatch")
         hs = FloatBuffer(count: (maxSteps + 1) * maxBatch * hiddenSize)
         dhRecurrent = FloatBuffer(count: maxBatch * hiddenSize)
@@ -367,20 +368,20 @@ func countActiveRows(_ lengths: [Int], steps: Int, into active: AlignedBuffer<In
 
 /// Builds layers by cell kind.
 public enum RecurrentLayers {
-    /// The layer for `cell` over the `rnn.*_l{index}{suffix}` views of `arena`.
+    /// The layer for `cell` over the `{prefix}rnn.*_l{index}{suffix}` views of `arena`.
     public static func make(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int,
                             direction: TimeDirection = .forward, arena: ParameterArena,
-                            maxSteps: Int, maxBatch: Int, suffix: String = "") -> any RecurrentLayer {
+                            maxSteps: Int, maxBatch: Int, suffix: String = "", prefix: String = "") -> any RecurrentLayer {
         switch cell {
         case .lstm:
             LSTMLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
-                      arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+                      arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
         case .gru:
             GRULayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
-                     arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+                     arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
         case .rnnTanh, .rnnRelu:
             ElmanLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
-                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
+                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
         }
     }
 }

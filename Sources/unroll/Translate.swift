@@ -195,6 +195,9 @@ extension Sample {
         if !prime.isEmpty || topK != nil {
             throw TrainingError.config("--prime and --top-k apply to language models; an encoder–decoder samples from --condition")
         }
+        if pairs.longestSource > 1 {
+            throw TrainingError.config("--condition needs a checkpoint trained on one-token sources (classes); \(checkpoint) has sources of up to \(pairs.longestSource) tokens: use unroll translate")
+        }
         let vocabulary = content.taskState.strings("source_vocab") ?? []
         guard let id = vocabulary.firstIndex(of: condition), id > 2 else {
             let known = vocabulary.dropFirst(3).prefix(20).joined(separator: ", ")
