@@ -49,7 +49,7 @@ layer; cross-entropy summed over the target tokens y1..yn <eos> / their global c
 clip_grad_norm_(5), SGD (lr 0.1). Random pairs, vocabularies of 1000 per side (3 specials first),
 source and target lengths independently uniform over 10..50, 6400 pairs, batches grouped by source
 length as F's. tokens_per_s counts target tokens (with <eos>) of the global batch; pairs_per_s the
-pairs; padding_efficiency is the decoder's (target tokens / (B x longest target + 1)).
+pairs; padding_efficiency is the decoder's (target tokens / (B x (longest target + 1))).
 """
 
 import argparse
@@ -261,7 +261,7 @@ def run_seq2seq_config(name, threads, warmup, steps, seconds, rank=0, ranks=1):
     tokens (each target and its <eos>) divided by the global batch's count, times N (DDP averages the
     ranks' gradients): the single-process mean over the global batch, as Unroll divides by the
     global count. Returns (step times, target tokens per global batch, decoder steps computed per
-    global batch (B x longest target + 1), pairs per global batch, fields).
+    global batch (B x (longest target + 1)), pairs per global batch, fields).
     """
     _, Vs, Vt, E, H, (s_lo, s_hi), (t_lo, t_hi), B, N = SEQ2SEQ_CONFIGS[name]
     torch.manual_seed(0)

@@ -93,8 +93,8 @@ public struct Seq2SeqBenchmarkShape: Sendable {
 extension TrainingBenchmark {
     /// Runs encoder–decoder shape `shape` with global batch `globalBatch` over `communicator`'s ranks
     /// (collective). `tokensPerSecond` in the result counts target tokens with their <eos> (median
-    /// per-step rate); `sequencesPerSecond` is pairs/s; `paddingEfficiency` is the decoder's
-    /// (target tokens / (B × longest target + 1)); `meanLength` the mean target length with <eos>.
+    /// per-step rate); `pairsPerSecond` is pairs/s; `paddingEfficiency` is the decoder's
+    /// (target tokens / (B × (longest target + 1))); `meanLength` the mean target length with <eos>.
     /// - Throws: when the data cannot be written or the run cannot be set up.
     public static func run(_ shape: Seq2SeqBenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
                            workdir: String, warmup: Int, seconds: Double,
@@ -178,7 +178,7 @@ extension TrainingBenchmark {
             ioMs: median(reports.map(\.ioSeconds)) * 1000,
             gflops: median(zip(flops, reports).map { $0 / $1.stepSeconds }) / 1e9,
             peakRssMB: 0, gradientBytes: trainer.task.arena.gradients.count * 4)
-        result.sequencesPerSecond = median(zip(pairs, reports).map { Double($0) / $1.stepSeconds })
+        result.pairsPerSecond = median(zip(pairs, reports).map { Double($0) / $1.stepSeconds })
         result.aggregateTokensPerSecond = Double(totalValid) / totalSeconds
         result.paddingEfficiency = Double(totalValid) / Double(max(totalPadded, 1))
         result.meanLength = meanLength

@@ -89,8 +89,8 @@ public final class Seq2SeqTask: TrainingTask {
     private var targetInput: [Int32]
     private var targetOutput: [Int32]
     private var validSteps = 0, paddedSteps = 0
-    /// Target tokens (each target and its <eos>) and decoder steps computed (B × longest target
-    /// + 1) of the last prepared global batch (all ranks' rows), for the benchmark (config G).
+    /// Target tokens (each target and its <eos>) and decoder steps computed (B × (longest target
+    /// + 1)) of the last prepared global batch (all ranks' rows), for the benchmark (config G).
     public private(set) var preparedSteps: (valid: Int, padded: Int) = (0, 0)
 
     /// Opens the data and builds the model (identical on every rank). `forTraining` loads the
