@@ -3,8 +3,9 @@
 // whole decoder steps [t0, t0 + n) of a time-major batch: scores → softmax over each row's valid
 // source steps (padded ones masked, weight exactly 0) → context c_t = Σ_s a_ts e_s, written with
 // h_t as [c_t; h_t] for the combine layer. dot and general scores of one row are one GEMM
-// (n × S) = h_b · K_bᵀ on strided views of the time-major buffers; the additive score is computed
-// pointwise and recomputed in backward (its (n, S, A) tanh block is never stored).
+// (n × S) = h_b · K_bᵀ on strided views of the time-major buffers; the additive score is one block
+// U = tanh(q + k_s) (S × A) and one product U·v per row, recomputed in backward (the (n, S, A)
+// tanh block is never stored).
 //
 // Backward (a = softmax(z), c = Σ a e): ∂a = ∂c · Eᵀ, ∂e += aᵀ · ∂c, ∂z = a ⊙ (∂a − Σ_s a ∂a);
 // dot/general ∂h += ∂z · K, ∂K += ∂zᵀ · h; additive with u = tanh(q + k): ∂v += Σ ∂z u,
@@ -37,18 +38,13 @@ extension Seq2SeqModel {
             BLAS.sgemm(transB: true, m: n * B, n: H, k: H, a: query + r0 * H, lda: H,
                        b: arena.parameters(queryWeight!), ldb: H, beta: 0, c: q, ldc: H)
             let v = UnsafePointer(arena.parameters(vWeight!))
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: H) { buffer in
+            // Per row: U (len × H) = tanh(q + k_s) in one pass, then z = U·v as one product.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: S * H) { buffer in
                 let u = buffer.baseAddress!
                 for r in r0..<(r0 + n * B) {
-                    let b = r % B, qr = ws.query.pointer + r * H
-                    for s in 0..<m.lengths[b] {
-                        let k = m.keys + (s * B + b) * kw
-                        for j in 0..<H { u[j] = qr[j] + k[j] }
-                        Activations.tanh(u, u, count: H)
-                        var z: Float = 0
-                        for j in 0..<H { z += v[j] * u[j] }
-                        a[r * S + s] = z
-                    }
+                    let b = r % B, len = m.lengths[b]
+                    additiveBlock(u, query: ws.query.pointer + r * H, memory: m, row: b)
+                    BLAS.sgemm(m: len, n: 1, k: H, a: u, lda: H, b: v, ldb: 1, beta: 0, c: a + r * S, ldc: 1)
                 }
             }
         }
@@ -113,26 +109,33 @@ extension Seq2SeqModel {
             let v = UnsafePointer(arena.parameters(vWeight!)), dv = arena.gradients(vWeight!)
             let dQ = dQuery.pointer, dK = dKeys.pointer
             dQ.advanced(by: r0 * H).update(repeating: 0, count: n * B * H)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: H) { buffer in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: S * H) { buffer in
                 let u = buffer.baseAddress!
                 for r in r0..<(r0 + n * B) {
-                    let b = r % B, qr = ws.query.pointer + r * H, dq = dQ + r * H
-                    for s in 0..<m.lengths[b] {
-                        let g = dA[r * S + s]
-                        if g == 0 { continue }
-                        let k = m.keys + (s * B + b) * kw, dk = dK + (s * B + b) * kw
-                        for j in 0..<H { u[j] = qr[j] + k[j] }
-                        Activations.tanh(u, u, count: H)
-                        for j in 0..<H {
-                            dv[j] += g * u[j]
-                            let e = g * v[j] * (1 - u[j] * u[j])
-                            dq[j] += e
-                            dk[j] += e
-                        }
+                    let b = r % B, len = m.lengths[b], dz = dA + r * S
+                    additiveBlock(u, query: ws.query.pointer + r * H, memory: m, row: b)
+                    // ∂v += Uᵀ·∂z; then U becomes G = ∂z vᵀ ⊙ (1 − U²).
+                    BLAS.sgemm(transA: true, m: H, n: 1, k: len, a: u, lda: H, b: dz, ldb: 1, beta: 1, c: dv, ldc: 1)
+                    for s in 0..<len {
+                        let row = u + s * H, g = dz[s]
+                        for j in 0..<H { row[j] = g * v[j] * (1 - row[j] * row[j]) }
+                        RowKernels.add(dK + (s * B + b) * kw, row, count: H)
                     }
+                    RowKernels.accumulateColumnSums(dQ + r * H, u, rows: len, cols: H)
                 }
             }
         }
+    }
+
+    /// u (len, H) = tanh(q + k_s) for s < len of row `b` of the memory (additive attention).
+    private func additiveBlock(_ u: UnsafeMutablePointer<Float>, query q: UnsafePointer<Float>, memory m: AttentionMemory,
+                               row b: Int) {
+        let H = config.hiddenSize, len = m.lengths[b]
+        for s in 0..<len {
+            let k = m.keys + (s * m.batch + b) * m.keyWidth, row = u + s * H
+            for j in 0..<H { row[j] = q[j] + k[j] }
+        }
+        Activations.tanh(u, u, count: len * H)
     }
 
     /// After all steps' attention backward: the key projection's weight gradient and its input

@@ -37,7 +37,7 @@ final class InferenceWorkspace {
         scratch = FloatBuffer(count: capacity * H)
         values = FloatBuffer(count: S * capacity * c0.encoderWidth)
         keys = FloatBuffer(count: S * capacity * H)
-        head = DecoderHeadWorkspace(config: c0, rows: capacity, sourceSteps: S, training: false)
+        head = DecoderHeadWorkspace(config: c0, rows: capacity, sourceSteps: S)
     }
 }
 

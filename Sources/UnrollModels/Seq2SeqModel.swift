@@ -177,7 +177,7 @@ final class DecoderHeadWorkspace {
     /// (rows, V) logits; after the loss, their gradient.
     let logits: FloatBuffer
 
-    init(config c: Seq2SeqModelConfig, rows: Int, sourceSteps S: Int, training: Bool) {
+    init(config c: Seq2SeqModelConfig, rows: Int, sourceSteps S: Int) {
         self.rows = rows
         let H = c.hiddenSize, D = c.encoderWidth, hasAttention = c.attention != .none
         weights = FloatBuffer(count: hasAttention ? rows * S : 0)
@@ -339,7 +339,7 @@ public final class Seq2SeqModel {
         stepC = (0..<L).map { _ in FloatBuffer(count: hasC ? (T + 1) * B * H : 0) }
         scratchFinalH = FloatBuffer(count: B * H)
         scratchFinalC = hasC ? FloatBuffer(count: B * H) : nil
-        head = DecoderHeadWorkspace(config: config, rows: T * B, sourceSteps: S, training: true)
+        head = DecoderHeadWorkspace(config: config, rows: T * B, sourceSteps: S)
 
         let hasAttention = config.attention != .none
         dAttentional = FloatBuffer(count: T * B * H)
@@ -470,13 +470,14 @@ public final class Seq2SeqModel {
     ///   teacher forcing.
     /// - Returns: the cross-entropy sum over valid target positions (Double), their count and the
     ///   number of positions whose argmax equals the target.
+    /// Inputs are copied: the pointers need to be valid only during the call.
     /// Without input feeding and feedPrediction, each decoder layer runs over all T steps in one call
     /// and attention, combine and output run over all T·B rows at once; otherwise the decoder runs
-    /// step by step.
+    /// step by step (see Seq2Seq.md). Greedy, beam search and sampling invalidate the forward.
     public func forward(source: UnsafePointer<Int32>, sourceLengths: [Int], sourceSteps: Int,
                         targetInput: UnsafePointer<Int32>, targetOutput: UnsafePointer<Int32>,
                         targetLengths: [Int], targetSteps: Int, batch: Int,
-                        feedPrediction: ((_ row: Int, _ t: Int) -> Bool)?) -> (lossSum: Double, count: Int, correct: Int) {
+                        feedPrediction: ((_ row: Int, _ t: Int) -> Bool)? = nil) -> (lossSum: Double, count: Int, correct: Int) {
         let T = targetSteps, B = batch, V = config.targetVocabSize
         precondition(T >= 1 && T <= maxTargetSteps, "target of \(T) steps outside 1...\(maxTargetSteps)")
         precondition(targetLengths.count == B, "\(targetLengths.count) target lengths for a batch of \(B)")

@@ -193,6 +193,23 @@ func checkSeq2SeqGradients(_ model: Seq2SeqModel, label: String, loss: () -> Dou
         #expect(c.problem()?.contains("--layers") == true)
     }
 
+    @Test func initializationIsSeededAndSetsForgetBiasesOfBothStacks() {
+        let c = Seq2SeqModelConfig(cell: .lstm, sourceVocabSize: 5, targetVocabSize: 6, embeddingSize: 3, hiddenSize: 4,
+                                   bidirectional: true, forgetGateBias: true)
+        let a = Seq2SeqModel(config: c, seed: 9, maxSourceSteps: 2, maxTargetSteps: 2, maxBatch: 1)
+        let b = Seq2SeqModel(config: c, seed: 9, maxSourceSteps: 2, maxTargetSteps: 2, maxBatch: 1)
+        #expect(a.arena.parameters.array == b.arena.parameters.array)
+        for name in ["encoder.rnn.bias_ih_l0", "encoder.rnn.bias_ih_l0_reverse", "decoder.rnn.bias_ih_l0"] {
+            let p = a.arena.parameters(a.arena.view(name))
+            #expect((4..<8).allSatisfy { p[$0] == 1 }, "\(name)")
+        }
+        let hh = a.arena.parameters(a.arena.view("decoder.rnn.bias_hh_l0"))
+        #expect((4..<8).allSatisfy { hh[$0] == 0 })
+        // Embeddings N(0, 1) under the pytorch scheme: some value outside U(−1/√H, 1/√H).
+        let e = a.arena.view("decoder.embedding.weight")
+        #expect((0..<e.count).contains { abs(a.arena.parameters(e)[$0]) > 0.5 })
+    }
+
     @Test func layoutUsesPyTorchNames() {
         let c = Seq2SeqModelConfig(cell: .lstm, sourceVocabSize: 5, targetVocabSize: 6, embeddingSize: 3, hiddenSize: 4,
                                    layers: 2, bidirectional: true, attention: .additive, inputFeeding: true)
