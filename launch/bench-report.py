@@ -3,7 +3,8 @@
 
 Sequence configs (F) count real (unpadded) steps as tokens on both sides; their PyTorch baseline in
 the main table is pack_padded_sequence, and a section of their own adds the padded-batch PyTorch run,
-sequences/s and padding efficiency.
+sequences/s and padding efficiency. Encoder–decoder configs (G) count target tokens with their
+<eos> on both sides, and a section of their own adds pairs/s and the decoder's padding efficiency.
 """
 import json
 import sys
@@ -17,7 +18,9 @@ def main(path):
     rounds = max(1, len([r for r in rows if r["kind"] == "unroll" and r.get("mode") == "np1"]) //
                  max(1, len({r["config"] for r in rows if r["kind"] == "unroll"})))
     configs = sorted({r["config"] for r in rows if r["kind"] == "unroll"})
-    sequence_configs = sorted({r["config"] for r in rows if r["kind"] == "unroll" and "paddingEfficiency" in r})
+    seq2seq_configs = sorted({r["config"] for r in rows if r["kind"] == "unroll" and r.get("pairsPerSecond")})
+    sequence_configs = sorted({r["config"] for r in rows if r["kind"] == "unroll" and r.get("paddingEfficiency")
+                               and r["config"] not in seq2seq_configs})
 
     def get(kind, config, **match):
         """The run with the median throughput among the repeated rounds of one measurement."""
@@ -34,14 +37,16 @@ def main(path):
     print(f"Measured {machine['date']} on {machine['cores']} cores ({machine['cpu']}); "
           f"single-thread sgemm peak in this run: {peak:.1f} GFLOP/s. Median step after warm-up; "
           f"tokens/s = global B·T / median step"
-          + (f" ({', '.join(sequence_configs)}: real steps only, see the last table)" if sequence_configs else "")
+          + (f" ({', '.join(sequence_configs)}: real steps only, see the sequence table)" if sequence_configs else "")
+          + (f" ({', '.join(seq2seq_configs)}: target tokens with <eos>, see the encoder–decoder table)"
+             if seq2seq_configs else "")
           + f"; each figure is the median of {rounds} interleaved round(s).\n")
     print("| config | Unroll 1 rank | PyTorch 1 thread | ratio | Unroll np=2 | PyTorch 2 threads | PyTorch DDP 2×1 | ratio vs best 2-core | GFLOP/s (1 rank) | % sgemm peak |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
         u1, u2 = get("unroll", c, mode="np1"), get("unroll", c, mode="np2")
-        # packing is None for the language models, "packed" (pack_padded_sequence) for F.
-        packing = "packed" if c in sequence_configs else None
+        # packing is None for the language models, "packed" (pack_padded_sequence) for F and G.
+        packing = "packed" if c in sequence_configs + seq2seq_configs else None
         t1 = get("torch", c, mode="threads", threads=1, packing=packing)
         t2 = get("torch", c, mode="threads", threads=2, packing=packing)
         td = get("torch", c, mode="ddp", packing=packing)
@@ -60,7 +65,8 @@ def main(path):
     print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in configs:
         u1, u2, ce = get("unroll", c, mode="np1"), get("unroll", c, mode="np2"), get("unroll", c, mode="ceiling")
-        t1 = get("torch", c, mode="threads", threads=1, packing="packed" if c in sequence_configs else None)
+        t1 = get("torch", c, mode="threads", threads=1,
+                 packing="packed" if c in sequence_configs + seq2seq_configs else None)
         if not (u1 and u2):
             continue
         mb = u2["gradientBytes"] / 1e6
@@ -80,6 +86,37 @@ def main(path):
               f"{num(u1['peakRssMB'])} / {num(t1 and t1['peak_rss_mb'])} |")
     if sequence_configs:
         sequences(rows, sequence_configs, get, num)
+    if seq2seq_configs:
+        seq2seq(seq2seq_configs, get, num)
+
+
+def seq2seq(configs, get, num):
+    """The encoder–decoder configs: target tokens/s and pairs/s against the same model in PyTorch."""
+    print()
+    print("Encoder–decoder configs: tokens/s count target tokens with their <eos> (what the loss averages "
+          "over), median over steps of the global batch's target tokens / step time; pairs/s likewise. "
+          "Padding efficiency is the decoder's: target tokens / (B × (longest target + 1)), the same "
+          "batches on both sides (the encoders pack).\n")
+    print("| config | Unroll 1 rank tok/s (pairs/s) | PyTorch 1t tok/s (pairs/s) | ratio | Unroll np=2 tok/s (pairs/s) | "
+          "PyTorch 2t | PyTorch DDP 2×1 | ratio vs best | decoder padding eff. Unroll / PyTorch | GFLOP/s Unroll 1 rank | "
+          "median step ms Unroll 1 / PyTorch 1t |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in configs:
+        u1, u2 = get("unroll", c, mode="np1"), get("unroll", c, mode="np2")
+        t1 = get("torch", c, mode="threads", threads=1, packing="packed")
+        t2 = get("torch", c, mode="threads", threads=2, packing="packed")
+        td = get("torch", c, mode="ddp", packing="packed")
+        if not (u1 and u2):
+            continue
+        tok = lambda x: x and x["tokens_per_s"]
+        best = max([tok(x) for x in (t2, td) if x] or [0]) or None
+        ratio = lambda u, t: num(u / t, 2) + "×" if t else "—"
+        print(f"| {c} | {num(u1['tokensPerSecond'])} ({num(u1['pairsPerSecond'], 1)}) | "
+              f"{num(tok(t1))} ({num(t1 and t1['pairs_per_s'], 1)}) | {ratio(u1['tokensPerSecond'], tok(t1))} | "
+              f"{num(u2['tokensPerSecond'])} ({num(u2['pairsPerSecond'], 1)}) | {num(tok(t2))} | {num(tok(td))} | "
+              f"{ratio(u2['tokensPerSecond'], best)} | {num(100 * u1['paddingEfficiency'], 1)}% / "
+              f"{num(t1 and 100 * t1['padding_efficiency'], 1)}% | {num(u1['gflops'], 1)} | "
+              f"{num(u1['medianStepMs'], 1)} / {num(t1 and t1['median_step_ms'], 1)} |")
 
 
 def sequences(rows, configs, get, num):

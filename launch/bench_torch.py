@@ -40,6 +40,16 @@ primitive, which computes the padded steps too and whose forward h_n of a shorte
 the padding: not the same model output, an upper bound on PyTorch's speed); still counting real steps.
 PyTorch 2.15's packed LSTM on CPU with unequal lengths runs its per-step native path, whose backward
 zero-fills a full-size gradient per time step (aten::fill_ is >80% of the step).
+
+Config G is an encoder-decoder (Unroll's Seq2SeqModel, see the Seq2Seq class): bi-GRU 256 encoder
+over pack_padded_sequence, tanh bridge, GRU 256 decoder run once over the teacher-forced target
+<bos> y1..yn (padded to the rank's longest target: a GRU is causal, so the valid positions are exact),
+additive attention batched over all decoder steps with the source padding masked, combine, output
+layer; cross-entropy summed over the target tokens y1..yn <eos> / their global count, backward,
+clip_grad_norm_(5), SGD (lr 0.1). Random pairs, vocabularies of 1000 per side (3 specials first),
+source and target lengths independently uniform over 10..50, 6400 pairs, batches grouped by source
+length as F's. tokens_per_s counts target tokens (with <eos>) of the global batch; pairs_per_s the
+pairs; padding_efficiency is the decoder's (target tokens / (B x (longest target + 1))).
 """
 
 import argparse
@@ -75,6 +85,13 @@ SEQUENCE_CONFIGS = {
     "F": ("BiLSTM 1x256 classifier", 1000, 128, 256, 4, 20, 200, 64, 6400),
 }
 POOL_BATCHES = 50  # batches per length-sorted pool (SequenceBatches.poolBatches)
+# Encoder-decoder configs: (description, source vocab, target vocab, embedding E, hidden H, source
+# lengths, target lengths, batch B, train pairs); must match Seq2SeqBenchmarkShape.reference in
+# TrainingBenchmark+Seq2Seq.swift. Both vocabularies start with 3 specials (<unk>, <bos>, <eos>).
+SEQ2SEQ_CONFIGS = {
+    "G": ("biGRU 256 enc, GRU 256 dec, additive attn", 1000, 1000, 128, 256, (10, 50), (10, 50), 64, 6400),
+}
+SPECIALS, BOS, EOS = 3, 1, 2
 
 
 class LM(nn.Module):
@@ -111,6 +128,45 @@ class Classifier(nn.Module):
             packed = nn.utils.rnn.pack_padded_sequence(self.embedding(x), lengths, enforce_sorted=True)
             _, (h_n, _) = self.rnn(packed)
         return self.head(torch.cat([h_n[-2], h_n[-1]], dim=1))
+
+
+class Seq2Seq(nn.Module):
+    """Unroll's Seq2SeqModel (GRU, 1 layer, bidirectional encoder, tanh bridge, additive attention,
+    no input feeding) in PyTorch: embedding -> bi-GRU over pack_padded_sequence -> h0 = tanh(W_b
+    [h_fwd; h_bwd] + b) -> decoder GRU over the teacher-forced input (one call for all steps) ->
+    scores v^T tanh(W_q h_t + W_k e_s) with the source padding masked -> softmax -> context c_t ->
+    h~_t = tanh(W_c [c_t; h_t]) -> linear to the vocabulary. Parameter shapes as Unroll's layout
+    (W_q, W_k, v and W_c without bias)."""
+
+    def __init__(self, Vs, Vt, E, H):
+        super().__init__()
+        self.source_embedding = nn.Embedding(Vs, E)
+        self.encoder = nn.GRU(E, H, bidirectional=True)  # time-major, as Unroll
+        self.bridge = nn.Linear(2 * H, H)
+        self.target_embedding = nn.Embedding(Vt, E)
+        self.decoder = nn.GRU(E, H)
+        self.query = nn.Linear(H, H, bias=False)
+        self.key = nn.Linear(2 * H, H, bias=False)
+        self.v = nn.Linear(H, 1, bias=False)
+        self.combine = nn.Linear(3 * H, H, bias=False)
+        self.output = nn.Linear(H, Vt)
+
+    def forward(self, source, source_lengths, target_input):
+        """source (S, B) padded, sorted longest first; target_input (T, B). Returns logits (B, T, V)."""
+        packed = nn.utils.rnn.pack_padded_sequence(self.source_embedding(source), source_lengths,
+                                                   enforce_sorted=True)
+        memory, h_n = self.encoder(packed)
+        memory, _ = nn.utils.rnn.pad_packed_sequence(memory, batch_first=True)  # (B, S, 2H), zero padding
+        h0 = torch.tanh(self.bridge(torch.cat([h_n[0], h_n[1]], dim=1))).unsqueeze(0)
+        states, _ = self.decoder(self.target_embedding(target_input), h0)  # (T, B, H)
+        states = states.transpose(0, 1)  # (B, T, H)
+        u = torch.tanh(self.query(states).unsqueeze(2) + self.key(memory).unsqueeze(1))  # (B, T, S, H)
+        scores = self.v(u).squeeze(-1)  # (B, T, S)
+        S = memory.shape[1]
+        padding = torch.arange(S).unsqueeze(0) >= source_lengths.unsqueeze(1)  # (B, S)
+        weights = torch.softmax(scores.masked_fill(padding.unsqueeze(1), float("-inf")), dim=-1)
+        context = torch.bmm(weights, memory)  # (B, T, 2H)
+        return self.output(torch.tanh(self.combine(torch.cat([context, states], dim=-1))))
 
 
 def sequence_batches(lengths, B, generator):
@@ -195,6 +251,105 @@ def run_sequence_config(name, threads, warmup, steps, seconds, rank=0, ranks=1, 
         "hidden": H, "classes": C, "batch": B, "lengths": [shortest, longest], "threads": threads,
         "packing": "padded" if padded else "packed",
     }
+
+
+def run_seq2seq_config(name, threads, warmup, steps, seconds, rank=0, ranks=1):
+    """Times training steps of encoder-decoder config `name` (rank of ranks).
+
+    Batches are grouped by source length as Unroll's (sequence_batches); under DDP rank r takes rows
+    r, r+N, ... of each global batch. The loss is the cross-entropy summed over this rank's target
+    tokens (each target and its <eos>) divided by the global batch's count, times N (DDP averages the
+    ranks' gradients): the single-process mean over the global batch, as Unroll divides by the
+    global count. Returns (step times, target tokens per global batch, decoder steps computed per
+    global batch (B x (longest target + 1)), pairs per global batch, fields).
+    """
+    _, Vs, Vt, E, H, (s_lo, s_hi), (t_lo, t_hi), B, N = SEQ2SEQ_CONFIGS[name]
+    torch.manual_seed(0)
+    model = Seq2Seq(Vs, Vt, E, H)
+    params = list(model.parameters())
+    distributed = dist.is_initialized()
+    net = nn.parallel.DistributedDataParallel(model) if distributed else model
+    opt = torch.optim.SGD(params, lr=0.1)
+    data = torch.Generator().manual_seed(23)
+    source_lengths = torch.randint(s_lo, s_hi + 1, (N,), generator=data).tolist()
+    target_lengths = torch.randint(t_lo, t_hi + 1, (N,), generator=data).tolist()
+    sources = [torch.randint(SPECIALS, Vs, (n,), generator=data) for n in source_lengths]
+    targets = [torch.randint(SPECIALS, Vt, (n,), generator=data) for n in target_lengths]
+    order = torch.Generator().manual_seed(1)
+    plan = []
+
+    def batch(i):
+        """This rank's padded tensors of global batch i, plus the global batch's counts."""
+        while len(plan) <= i:
+            plan.extend(sequence_batches(source_lengths, B, order))
+        full = plan[i]
+        rows = full[rank::ranks]
+        ls = [source_lengths[r] for r in rows]
+        lt = [target_lengths[r] + 1 for r in rows]  # decoder steps: <bos> y1..yn -> y1..yn <eos>
+        x = torch.zeros(ls[0], len(rows), dtype=torch.long)
+        y_in = torch.zeros(max(lt), len(rows), dtype=torch.long)
+        y_out = torch.full((len(rows), max(lt)), -100, dtype=torch.long)  # batch-major, as the logits
+        for j, r in enumerate(rows):
+            x[:ls[j], j] = sources[r]
+            y_in[0, j] = BOS
+            y_in[1:lt[j], j] = targets[r]
+            y_out[j, :lt[j] - 1] = targets[r]
+            y_out[j, lt[j] - 1] = EOS
+        counts = [target_lengths[r] + 1 for r in full]
+        return (x, torch.tensor(ls), y_in, y_out, sum(counts)), sum(counts), len(full) * max(counts), len(full)
+
+    def step(prepared):
+        x, ls, y_in, y_out, count = prepared
+        logits = net(x, ls, y_in)
+        loss = F.cross_entropy(logits.reshape(-1, Vt), y_out.reshape(-1), ignore_index=-100,
+                               reduction="sum") * (ranks / count)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        opt.step()
+        return loss.item()
+
+    stop = torch.zeros(1, dtype=torch.int32)
+    i = 0
+    for _ in range(warmup):
+        step(batch(i)[0])
+        i += 1
+    times, valid, computed, pairs = [], [], [], []
+    start = time.perf_counter()
+    while True:
+        prepared, v, p, n = batch(i)  # built outside the timed interval
+        t0 = time.perf_counter()
+        step(prepared)
+        times.append(time.perf_counter() - t0)
+        valid.append(v)
+        computed.append(p)
+        pairs.append(n)
+        i += 1
+        if steps is not None:
+            done = len(times) >= steps
+        else:
+            done = time.perf_counter() - start >= seconds and len(times) >= 3
+        if distributed and steps is None:
+            stop.fill_(int(done))
+            dist.broadcast(stop, src=0)
+            done = bool(stop.item())
+        if done:
+            break
+    return times, valid, computed, pairs, {
+        "config": name, "cell": "gru", "bidirectional": True, "attention": "additive", "bridge": "tanh",
+        "source_vocab": Vs, "target_vocab": Vt, "embedding": E, "layers": 1, "hidden": H, "batch": B,
+        "source_lengths": [s_lo, s_hi], "target_lengths": [t_lo, t_hi], "threads": threads,
+        "packing": "packed",
+    }
+
+
+def finish_seq2seq(fields, times, valid, padded, pairs, mode, ranks, rss):
+    """Target tokens/s (median per-step rate) and pairs/s; padding_efficiency is the decoder's."""
+    r = finish_sequence(fields, times, valid, padded, mode, ranks, rss)
+    del r["sequences_per_s"]
+    r["pairs_per_s"] = round(statistics.median([n / t for n, t in zip(pairs, times)]), 2)
+    r["mean_length"] = round(sum(valid) / sum(pairs), 2)  # target tokens with <eos> per pair
+    return r
 
 
 def finish_sequence(fields, times, valid, padded, mode, ranks, rss):
@@ -307,6 +462,10 @@ def finish(fields, times, mode, ranks, rss):
 
 
 def run_threads(name, args):
+    if name in SEQ2SEQ_CONFIGS:
+        times, valid, padded, pairs, fields = run_seq2seq_config(name, args.threads, args.warmup, args.steps,
+                                                                 args.seconds)
+        return finish_seq2seq(fields, times, valid, padded, pairs, "threads", 1, [peak_rss_mb()])
     if name in SEQUENCE_CONFIGS:
         times, valid, padded, fields = run_sequence_config(name, args.threads, args.warmup, args.steps,
                                                            args.seconds, padded=args.padded)
@@ -320,7 +479,10 @@ def ddp_worker(rank, ranks, name, args, results):
     torch.set_num_threads(args.threads)
     dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=ranks)
     try:
-        if name in SEQUENCE_CONFIGS:
+        if name in SEQ2SEQ_CONFIGS:
+            times, valid, padded, pairs, fields = run_seq2seq_config(name, args.threads, args.warmup, args.steps,
+                                                                     args.seconds, rank=rank, ranks=ranks)
+        elif name in SEQUENCE_CONFIGS:
             times, valid, padded, fields = run_sequence_config(name, args.threads, args.warmup, args.steps,
                                                                args.seconds, rank=rank, ranks=ranks,
                                                                padded=args.padded)
@@ -330,7 +492,9 @@ def ddp_worker(rank, ranks, name, args, results):
         rss = [None] * ranks
         dist.all_gather_object(rss, peak_rss_mb())
         if rank == 0:
-            if name in SEQUENCE_CONFIGS:
+            if name in SEQ2SEQ_CONFIGS:
+                results.put(finish_seq2seq(fields, times, valid, padded, pairs, "ddp", ranks, rss))
+            elif name in SEQUENCE_CONFIGS:
                 results.put(finish_sequence(fields, times, valid, padded, "ddp", ranks, rss))
             else:
                 results.put(finish(fields, times, "ddp", ranks, rss))
@@ -355,7 +519,7 @@ def run_ddp(name, args):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    names = list(CONFIGS) + list(SEQUENCE_CONFIGS)
+    names = list(CONFIGS) + list(SEQUENCE_CONFIGS) + list(SEQ2SEQ_CONFIGS)
     p.add_argument("--configs", default=",".join(names),
                    help=f"comma-separated subset of {','.join(names)} (default: all)")
     p.add_argument("--threads", type=int, default=1,
@@ -381,7 +545,8 @@ def parse_args():
             or args.seconds <= 0 or (args.ddp is not None and args.ddp < 1):
         p.error("--threads, --ddp and --steps must be >= 1, --warmup >= 0, --seconds > 0")
     if args.ddp is not None:
-        batch = {c: CONFIGS[c][6] if c in CONFIGS else SEQUENCE_CONFIGS[c][7] for c in args.configs}
+        batch = {c: CONFIGS[c][6] if c in CONFIGS else SEQUENCE_CONFIGS[c][7] if c in SEQUENCE_CONFIGS
+                 else SEQ2SEQ_CONFIGS[c][7] for c in args.configs}
         bad = [f"{c} (B={batch[c]})" for c in args.configs if batch[c] % args.ddp]
         if bad:
             p.error(f"--ddp {args.ddp}: must divide the batch of every config; not {', '.join(bad)}")
@@ -416,6 +581,11 @@ def main():
             r = child_result(name, args)
         if args.json:
             print(json.dumps(r), flush=True)
+        elif name in SEQ2SEQ_CONFIGS:
+            print(f"{name:<4}{SEQ2SEQ_CONFIGS[name][0][:25]:<26}{r['batch']:>4}{r['mean_length']:>4.0f}{r['steps']:>7}"
+                  f"{r['median_step_ms']:>10.2f}{r['tokens_per_s']:>10.0f}{r['peak_rss_mb']:>9.0f}"
+                  f"  (target tokens with <eos>; T = mean target length; {r['pairs_per_s']:.1f} pairs/s; "
+                  f"decoder padding eff {100 * r['padding_efficiency']:.1f}%)", flush=True)
         elif name in SEQUENCE_CONFIGS:
             print(f"{name:<4}{SEQUENCE_CONFIGS[name][0]:<26}{r['batch']:>4}{r['mean_length']:>4.0f}{r['steps']:>7}"
                   f"{r['median_step_ms']:>10.2f}{r['tokens_per_s']:>10.0f}{r['peak_rss_mb']:>9.0f}"

@@ -51,6 +51,10 @@ public struct TrainingBenchmarkResult: Codable, Sendable {
     public var aggregateTokensPerSecond: Double?
     public var paddingEfficiency: Double?
     public var meanLength: Double?
+    /// Encoder–decoder shapes (G): pairs per second (median per-step rate); tokensPerSecond counts
+    /// target tokens with their <eos>, paddingEfficiency is the decoder's, meanLength the mean
+    /// target length with <eos>.
+    public var pairsPerSecond: Double?
 }
 
 public enum TrainingBenchmark {

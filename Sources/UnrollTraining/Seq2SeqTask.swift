@@ -89,6 +89,9 @@ public final class Seq2SeqTask: TrainingTask {
     private var targetInput: [Int32]
     private var targetOutput: [Int32]
     private var validSteps = 0, paddedSteps = 0
+    /// Target tokens (each target and its <eos>) and decoder steps computed (B × (longest target
+    /// + 1)) of the last prepared global batch (all ranks' rows), for the benchmark (config G).
+    public private(set) var preparedSteps: (valid: Int, padded: Int) = (0, 0)
 
     /// Opens the data and builds the model (identical on every rank). `forTraining` loads the
     /// train split; evaluation from a checkpoint leaves it out.
@@ -196,8 +199,9 @@ public final class Seq2SeqTask: TrainingTask {
         let batch = epochBatches[position]
         rows = SequenceBatches.share(of: batch, rank: communicator.rank, size: communicator.size)
         let longestTarget = batch.map { train.target($0).count + 1 }.max() ?? 0
-        validSteps += batch.reduce(0) { $0 + train.target($1).count + 1 }
-        paddedSteps += batch.count * longestTarget
+        preparedSteps = (batch.reduce(0) { $0 + train.target($1).count + 1 }, batch.count * longestTarget)
+        validSteps += preparedSteps.valid
+        paddedSteps += preparedSteps.padded
         return []
     }
 

@@ -139,14 +139,14 @@ enum ProcessInfoLite {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-train",
-        abstract: "Time real Trainer steps (read-ahead, forward, backward, allreduce, clip, SGD) of one shape A–F; run under mpirun for several ranks. Prints one JSON object (rank 0).",
-        discussion: "A–E are language models (TBPTT windows). F is a sequence classifier on a random token set of lengths 20–200 in length-grouped batches; its tokens/s counts real (unpadded) steps.\n\n"
+        abstract: "Time real Trainer steps (read-ahead, forward, backward, allreduce, clip, SGD) of one shape A–G; run under mpirun for several ranks. Prints one JSON object (rank 0).",
+        discussion: "A–E are language models (TBPTT windows). F is a sequence classifier on a random token set of lengths 20–200 in length-grouped batches; its tokens/s counts real (unpadded) steps. G is an encoder–decoder (bi-GRU 256 encoder, GRU 256 decoder, additive attention) on random pairs with source and target lengths 10–50, B = 64 pairs; its tokens/s counts target tokens (with <eos>), beside pairs/s.\n\n"
             + examples("unroll bench-train --config A", "mpirun -np 2 unroll bench-train --config C --seconds 20 --extras",
-                       "unroll bench-train --config F --seconds 6"))
+                       "unroll bench-train --config F --seconds 6", "unroll bench-train --config G --seconds 6"))
 
-    @Option(help: "Shape: A, B, C, D, E (language models) or F (sequence classifier).")
+    @Option(help: "Shape: A, B, C, D, E (language models), F (sequence classifier) or G (encoder–decoder).")
     var config: String = "A"
-    @Option(help: "Global streams, or sequences for F (default: the shape's batch).")
+    @Option(help: "Global streams, or sequences for F, pairs for G (default: the shape's batch).")
     var batchSize: Int?
     @Option(help: "Seconds of timed steps (after warm-up).")
     var seconds: Double = 10
@@ -165,6 +165,7 @@ struct BenchTrain: ParsableCommand {
 
     func validate() throws {
         let names = BenchmarkShape.reference.map(\.name) + SequenceBenchmarkShape.reference.map(\.name)
+            + Seq2SeqBenchmarkShape.reference.map(\.name)
         guard names.contains(config) else {
             throw ValidationError("--config: unknown shape '\(config)', expected one of \(names.joined(separator: ", "))")
         }
@@ -175,7 +176,11 @@ struct BenchTrain: ParsableCommand {
         let comm: any Communicator = noComm ? SingleProcessCommunicator() : try makeCommunicator()
         try runReportingErrors(communicator: comm) {
             let r: TrainingBenchmarkResult
-            if let shape = SequenceBenchmarkShape.reference.first(where: { $0.name == config }) {
+            if let shape = Seq2SeqBenchmarkShape.reference.first(where: { $0.name == config }) {
+                r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
+                                              workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
+                                              bucketBytes: bucketBytes)
+            } else if let shape = SequenceBenchmarkShape.reference.first(where: { $0.name == config }) {
                 r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
                                               workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
                                               bucketBytes: bucketBytes)
