@@ -100,14 +100,19 @@ struct PrepareSynthetic: ParsableCommand {
         abstract: "Generate a synthetic dataset (deterministic per seed).",
         discussion: """
             arith: character corpus of small programs and their results (token streams). \
-            parity: bit sequences → parity class. adding: (value, marker) pairs → sum of the two \
-            marked values. parity and adding are sequence sets.
+            parity: bit sequences → parity class (sequence classification). adding: (value, marker) \
+            pairs → sum of the two marked values (Le et al. 2015; predicting 1 scores MSE 0.167). \
+            copy: copy memory (Arjovsky et al. 2016): 10 symbols from 1..8, T−1 blanks, a delimiter, \
+            10 blanks; a class per step, blank except the last 10 steps, which repeat the symbols \
+            (memoryless baseline 10 ln 8/(T+20) nats per step). parity, adding and copy are sequence \
+            sets; --length is the bit count (parity), the sequence length (adding) or the delay T (copy).
             """ + examples(
                 "unroll prepare synthetic --task arith --seed 1 --output arith.h5",
                 "unroll prepare synthetic --task parity --size 10000,1000,1000 \\\n      --min-length 5 --max-length 40 --output parity.h5",
-                "unroll prepare synthetic --task adding --min-length 100 --output adding.h5"))
+                "unroll prepare synthetic --task adding --length 100 --output adding.h5",
+                "unroll prepare synthetic --task copy --length 50 --output copy.h5"))
 
-    @Option(help: "Task: arith, parity or adding.")
+    @Option(help: "Task: arith, parity, adding or copy.")
     var task: SyntheticTask
 
     @Option(help: "Random seed.")
@@ -116,10 +121,13 @@ struct PrepareSynthetic: ParsableCommand {
     @Option(help: "Sizes TRAIN,VALID,TEST: characters for arith (default 1000000,100000,100000), sequences otherwise (default 10000,1000,1000).")
     var size: String?
 
-    @Option(help: "Shortest sequence (parity default 20, adding default 50).")
+    @Option(help: "Every sequence's length (parity: bits, default 20; adding: steps, default 50; copy: delay T, default 100, sequences of T+20 steps); the same as --min-length N --max-length N.")
+    var length: Int?
+
+    @Option(help: "Shortest sequence (or delay, copy) of a range (defaults as --length).")
     var minLength: Int?
 
-    @Option(help: "Longest sequence (default: the task's default, or --min-length).")
+    @Option(help: "Longest sequence (or delay, copy) of a range (default: the task's default, or --min-length).")
     var maxLength: Int?
 
     @Option(help: "Output HDF5 file (written atomically).")
@@ -130,6 +138,9 @@ struct PrepareSynthetic: ParsableCommand {
 
     func validate() throws {
         _ = try sizes()
+        if length != nil && (minLength != nil || maxLength != nil) {
+            throw ValidationError("--length excludes --min-length and --max-length (it sets both)")
+        }
     }
 
     /// The parsed --size value, if given.
@@ -145,7 +156,8 @@ struct PrepareSynthetic: ParsableCommand {
 
     func run() throws {
         let sizes = try sizes()
-        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength)
+        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: length ?? minLength,
+                                       maxLength: length ?? maxLength)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
             print(try SyntheticPreparation.prepare(options, output: output,
                                                    progress: prepareProgress("prepare synthetic", quiet: quiet)))
