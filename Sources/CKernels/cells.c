@@ -109,21 +109,23 @@ UK_CLONES void uk_leaky_forward(float *restrict u, const float *restrict h_prev,
     }
 }
 
-// ∂h/∂pre = α (1 − u²), ∂h/∂h_prev (direct) = 1 − α, ∂h/∂α = u − h_prev.
-UK_CLONES void uk_leaky_backward(float *restrict d_pre, float *restrict dh_prev, float *restrict d_alpha,
+// ∂h/∂pre = α (1 − u²), ∂h/∂h_prev (direct) = 1 − α, ∂h/∂α = u − h_prev; d_rate is ∂L/∂α per
+// row times rate_scale (α(1 − α) for learned rates: ∂L/∂a per row, so that rows sum to the gradient
+// in any grouping without a multiplication after the sum).
+UK_CLONES void uk_leaky_backward(float *restrict d_pre, float *restrict dh_prev, float *restrict d_rate,
                                  const float *restrict dh, const float *restrict u,
-                                 const float *restrict h_prev, const float *restrict alpha, int batch,
-                                 int hidden) {
+                                 const float *restrict h_prev, const float *restrict alpha,
+                                 const float *restrict rate_scale, int batch, int hidden) {
     const size_t H = (size_t)hidden;
     for (int b = 0; b < batch; ++b) {
         const size_t o = (size_t)b * H;
         const float *restrict d = dh + o, *restrict ub = u + o, *restrict hp = h_prev + o;
-        float *restrict dp = d_pre + o, *restrict dhp = dh_prev + o, *restrict da = d_alpha + o;
+        float *restrict dp = d_pre + o, *restrict dhp = dh_prev + o, *restrict da = d_rate + o;
         for (size_t j = 0; j < H; ++j) {
             float a = alpha[j], uj = ub[j];
             dp[j] = d[j] * a * (1 - uj * uj);
             dhp[j] = d[j] * (1 - a);
-            da[j] = d[j] * (uj - hp[j]);
+            da[j] = d[j] * (uj - hp[j]) * rate_scale[j];
         }
     }
 }

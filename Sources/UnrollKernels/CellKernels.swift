@@ -100,12 +100,14 @@ public enum LeakyKernels {
     /// One step backward.
     /// - dPre: (B, H) out, ∂L/∂pre = dh ⊙ α ⊙ (1 − u²).
     /// - dhPrev: (B, H) out, the direct part dh ⊙ (1 − α) of ∂L/∂h_{t−1} (the caller adds dPre·W_hh).
-    /// - dAlpha: (B, H) out, per-row ∂L/∂α = dh ⊙ (u − h_{t−1}) (the caller sums the rows).
-    /// - dh: (B, H) ∂L/∂h_t; u: (B, H) tanh(pre) from forward; hPrev: (B, H); alpha: (H).
+    /// - dRate: (B, H) out, per-row ∂L/∂α ⊙ rateScale = dh ⊙ (u − h_{t−1}) ⊙ rateScale (the caller
+    ///   sums the rows; with rateScale = α(1 − α) = σ'(a) the rows are ∂L/∂a of learned rates).
+    /// - dh: (B, H) ∂L/∂h_t; u: (B, H) tanh(pre) from forward; hPrev: (B, H); alpha, rateScale: (H).
     @inlinable
     public static func backward(dPre: UnsafeMutablePointer<Float>, dhPrev: UnsafeMutablePointer<Float>,
-                                dAlpha: UnsafeMutablePointer<Float>, dh: UnsafePointer<Float>, u: UnsafePointer<Float>,
-                                hPrev: UnsafePointer<Float>, alpha: UnsafePointer<Float>, batch: Int, hidden: Int) {
-        uk_leaky_backward(dPre, dhPrev, dAlpha, dh, u, hPrev, alpha, Int32(batch), Int32(hidden))
+                                dRate: UnsafeMutablePointer<Float>, dh: UnsafePointer<Float>, u: UnsafePointer<Float>,
+                                hPrev: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
+                                rateScale: UnsafePointer<Float>, batch: Int, hidden: Int) {
+        uk_leaky_backward(dPre, dhPrev, dRate, dh, u, hPrev, alpha, rateScale, Int32(batch), Int32(hidden))
     }
 }

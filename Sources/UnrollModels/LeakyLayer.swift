@@ -16,11 +16,11 @@ final class LeakyLayer: RecurrentLayerBase, RecurrentLayer {
     let activations: FloatBuffer
     /// (T, B, H) pre-activation gradients.
     let dPre: FloatBuffer
-    /// (T, B, H) per-row ∂L/∂α, summed over rows after the time loop (learned rates); with fixed
+    /// (H) σ'(a) = α(1 − α) of the current window (learned rates; 1 for fixed ones).
+    let alphaSlope: FloatBuffer
+    /// (T, B, H) per-row ∂L/∂a, summed over rows after the time loop (learned rates); with fixed
     /// rates (B, H), overwritten every step and never read.
-    let dAlphaRows: FloatBuffer
-    /// (H) Σ over rows of dAlphaRows.
-    let dAlphaSum: FloatBuffer
+    let dLogitRows: FloatBuffer
 
     init(index: Int, inputSize: Int, hiddenSize H: Int, direction: TimeDirection, arena: ParameterArena,
          maxSteps: Int, maxBatch: Int, suffix: String, leak: LeakRate) {
@@ -31,8 +31,8 @@ final class LeakyLayer: RecurrentLayerBase, RecurrentLayer {
         let rows = maxSteps * maxBatch
         activations = FloatBuffer(count: rows * H)
         dPre = FloatBuffer(count: rows * H)
-        dAlphaRows = FloatBuffer(count: (leak.isLearned ? rows : maxBatch) * H)
-        dAlphaSum = FloatBuffer(count: H)
+        alphaSlope = FloatBuffer([Float](repeating: 1, count: H))
+        dLogitRows = FloatBuffer(count: (leak.isLearned ? rows : maxBatch) * H)
         super.init(cell: .leaky, index: index, inputSize: inputSize, hiddenSize: H, direction: direction,
                    arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
     }
@@ -41,7 +41,10 @@ final class LeakyLayer: RecurrentLayerBase, RecurrentLayer {
                  final: LayerState) {
         begin(input: input, steps: steps, batch: batch, lengths: lengths)
         let H = hiddenSize, BH = batch * H
-        if let leakLogit { Activations.sigmoid(alpha.pointer, arena.parameters(leakLogit), count: H) }
+        if let leakLogit {
+            Activations.sigmoid(alpha.pointer, arena.parameters(leakLogit), count: H)
+            for j in 0..<H { alphaSlope[j] = alpha[j] * (1 - alpha[j]) }
+        }
         projectInput(activations.pointer, includeRecurrentBias: true)
         slot(initialSlot).update(from: initial.h, count: BH)
         for s in 0..<steps {
@@ -69,11 +72,11 @@ final class LeakyLayer: RecurrentLayerBase, RecurrentLayer {
             let dOut = dOutput + t * BH
             RowKernels.add(dOut, dh, count: BH)   // ∂L/∂h_t: output part + recurrent part
             let dp = dPre.pointer + t * BH
-            let da = dAlphaRows.pointer + (learned ? t * BH : 0)
+            let da = dLogitRows.pointer + (learned ? t * BH : 0)
             if b > 0 {
-                LeakyKernels.backward(dPre: dp, dhPrev: dh, dAlpha: da,
+                LeakyKernels.backward(dPre: dp, dhPrev: dh, dRate: da,
                                       dh: dOut, u: activations.pointer + t * BH, hPrev: slot(previousSlot(t)),
-                                      alpha: alpha.pointer, batch: b, hidden: H)
+                                      alpha: alpha.pointer, rateScale: alphaSlope.pointer, batch: b, hidden: H)
                 recurrentBackward(dh, dGates: dp, beta: 1, rows: b)
             }
             passInactive(dGates: dp, width: H, dhPrev: dh, dOut: dOut, active: b)
@@ -82,11 +85,10 @@ final class LeakyLayer: RecurrentLayerBase, RecurrentLayer {
         }
         if let dInitial { dInitial.h.update(from: dh, count: BH) }
         if let leakLogit {
-            // ∂L/∂a = ∂L/∂α ⊙ α(1 − α), with ∂L/∂α summed over all T·B rows.
-            let sum = dAlphaSum.pointer, g = arena.gradients(leakLogit)
-            sum.update(repeating: 0, count: H)
-            accumulateColumnSums(sum, rows: dAlphaRows.pointer, width: H)
-            for j in 0..<H { g[j] += sum[j] * alpha[j] * (1 - alpha[j]) }
+            // ∂L/∂a: the rows already carry the factor σ'(a), so the sum (per reduction group when
+            // set, as the biases) is the gradient; a factor after the sum would make the result
+            // depend on how the rows are split over ranks.
+            accumulateColumnSums(arena.gradients(leakLogit), rows: dLogitRows.pointer, width: H)
         }
         finishBackward(dGatesIH: dPre.pointer, dGatesHH: dPre.pointer, dInput: dInput)
     }

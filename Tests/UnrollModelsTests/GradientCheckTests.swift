@@ -178,3 +178,37 @@ private func step(_ cell: CellKind) -> (eps: Float, atol: Double) {
         }
     }
 }
+
+@Suite struct ReductionGroupSplitTests {
+    /// With reduction groups, the recurrent gradients of a batch are the halving-tree sum of its
+    /// groups, so the batch's gradient equals, bit for bit, the sum of its two halves' gradients
+    /// run separately — what two ranks add up in the allreduce. The learned leak logits included
+    /// (their σ'(a) factor must be applied per row, before the sum).
+    @Test(arguments: [(CellKind.lstm, nil as LeakRate?), (.leaky, LeakRate.learned(low: 0.05, high: 0.9))])
+    func batchGradientIsTheSumOfItsHalvesBitForBit(cell: CellKind, leak: LeakRate?) {
+        let T = 5, B = 8, V = 9, H = 6
+        let config = ModelConfig(cell: cell, vocabSize: V, embeddingSize: 4, hiddenSize: H, layers: 2,
+                                 initScheme: .uniform(0.4), leak: leak)
+        var rng = TestRNG(seed: 31)
+        let tokens: [Int32] = (0..<(T * B)).map { _ in Int32(rng.int(below: V)) }
+        let targets: [Int32] = (0..<(T * B)).map { _ in Int32(rng.int(below: V)) }
+        func gradients(rows: Range<Int>) -> ParameterArena {
+            let b = rows.count
+            let model = RecurrentLanguageModel(config: config, seed: 4, maxSteps: T, maxBatch: b)
+            model.useReductionGroups(size: 2)
+            var x: [Int32] = [], y: [Int32] = []
+            for t in 0..<T { for i in rows { x.append(tokens[t * B + i]); y.append(targets[t * B + i]) } }
+            let state = RecurrentState(config: config, batch: b)
+            model.arena.zeroGradients()
+            model.forward(tokens: x, steps: T, batch: b, state: state, dropout: nil)
+            model.backward(targets: y)
+            return model.arena
+        }
+        let whole = gradients(rows: 0..<8), left = gradients(rows: 0..<4), right = gradients(rows: 4..<8)
+        for view in whole.layout.views where view.name.hasPrefix("rnn.") {
+            let w = whole.gradients(view), l = left.gradients(view), r = right.gradients(view)
+            let same = (0..<view.count).allSatisfy { w[$0] == l[$0] + r[$0] }
+            #expect(same, "\(cell) \(view.name)")
+        }
+    }
+}
