@@ -200,7 +200,7 @@ public enum SyntheticPreparation {
         let hi = options.maxLength ?? max(defaults.upperBound, lo)
         let least = options.task == .adding ? 2 : 1
         guard lo >= least, hi >= lo else {
-            throw DataError.argument(name: options.task == .copy ? "--length (delay T)" : "--min-length/--max-length",
+            throw DataError.argument(name: options.task == .copy ? "--length (delay T)" : "--length/--min-length/--max-length",
                                      expected: "\(least) ≤ min ≤ max\(options.task == .adding ? " (two marked steps)" : "")",
                                      found: "\(lo)...\(hi)")
         }

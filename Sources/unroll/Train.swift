@@ -77,16 +77,17 @@ struct ModelOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "LSTM: forget-gate bias starts at 1 (default \(onOff(M.forgetGateBias))).")
     var forgetBias: Bool?
 
-    func validate() throws {
+    /// A bad --leak value or contradicting --init/--init-range, in one line; nil when fine.
+    func problem() -> String? {
         if let leak {
-            do { _ = try LeakRate(parsing: leak) } catch { throw ValidationError("--leak: \(error)") }
+            do { _ = try LeakRate(parsing: leak) } catch { return "--leak: \(error)" }
         }
         switch (`init`, initRange) {
         case (.uniform?, nil), (.uniform?, 0?):
-            throw ValidationError("--init uniform needs --init-range a > 0")
+            return "--init uniform needs --init-range a > 0"
         case (let scheme?, let a?) where scheme != .uniform && a != 0:
-            throw ValidationError("--init \(scheme.rawValue) and --init-range \(a) exclude each other (--init-range is the uniform scheme's)")
-        default: break
+            return "--init \(scheme.rawValue) and --init-range \(a) exclude each other (--init-range is the uniform scheme's)"
+        default: return nil
         }
     }
 
@@ -447,6 +448,7 @@ struct Train: ParsableCommand {
             options.logging.install(rank: comm.rank, worldSize: comm.size)
             options.distributed.watchdog.apply(to: comm)
             try TrainingRun.installSignalHandlers(stopGrace: options.distributed.stopGrace)
+            if let problem = options.modelOptions.problem() { throw TrainingError.config(problem) }
             let given = options.givenOptions()
             let log: LogSink = { line in print(line); fflush(nil) }
             let notice: LogSink = { UnrollLog.training.notice("\($0)") }
