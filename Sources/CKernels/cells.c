@@ -1,4 +1,4 @@
-// Fused per-time-step pointwise kernels of the LSTM and GRU cells, and the bias-gradient column
+// Fused per-time-step pointwise kernels of the LSTM, GRU and leaky cells, and the bias-gradient column
 // sums: one pass over a step's (B, G·H) gate block each. They are plain loops over `restrict`
 // pointers so that the compiler vectorises them (the Swift versions could not prove the seven
 // buffers distinct and ran scalar: 6–8% of a training step); compiled for AVX-512, AVX2 and
@@ -93,6 +93,39 @@ UK_CLONES void uk_gru_backward(float *restrict d_gates_ih, float *restrict d_gat
             dhh[H + j] = dz_pre;
             dhh[2 * H + j] = dn_pre * r;
             dp[j] = d * z;
+        }
+    }
+}
+
+// Leaky integration (Deep Learning §10.7.3): u = tanh(pre), h = h_prev + α ⊙ (u − h_prev).
+UK_CLONES void uk_leaky_forward(float *restrict u, const float *restrict h_prev, const float *restrict alpha,
+                                float *restrict h, int batch, int hidden) {
+    const size_t H = (size_t)hidden;
+    uk_tanh(u, u, (size_t)batch * H);
+    for (int b = 0; b < batch; ++b) {
+        const float *restrict ub = u + (size_t)b * H, *restrict hp = h_prev + (size_t)b * H;
+        float *restrict ho = h + (size_t)b * H;
+        for (size_t j = 0; j < H; ++j) ho[j] = hp[j] + alpha[j] * (ub[j] - hp[j]);
+    }
+}
+
+// ∂h/∂pre = α (1 − u²), ∂h/∂h_prev (direct) = 1 − α, ∂h/∂α = u − h_prev; d_rate is ∂L/∂α per
+// row times rate_scale (α(1 − α) for learned rates: ∂L/∂a per row, so that rows sum to the gradient
+// in any grouping without a multiplication after the sum).
+UK_CLONES void uk_leaky_backward(float *restrict d_pre, float *restrict dh_prev, float *restrict d_rate,
+                                 const float *restrict dh, const float *restrict u,
+                                 const float *restrict h_prev, const float *restrict alpha,
+                                 const float *restrict rate_scale, int batch, int hidden) {
+    const size_t H = (size_t)hidden;
+    for (int b = 0; b < batch; ++b) {
+        const size_t o = (size_t)b * H;
+        const float *restrict d = dh + o, *restrict ub = u + o, *restrict hp = h_prev + o;
+        float *restrict dp = d_pre + o, *restrict dhp = dh_prev + o, *restrict da = d_rate + o;
+        for (size_t j = 0; j < H; ++j) {
+            float a = alpha[j], uj = ub[j];
+            dp[j] = d[j] * a * (1 - uj * uj);
+            dhp[j] = d[j] * (1 - a);
+            da[j] = d[j] * (uj - hp[j]) * rate_scale[j];
         }
     }
 }

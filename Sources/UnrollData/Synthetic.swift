@@ -3,8 +3,11 @@
 //   spirit of Zaremba & Sutskever (2014) "Learning to Execute", e.g. `a=412;b=87;print(a+b)=499`.
 // - `parity`: bit sequences → parity of the number of ones (Grosse's RNN example); class target,
 //   class names "even" (0) and "odd" (1).
-// - `adding`: Hochreiter & Schmidhuber's (1997) adding problem: (value, marker) pairs → sum of the
-//   two marked values; real target.
+// - `adding`: Hochreiter & Schmidhuber's (1997) adding problem, as Le et al. (2015): (value,
+//   marker) pairs → sum of the two marked values; real target.
+// - `copy`: the copy memory task of Arjovsky, Shah & Bengio (2016): 10 symbols from {1..8}, T−1
+//   blanks, a delimiter, 10 blanks (token inputs); a class per step, blank everywhere except the
+//   last 10 steps, which must repeat the 10 symbols.
 // - `reverse`, `execute`: source → target pairs (layout `pairs`, SyntheticPairs.swift).
 // Each split draws from its own generator (seed mixed with the split index), so changing one
 // split's size does not change the others.
@@ -12,7 +15,7 @@ import Foundation
 
 /// Which synthetic dataset to make.
 public enum SyntheticTask: String, CaseIterable, Sendable {
-    case arith, parity, adding
+    case arith, parity, adding, copy
     /// Pairs: a digit string → the same string reversed.
     case reverse
     /// Pairs: a small Python program → what it prints (Zaremba & Sutskever 2014).
@@ -22,13 +25,32 @@ public enum SyntheticTask: String, CaseIterable, Sendable {
     public var isPairs: Bool { self == .reverse || self == .execute }
 }
 
+/// The copy memory task's alphabet: token/class 0 is the blank, 1…8 the symbols, 9 the delimiter
+/// (an input only: the 9 classes are blank and the symbols).
+public enum CopyTask {
+    /// Symbols to remember at the start of every sequence (and to repeat at its end).
+    public static let symbols = 10
+    /// Input vocabulary: blank, 1…8, delimiter.
+    public static let vocabulary = ["_", "1", "2", "3", "4", "5", "6", "7", "8", ":"]
+    /// Class names of the targets: blank, 1…8.
+    public static let classNames = ["_", "1", "2", "3", "4", "5", "6", "7", "8"]
+    public static let blank: Int32 = 0, delimiter: Int32 = 9
+
+    /// Steps of a sequence with delay T: 10 symbols, T − 1 blanks, the delimiter, 10 blanks.
+    public static func sequenceLength(delay T: Int) -> Int { T + 2 * symbols }
+
+    /// Cross-entropy per step of the memoryless strategy (blank until the delimiter, then uniform
+    /// over the 8 symbols): 10 ln 8 / (T + 20) nats (Arjovsky et al. 2016).
+    public static func baseline(delay T: Int) -> Double { Double(symbols) * log(8.0) / Double(sequenceLength(delay: T)) }
+}
+
 /// Options of `unroll prepare synthetic`.
 public struct SyntheticOptions: Sendable {
     public var task: SyntheticTask
     public var seed: UInt64
     /// Train, valid, test sizes: characters for `arith`, sequences otherwise. Nil = defaults.
     public var sizes: [Int]?
-    /// Sequence length range for `parity`/`adding` (nil = task default).
+    /// Sequence length range for `parity`/`adding`, delay T for `copy` (nil = task default).
     public var minLength: Int?
     public var maxLength: Int?
     /// `execute`: digits per number (nil = `defaultDigits`).
@@ -52,13 +74,18 @@ public struct SyntheticOptions: Sendable {
         switch task {
         case .arith: return [1_000_000, 100_000, 100_000]
         case .reverse, .execute: return [20_000, 1_000, 1_000]
-        case .parity, .adding: return [10_000, 1_000, 1_000]
+        case .parity, .adding, .copy: return [10_000, 1_000, 1_000]
         }
     }
 
     /// Length range used when none is given.
     public static func defaultLengths(_ task: SyntheticTask) -> ClosedRange<Int> {
-        task == .adding ? 50...50 : task == .reverse ? 5...20 : 20...20
+        switch task {
+        case .adding: 50...50
+        case .copy: 100...100
+        case .reverse: 5...20
+        case .arith, .parity, .execute: 20...20
+        }
     }
 
     /// `execute`: digits per number when `length` is nil.
@@ -107,7 +134,13 @@ public enum SyntheticPreparation {
         // and its token ids (arith), or inputs, targets and offsets of the longest sequences.
         let total = options.task.isPairs ? 0 : sizes.reduce(0.0) { $0 + Double($1) }  // pairs: checked there
         let longest = options.task == .arith || options.task.isPairs ? 1.0 : Double(try lengthRange(options).upperBound)
-        let perItem = options.task == .arith ? 16.0 : longest * (options.task == .parity ? 1 : 2) * 4 + 16
+        let perItem: Double
+        switch options.task {
+        case .arith, .reverse, .execute: perItem = 16
+        case .parity: perItem = longest * 4 + 16
+        case .adding: perItem = longest * 2 * 4 + 16
+        case .copy: perItem = (longest + Double(2 * CopyTask.symbols)) * 2 * 4 + 16
+        }
         if let short = SystemMemory.shortfall(bytes: total * perItem) {
             let lengths = options.task == .arith ? "" : " of up to \(Int(longest)) steps"
             throw DataError.argument(name: options.task == .arith ? "--size" : "--size/--max-length",
@@ -163,6 +196,29 @@ public enum SyntheticPreparation {
         case .reverse, .execute:
             return .pairs(try preparePairs(options, sizes: sizes, output: output, failureHook: failureHook,
                                            progress: progress))
+        case .copy:
+            let delays = try lengthRange(options)
+            var splits: [String: SequenceSplitContent] = [:]
+            progress.expect(3 + 1)
+            for (s, name) in DatasetFormat.splits.enumerated() {
+                defer { progress.step("generate \(name)") }
+                var rng = splitGenerator(seed: options.seed, split: s)
+                splits[name] = copySplit(count: sizes[s], delays: delays, rng: &rng)
+            }
+            var extra = common
+            extra["min_length"] = .int(delays.lowerBound)
+            extra["max_length"] = .int(delays.upperBound)
+            let content = SequenceSetContent(task: options.task.rawValue, inputDim: 1, targetDim: 1,
+                                             numClasses: CopyTask.classNames.count, splits: splits,
+                                             classNames: CopyTask.classNames, vocabulary: CopyTask.vocabulary,
+                                             level: .char, perStep: true, extraAttributes: extra)
+            try SequenceSetWriter.write(content, to: output, failureHook: failureHook)
+            progress.step("write \((output as NSString).lastPathComponent)")
+            let steps = (delays.lowerBound + 2 * CopyTask.symbols)...(delays.upperBound + 2 * CopyTask.symbols)
+            return .sequences(output: output, task: "copy (delay T \(delays.lowerBound)...\(delays.upperBound); "
+                                  + "memoryless baseline \(String(format: "%.4f", CopyTask.baseline(delay: delays.upperBound))) nats/step)",
+                              counts: splits.mapValues { $0.offsets.count - 1 },
+                              steps: splits.mapValues { Int($0.offsets.last ?? 0) }, lengths: steps)
         }
     }
 
@@ -178,7 +234,7 @@ public enum SyntheticPreparation {
         let hi = options.maxLength ?? max(defaults.upperBound, lo)
         let least = options.task == .adding ? 2 : 1
         guard lo >= least, hi >= lo else {
-            throw DataError.argument(name: "--min-length/--max-length",
+            throw DataError.argument(name: options.task == .copy ? "--length (delay T)" : "--length/--min-length/--max-length",
                                      expected: "\(least) ≤ min ≤ max\(options.task == .adding ? " (two marked steps)" : "")",
                                      found: "\(lo)...\(hi)")
         }
@@ -226,6 +282,28 @@ public enum SyntheticPreparation {
             targets.append(sum)
         }
         return SequenceSplitContent(inputs: inputs, offsets: offsets, targets: .values(targets))
+    }
+
+    /// Copy memory sequences: with delay T drawn from `delays`, inputs a_1…a_10 (uniform in 1…8),
+    /// T − 1 blanks, the delimiter, 10 blanks (T + 20 tokens); targets blank for T + 10 steps, then
+    /// a_1…a_10.
+    static func copySplit(count: Int, delays: ClosedRange<Int>, rng: inout Xoshiro256) -> SequenceSplitContent {
+        let K = CopyTask.symbols
+        var inputs: [Int32] = []
+        var offsets: [Int64] = [0]
+        var targets: [Int32] = []
+        for _ in 0..<count {
+            let T = rng.int(in: delays)
+            let symbols = (0..<K).map { _ in Int32(1 + rng.below(8)) }
+            inputs += symbols
+            inputs += [Int32](repeating: CopyTask.blank, count: T - 1)
+            inputs.append(CopyTask.delimiter)
+            inputs += [Int32](repeating: CopyTask.blank, count: K)
+            targets += [Int32](repeating: CopyTask.blank, count: T + K)
+            targets += symbols
+            offsets.append(Int64(inputs.count))
+        }
+        return SequenceSplitContent(inputs: .tokens(inputs), offsets: offsets, targets: .classes(targets))
     }
 
     // MARK: - arith

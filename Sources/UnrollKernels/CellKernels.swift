@@ -84,3 +84,30 @@ public enum ElmanKernels {
         }
     }
 }
+
+/// Leaky-integration unit pointwise kernels (Deep Learning §10.7.3; Jaeger et al. 2007):
+/// h_t = (1 − α) ⊙ h_{t−1} + α ⊙ tanh(W_ih x + b_ih + W_hh h_{t−1} + b_hh), α (H) per unit.
+public enum LeakyKernels {
+    /// One step forward.
+    /// - u: (B, H) pre-activations on entry; u = tanh(pre) on exit (kept for backward).
+    /// - hPrev: (B, H) h_{t−1}; alpha: (H) leak rates; h: (B, H) h_t out.
+    @inlinable
+    public static func forward(u: UnsafeMutablePointer<Float>, hPrev: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
+                               h: UnsafeMutablePointer<Float>, batch: Int, hidden: Int) {
+        uk_leaky_forward(u, hPrev, alpha, h, Int32(batch), Int32(hidden))
+    }
+
+    /// One step backward.
+    /// - dPre: (B, H) out, ∂L/∂pre = dh ⊙ α ⊙ (1 − u²).
+    /// - dhPrev: (B, H) out, the direct part dh ⊙ (1 − α) of ∂L/∂h_{t−1} (the caller adds dPre·W_hh).
+    /// - dRate: (B, H) out, per-row ∂L/∂α ⊙ rateScale = dh ⊙ (u − h_{t−1}) ⊙ rateScale (the caller
+    ///   sums the rows; with rateScale = α(1 − α) = σ'(a) the rows are ∂L/∂a of learned rates).
+    /// - dh: (B, H) ∂L/∂h_t; u: (B, H) tanh(pre) from forward; hPrev: (B, H); alpha, rateScale: (H).
+    @inlinable
+    public static func backward(dPre: UnsafeMutablePointer<Float>, dhPrev: UnsafeMutablePointer<Float>,
+                                dRate: UnsafeMutablePointer<Float>, dh: UnsafePointer<Float>, u: UnsafePointer<Float>,
+                                hPrev: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
+                                rateScale: UnsafePointer<Float>, batch: Int, hidden: Int) {
+        uk_leaky_backward(dPre, dhPrev, dRate, dh, u, hPrev, alpha, rateScale, Int32(batch), Int32(hidden))
+    }
+}

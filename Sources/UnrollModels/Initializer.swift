@@ -1,5 +1,6 @@
-// Parameter initialisation: PyTorch's defaults or uniform(−a, a), drawn from counter-based
-// streams (one per named view) so the result depends only on the seed and the layout.
+// Parameter initialisation: PyTorch's defaults, uniform(−a, a), identity (IRNN) or orthogonal
+// recurrent weights, drawn from counter-based streams (one per named view) so the result depends
+// only on the seed and the layout. Leak logits of leaky cells are set, not drawn.
 import UnrollKernels
 #if canImport(Glibc)
 import Glibc
@@ -9,23 +10,48 @@ import Glibc
 public enum Initializer {
     public static func initialize(_ arena: ParameterArena, config: ModelConfig, seed: UInt64) {
         initialize(arena, cell: config.cell, hiddenSize: config.hiddenSize, scheme: config.initScheme,
-                   forgetGateBias: config.forgetGateBias, seed: seed)
+                   forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak, seed: seed)
     }
+
+    /// Standard deviation of W_ih under `.identity` (Le, Jaitly & Hinton 2015).
+    public static let identityInputStd: Float = 0.001
 
     /// Initialises any layout of PyTorch-named views: `embedding.weight` (and `*.embedding.weight`)
     /// N(0, 1) under the pytorch scheme, every other view U(−1/√H, 1/√H); `.uniform(a)` draws
     /// everything from U(−a, a). With `forgetGateBias` (LSTM), every `rnn.bias_*` view (`_reverse`
-    /// ones and `encoder.`/`decoder.` prefixed ones included) gets b_if = 1,
-    /// b_hf = 0. View i draws from stream i of `seed`, so the result depends only on seed and layout.
+    /// ones and `encoder.`/`decoder.` prefixed ones included) gets b_if = 1, b_hf = 0. `.identity`
+    /// and `.orthogonal` set every H×H block of each `rnn.weight_hh_*` to I or to an orthogonal
+    /// matrix and the `rnn.bias_*` views to 0; `.identity` draws `rnn.weight_ih_*` from N(0, 0.001²);
+    /// every other view is as under `.pytorch`. `rnn.leak_logit_*` views (leaky cells with learned
+    /// rates) get logit(α) of `leak`'s initial rates. View i draws from stream i of `seed`, so the
+    /// result depends only on seed and layout.
     public static func initialize(_ arena: ParameterArena, cell: CellKind, hiddenSize H: Int, scheme: InitScheme,
-                                  forgetGateBias: Bool, seed: UInt64) {
+                                  forgetGateBias: Bool, leak: LeakRate? = nil, seed: UInt64) {
         let pyTorchBound = 1 / Float(H).squareRoot()
         for (index, view) in arena.layout.views.enumerated() {
             let p = arena.parameters(view), stream = UInt64(index)
+            // `rnn.*`, or `encoder.rnn.*` / `decoder.rnn.*` in a sequence-to-sequence model.
+            let local = ["encoder.", "decoder."].first { view.name.hasPrefix($0) }
+                .map { view.name.dropFirst($0.count) } ?? Substring(view.name)
+            let recurrent = local.hasPrefix("rnn.weight_hh"), bias = local.hasPrefix("rnn.bias_")
             switch scheme {
             case .uniform(let a):
                 Philox.fillUniform(p, count: view.count, low: -a, high: a, seed: seed, stream: stream)
-            case .pytorch:
+            case .identity where recurrent:
+                p.update(repeating: 0, count: view.count)
+                for block in 0..<(view.count / (H * H)) {
+                    for j in 0..<H { p[block * H * H + j * H + j] = 1 }
+                }
+            case .orthogonal where recurrent:
+                for block in 0..<(view.count / (H * H)) {
+                    fillOrthogonal(p + block * H * H, size: H, seed: seed, stream: stream, block: block)
+                }
+            case .identity where bias, .orthogonal where bias:
+                p.update(repeating: 0, count: view.count)
+            case .identity where local.hasPrefix("rnn.weight_ih"):
+                fillNormal(p, count: view.count, seed: seed, stream: stream)
+                for i in 0..<view.count { p[i] *= identityInputStd }
+            case .pytorch, .identity, .orthogonal:
                 if view.name == "embedding.weight" || view.name.hasSuffix(".embedding.weight") {
                     fillNormal(p, count: view.count, seed: seed, stream: stream)
                 } else {
@@ -33,15 +59,44 @@ public enum Initializer {
                                        seed: seed, stream: stream)
                 }
             }
-            // `rnn.bias_*`, or `encoder.rnn.bias_*` / `decoder.rnn.bias_*` in a sequence-to-sequence model.
-            let local = ["encoder.", "decoder."].first { view.name.hasPrefix($0) }
-                .map { view.name.dropFirst($0.count) } ?? Substring(view.name)
+            if local.hasPrefix("rnn.leak_logit_"), let leak {
+                // a = logit(α) = log(α / (1 − α)), so that σ(a) starts at the configured rates.
+                let rates = leak.rates(hidden: view.count)
+                for j in 0..<view.count { p[j] = Float(log(Double(rates[j]) / (1 - Double(rates[j])))) }
+            }
             if forgetGateBias && cell == .lstm && local.hasPrefix("rnn.bias_") {
                 // i,f,g,o: the forget block is [H, 2H). The sum b_if + b_hf starts at 1.
                 let value: Float = local.hasPrefix("rnn.bias_ih") ? 1 : 0
                 (p + H).update(repeating: value, count: H)
             }
         }
+    }
+
+    /// p (n, n) row-major = Q of the QR decomposition of an n × n standard normal matrix with R's
+    /// diagonal made positive (the Haar-distributed orthogonal matrix; Mezzadri 2007), computed by
+    /// modified Gram–Schmidt in Double over the columns. Deterministic in (seed, stream, block):
+    /// block b draws from stream `stream | b << 40`.
+    static func fillOrthogonal(_ p: UnsafeMutablePointer<Float>, size n: Int, seed: UInt64, stream: UInt64, block: Int) {
+        var gaussian = [Float](repeating: 0, count: n * n)
+        gaussian.withUnsafeMutableBufferPointer {
+            fillNormal($0.baseAddress!, count: n * n, seed: seed, stream: stream | UInt64(block) << 40)
+        }
+        // columns[j] is column j of the matrix; Gram–Schmidt keeps R's diagonal = the norms > 0.
+        var columns = (0..<n).map { j in (0..<n).map { i in Double(gaussian[i * n + j]) } }
+        for j in 0..<n {
+            for k in 0..<j {
+                var d = 0.0
+                for i in 0..<n { d += columns[k][i] * columns[j][i] }
+                for i in 0..<n { columns[j][i] -= d * columns[k][i] }
+            }
+            var norm = 0.0
+            for i in 0..<n { norm += columns[j][i] * columns[j][i] }
+            norm = norm.squareRoot()
+            // A Gaussian matrix is singular with probability 0; guard anyway with a unit vector.
+            if norm < 1e-12 { columns[j] = (0..<n).map { $0 == j ? 1 : 0 }; norm = 1 }
+            for i in 0..<n { columns[j][i] /= norm }
+        }
+        for i in 0..<n { for j in 0..<n { p[i * n + j] = Float(columns[j][i]) } }
     }
 
     /// Standard normal values (Box–Muller over Philox uniforms).

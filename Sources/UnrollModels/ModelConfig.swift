@@ -1,6 +1,9 @@
 // What a model is: the cell kind, the sizes, and how parameters are initialised. Codable so the
 // exact configuration travels inside every checkpoint.
 import UnrollKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The recurrent cell of every layer.
 public enum CellKind: String, Codable, CaseIterable, Sendable {
@@ -12,11 +15,14 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     case lstm
     /// GRU, gates r,z,n (PyTorch `nn.GRU`).
     case gru
+    /// Leaky-integration unit (Deep Learning §10.7.3): h' = (1 − α) ⊙ h + α ⊙ tanh(W_ih x + b_ih +
+    /// W_hh h + b_hh), α per unit fixed or learned (see `LeakRate`).
+    case leaky
 
     /// Gate blocks stacked in `weight_ih`/`weight_hh`: G in (G·H, in).
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnRelu: 1
+        case .rnnTanh, .rnnRelu, .leaky: 1
         case .lstm: 4
         case .gru: 3
         }
@@ -33,6 +39,114 @@ public enum InitScheme: Codable, Equatable, Sendable {
     case pytorch
     /// Every parameter U(−a, a) (Zaremba et al. 2014 use 0.1 for small, 0.05 for medium).
     case uniform(Float)
+    /// IRNN (Le, Jaitly & Hinton 2015): every H×H gate block of W_hh = I, recurrent biases 0,
+    /// W_ih N(0, 0.001²); embedding and readout as `pytorch`.
+    case identity
+    /// Every H×H gate block of W_hh orthogonal (Saxe et al. 2014), from a seeded Gaussian matrix
+    /// by Gram–Schmidt (QR with a positive diagonal of R); recurrent biases 0; the rest as `pytorch`.
+    case orthogonal
+
+    /// The name `--init` takes: pytorch, uniform, identity, orthogonal.
+    public var name: String {
+        switch self {
+        case .pytorch: "pytorch"
+        case .uniform: "uniform"
+        case .identity: "identity"
+        case .orthogonal: "orthogonal"
+        }
+    }
+}
+
+/// The leak rates α of a `leaky` layer, one per hidden unit (Deep Learning §10.7.3: units with
+/// several time scales; α near 1 forgets fast, near 0 integrates over about 1/α steps).
+public enum LeakRate: Codable, Equatable, Sendable, CustomStringConvertible {
+    /// The same fixed α in every unit.
+    case fixed(Float)
+    /// Fixed α, log-spaced from `low` (unit 0) to `high` (unit H−1): many time scales.
+    case range(low: Float, high: Float)
+    /// α = σ(a) with a per unit a parameter (`rnn.leak_logit_l{k}`), initialised so that α is
+    /// log-spaced from `low` to `high` as in `range`.
+    case learned(low: Float, high: Float)
+
+    /// What `--cell leaky` uses without `--leak`.
+    public static let `default` = LeakRate.range(low: 0.01, high: 0.5)
+    /// The span `--leak learned` starts from.
+    public static let defaultLearned = LeakRate.learned(low: 0.01, high: 0.5)
+
+    /// Parses `--leak`: `0.1` (fixed), `0.01:0.5` (log-spaced range), `learned` or `learned:LO:HI`.
+    /// - Throws: `LeakRateError` with a one-line description of what is wrong.
+    public init(parsing text: String) throws {
+        let expected = "a rate in (0, 1] (0.1), a range LO:HI with 0 < LO < HI ≤ 1 (0.01:0.5), or learned[:LO:HI] with 0 < LO < HI < 1"
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        func number(_ s: String) throws -> Float {
+            guard let v = Float(s), v.isFinite else {
+                throw LeakRateError(message: "expected \(expected), found '\(text)'")
+            }
+            return v
+        }
+        if parts[0] == "learned" {
+            if parts.count == 1 { self = Self.defaultLearned; return }
+            guard parts.count == 3 else { throw LeakRateError(message: "expected \(expected), found '\(text)'") }
+            self = .learned(low: try number(parts[1]), high: try number(parts[2]))
+        } else if parts.count == 1 {
+            self = .fixed(try number(parts[0]))
+        } else if parts.count == 2 {
+            self = .range(low: try number(parts[0]), high: try number(parts[1]))
+        } else {
+            throw LeakRateError(message: "expected \(expected), found '\(text)'")
+        }
+        if let p = problem() { throw LeakRateError(message: "\(p), found '\(text)'") }
+    }
+
+    /// The rates' range problem in one line, or nil.
+    public func problem() -> String? {
+        switch self {
+        case .fixed(let a):
+            if !(a > 0 && a <= 1) { return "a fixed leak rate must be in (0, 1]" }
+        case let .range(lo, hi):
+            if !(lo > 0 && lo < hi && hi <= 1) { return "a leak range LO:HI needs 0 < LO < HI ≤ 1" }
+        case let .learned(lo, hi):
+            if !(lo > 0 && lo < hi && hi < 1) { return "a learned leak range learned:LO:HI needs 0 < LO < HI < 1 (α = σ(a))" }
+        }
+        return nil
+    }
+
+    /// Whether α is a parameter.
+    public var isLearned: Bool { if case .learned = self { true } else { false } }
+
+    /// The initial (or fixed) α of each of `hidden` units.
+    public func rates(hidden H: Int) -> [Float] {
+        switch self {
+        case .fixed(let a): return [Float](repeating: a, count: H)
+        case let .range(lo, hi), let .learned(lo, hi):
+            // α_j = lo · (hi/lo)^(j/(H−1)): equal ratios between neighbouring time scales.
+            guard H > 1 else { return [lo] }
+            let ratio = Double(hi) / Double(lo)
+            return (0..<H).map { Float(Double(lo) * pow(ratio, Double($0) / Double(H - 1))) }
+        }
+    }
+
+    /// The `--leak` text that parses back to this value.
+    public var description: String {
+        switch self {
+        case .fixed(let a): "\(a)"
+        case let .range(lo, hi): "\(lo):\(hi)"
+        case let .learned(lo, hi): "learned:\(lo):\(hi)"
+        }
+    }
+}
+
+/// A bad `--leak` value.
+public struct LeakRateError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// `--leak` given for a cell other than `leaky`, or out of range; nil when fine.
+public func leakProblem(cell: CellKind, leak: LeakRate?) -> String? {
+    guard let leak else { return nil }
+    if cell != .leaky { return "--leak applies to --cell leaky; the cell is \(cell.rawValue)" }
+    return leak.problem().map { "--leak: \($0), got \(leak)" }
 }
 
 /// The architecture of a recurrent language model: embedding → L recurrent layers → linear readout.
@@ -48,9 +162,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var initScheme: InitScheme
     /// LSTM only: initialise the forget-gate bias to 1 (Gers et al. 2000; Jozefowicz et al. 2015).
     public var forgetGateBias: Bool
+    /// `leaky` only: the leak rates; nil = `LeakRate.default` (absent in older checkpoints).
+    public var leak: LeakRate?
 
     public init(cell: CellKind, vocabSize: Int, embeddingSize: Int, hiddenSize: Int, layers: Int,
-                dropout: Float = 0, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false) {
+                dropout: Float = 0, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false,
+                leak: LeakRate? = nil) {
+        self.leak = leak
         self.cell = cell
         self.vocabSize = vocabSize
         self.embeddingSize = embeddingSize
@@ -69,8 +187,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if layers < 1 { return "layers must be ≥ 1, got \(layers)" }
         if !(dropout >= 0 && dropout < 1) { return "dropout must be in [0, 1), got \(dropout)" }
         if case .uniform(let a) = initScheme, !(a > 0) { return "uniform init range must be > 0, got \(a)" }
-        return nil
+        return leakProblem(cell: cell, leak: leak)
     }
+
+    /// The leak rates a layer of this model uses: nil unless the cell is `leaky`.
+    public var effectiveLeak: LeakRate? { cell == .leaky ? (leak ?? .default) : nil }
 
     /// Input width of layer `k`.
     public func inputSize(ofLayer k: Int) -> Int { k == 0 ? embeddingSize : hiddenSize }

@@ -42,7 +42,8 @@ public struct ParameterLayout: Equatable, Sendable {
     public var parameterCount: Int { views.reduce(0) { $0 + $1.count } }
 
     /// The layout of a recurrent language model, in the order backward finishes last-to-first:
-    /// embedding, then each layer's weight_ih, weight_hh, bias_ih, bias_hh, then the decoder.
+    /// embedding, then each layer's weight_ih, weight_hh, bias_ih, bias_hh (and, for a leaky cell
+    /// with learned rates, leak_logit (H)), then the decoder.
     public static func languageModel(_ config: ModelConfig) -> ParameterLayout {
         var layout = ParameterLayout()
         let G = config.cell.gateCount, H = config.hiddenSize
@@ -52,6 +53,7 @@ public struct ParameterLayout: Equatable, Sendable {
             layout.append("rnn.weight_hh_l\(k)", shape: [G * H, H])
             layout.append("rnn.bias_ih_l\(k)", shape: [G * H])
             layout.append("rnn.bias_hh_l\(k)", shape: [G * H])
+            if config.effectiveLeak?.isLearned == true { layout.append("rnn.leak_logit_l\(k)", shape: [H]) }
         }
         layout.append("decoder.weight", shape: [config.vocabSize, H])
         layout.append("decoder.bias", shape: [config.vocabSize])

@@ -333,6 +333,20 @@ public class RecurrentLayerBase {
         }
     }
 
+    /// result (width) += the column sums of `rows` (T·B, width) of the last window: one pass over
+    /// all rows, or per reduction group added by the halving tree (as the bias gradients).
+    func accumulateColumnSums(_ result: UnsafeMutablePointer<Float>, rows: UnsafePointer<Float>, width: Int) {
+        guard let groups else {
+            RowKernels.accumulateColumnSums(result, rows, rows: steps * batch, cols: width)
+            return
+        }
+        let T = steps, B = batch, g = groups.size
+        groups.sum(groups: groups.groups(inBatch: B), into: result, count: width) { q, out in
+            out.update(repeating: 0, count: width)
+            for t in 0..<T { RowKernels.accumulateColumnSums(out, rows + (t * B + q * g) * width, rows: g, cols: width) }
+        }
+    }
+
     func begin(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?) {
         precondition(steps >= 1 && steps <= maxSteps, "window of \(steps) steps outside 1...\(maxSteps)")
         precondition(batch >= 1 && batch <= maxBatch, "batch of \(batch) outside 1...\(maxBatch)")
@@ -368,11 +382,16 @@ func countActiveRows(_ lengths: [Int], steps: Int, into active: AlignedBuffer<In
 
 /// Builds layers by cell kind.
 public enum RecurrentLayers {
-    /// The layer for `cell` over the `{prefix}rnn.*_l{index}{suffix}` views of `arena`.
+    /// The layer for `cell` over the `{prefix}rnn.*_l{index}{suffix}` views of `arena`; `leak` (leaky
+    /// cells only, nil = `LeakRate.default`) gives the leak rates.
     public static func make(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int,
                             direction: TimeDirection = .forward, arena: ParameterArena,
-                            maxSteps: Int, maxBatch: Int, suffix: String = "", prefix: String = "") -> any RecurrentLayer {
+                            maxSteps: Int, maxBatch: Int, suffix: String = "", prefix: String = "",
+                            leak: LeakRate? = nil) -> any RecurrentLayer {
         switch cell {
+        case .leaky:
+            LeakyLayer(index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction, arena: arena,
+                       maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, leak: leak ?? .default)
         case .lstm:
             LSTMLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)

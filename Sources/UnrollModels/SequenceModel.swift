@@ -54,10 +54,17 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
     public var initScheme: InitScheme
     /// LSTM only: initialise the forget-gate bias to 1 (both directions).
     public var forgetGateBias: Bool
+    /// `leaky` only: the leak rates (nil = `LeakRate.default`).
+    public var leak: LeakRate?
+
+    /// The leak rates a layer uses: nil unless the cell is `leaky`.
+    public var effectiveLeak: LeakRate? { cell == .leaky ? (leak ?? .default) : nil }
 
     public init(cell: CellKind, vocabSize: Int, inputSize: Int, hiddenSize: Int, layers: Int, bidirectional: Bool,
                 dropout: Float = 0, pool: PoolKind = .last, perStep: Bool = false, outputKind: SequenceOutputKind,
-                targetDim: Int, numClasses: Int, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false) {
+                targetDim: Int, numClasses: Int, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false,
+                leak: LeakRate? = nil) {
+        self.leak = leak
         self.cell = cell
         self.vocabSize = vocabSize
         self.inputSize = inputSize
@@ -95,6 +102,7 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
         if layers < 1 { return "--layers must be ≥ 1, got \(layers)" }
         if !(dropout >= 0 && dropout < 1) { return "--dropout must be in [0, 1), got \(dropout)" }
         if case .uniform(let a) = initScheme, !(a > 0) { return "--init-range must be > 0, got \(a)" }
+        if let p = leakProblem(cell: cell, leak: leak) { return p }
         if targetDim < 1 { return "target dimension must be ≥ 1 (from the dataset), got \(targetDim)" }
         switch outputKind {
         case .classes where numClasses < 2:
@@ -132,6 +140,7 @@ extension ParameterLayout {
                 layout.append("rnn.weight_hh_l\(k)\(suffix)", shape: [G * H, H])
                 layout.append("rnn.bias_ih_l\(k)\(suffix)", shape: [G * H])
                 layout.append("rnn.bias_hh_l\(k)\(suffix)", shape: [G * H])
+                if c.effectiveLeak?.isLearned == true { layout.append("rnn.leak_logit_l\(k)\(suffix)", shape: [H]) }
             }
         }
         layout.append("head.weight", shape: [c.outputSize, c.directions * H])
@@ -228,7 +237,8 @@ public final class SequenceModel {
             (0..<config.directions).map { d in
                 RecurrentLayers.make(cell: config.cell, index: k, inputSize: config.inputSize(ofLayer: k), hiddenSize: H,
                                      direction: d == 0 ? .forward : .reverse, arena: arena,
-                                     maxSteps: maxSteps, maxBatch: maxBatch, suffix: d == 0 ? "" : "_reverse")
+                                     maxSteps: maxSteps, maxBatch: maxBatch, suffix: d == 0 ? "" : "_reverse",
+                                     leak: config.effectiveLeak)
             }
         }
         embeddingView = config.vocabSize > 0 ? arena.view("embedding.weight") : nil
@@ -270,7 +280,7 @@ public final class SequenceModel {
         precondition(config.problem() == nil, config.problem() ?? "")
         let arena = ParameterArena(layout: .sequenceModel(config))
         Initializer.initialize(arena, cell: config.cell, hiddenSize: config.hiddenSize, scheme: config.initScheme,
-                               forgetGateBias: config.forgetGateBias, seed: seed)
+                               forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak, seed: seed)
         self.init(config: config, arena: arena, maxSteps: maxSteps, maxBatch: maxBatch)
     }
 

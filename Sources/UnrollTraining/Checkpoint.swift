@@ -523,7 +523,8 @@ extension Checkpoint {
         var lines = ["\(path): checkpoint, format \(CheckpointFormat.name) v\(try file.intAttribute("version")), "
                      + "written by Unroll \(try file.stringAttribute("unroll_version")) on \(try file.stringAttribute("created"))"]
         lines.append("  model: \(m.cell.rawValue), \(m.layers) layer(s) × \(m.hiddenSize), embedding \(m.embeddingSize), "
-                     + "vocabulary \(m.vocabSize), dropout \(m.dropout)")
+                     + "vocabulary \(m.vocabSize), dropout \(m.dropout), init \(m.initScheme.name)"
+                     + (m.effectiveLeak.map { ", leak \($0)" } ?? ""))
         lines.append("  parameters: \(layout.parameterCount)")
         for view in layout.views { lines.append("    /params/\(view.name) \(view.shape)") }
         let p = c.progress

@@ -15,7 +15,8 @@ public enum MemoryEstimate {
         let V = Double(model.vocabSize), L = Double(model.layers)
         let firstLayer = G * H * (E + H) + 2 * G * H
         let otherLayers = max(0, L - 1) * (G * H * 2 * H + 2 * G * H)
-        return V * E + firstLayer + otherLayers + H * V + V
+        let leak = model.effectiveLeak?.isLearned == true ? L * H : 0
+        return V * E + firstLayer + otherLayers + leak + H * V + V
     }
 
     /// Parameters of a sequence task's model (as `ParameterLayout.sequenceModel` lays them out).
@@ -25,7 +26,8 @@ public enum MemoryEstimate {
         let outputs = Double(s.targetDim) * (s.outputKind == .classes ? Double(s.numClasses) : 1)
         let first = D * (G * H * (input + H) + 2 * G * H)
         let others = max(0, L - 1) * D * (G * H * (D * H + H) + 2 * G * H)
-        return (s.tokens ? Double(m.vocabSize) * input : 0) + first + others + outputs * (D * H + 1)
+        let leak = m.effectiveLeak?.isLearned == true ? L * D * H : 0
+        return (s.tokens ? Double(m.vocabSize) * input : 0) + first + others + leak + outputs * (D * H + 1)
     }
 
     /// Parameters of an encoder–decoder (as `ParameterLayout.seq2seqModel` lays them out),

@@ -101,17 +101,23 @@ struct PrepareSynthetic: ParsableCommand {
         abstract: "Generate a synthetic dataset (deterministic per seed).",
         discussion: """
             arith: character corpus of small programs and their results (token streams). \
-            parity: bit sequences → parity class. adding: (value, marker) pairs → sum of the two \
-            marked values. parity and adding are sequence sets. reverse: digit string → the string \
-            reversed; execute: a small Python program → what it prints (Learning to Execute); both \
-            are source → target pairs.
+            parity: bit sequences → parity class (sequence classification). adding: (value, marker) \
+            pairs → sum of the two marked values (Le et al. 2015; predicting 1 scores MSE 0.167). \
+            copy: copy memory (Arjovsky et al. 2016): 10 symbols from 1..8, T−1 blanks, a delimiter, \
+            10 blanks; a class per step, blank except the last 10 steps, which repeat the symbols \
+            (memoryless baseline 10 ln 8/(T+20) nats per step). parity, adding and copy are sequence \
+            sets. reverse: digit string → the string reversed; execute: a small Python program → what \
+            it prints (Learning to Execute); both are source → target pairs. --length is the bit count \
+            (parity), the sequence length (adding, reverse), the delay T (copy) or the digits per \
+            number (execute).
             """ + examples(
                 "unroll prepare synthetic --task arith --seed 1 --output arith.h5",
                 "unroll prepare synthetic --task parity --size 10000,1000,1000 \\\n      --min-length 5 --max-length 40 --output parity.h5",
-                "unroll prepare synthetic --task adding --min-length 100 --output adding.h5",
+                "unroll prepare synthetic --task adding --length 100 --output adding.h5",
+                "unroll prepare synthetic --task copy --length 50 --output copy.h5",
                 "unroll prepare synthetic --task execute --length 3 --nesting 2 --seed 1 \\\n      --output execute.h5"))
 
-    @Option(help: "Task: arith, parity, adding, reverse or execute.")
+    @Option(help: "Task: arith, parity, adding, copy, reverse or execute.")
     var task: SyntheticTask
 
     @Option(help: "Random seed.")
@@ -120,14 +126,14 @@ struct PrepareSynthetic: ParsableCommand {
     @Option(help: "Sizes TRAIN,VALID,TEST: characters for arith (default 1000000,100000,100000), pairs for reverse/execute (default 20000,1000,1000), sequences otherwise (default 10000,1000,1000).")
     var size: String?
 
-    @Option(help: "Shortest sequence (parity default 20, adding default 50, reverse default 5).")
+    @Option(help: "parity: bits (default 20); adding: steps (default 50); reverse: digits (default 5–20); copy: delay T (default 100, sequences of T+20 steps) — the same as --min-length N --max-length N; execute: digits per number, 1...9 (default \(SyntheticOptions.defaultDigits)).")
+    var length: Int?
+
+    @Option(help: "Shortest sequence (or delay, copy) of a range (defaults as --length).")
     var minLength: Int?
 
-    @Option(help: "Longest sequence (default: the task's default (reverse 20), or --min-length).")
+    @Option(help: "Longest sequence (or delay, copy) of a range (default: the task's default, or --min-length).")
     var maxLength: Int?
-
-    @Option(help: "execute: digits per number, 1...9 (default \(SyntheticOptions.defaultDigits)).")
-    var length: Int?
 
     @Option(help: "execute: most operations composed in one program, 1...10; each program draws 1...N (default \(SyntheticOptions.defaultNesting)).")
     var nesting: Int?
@@ -140,6 +146,9 @@ struct PrepareSynthetic: ParsableCommand {
 
     func validate() throws {
         _ = try sizes()
+        if length != nil && (minLength != nil || maxLength != nil) {
+            throw ValidationError("--length excludes --min-length and --max-length (it sets both)")
+        }
     }
 
     /// The parsed --size value, if given.
@@ -155,8 +164,9 @@ struct PrepareSynthetic: ParsableCommand {
 
     func run() throws {
         let sizes = try sizes()
-        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: minLength, maxLength: maxLength,
-                                       length: length, nesting: nesting)
+        let digits = task == .execute ? length : nil, fixed = task == .execute ? nil : length
+        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: fixed ?? minLength,
+                                       maxLength: fixed ?? maxLength, length: digits, nesting: nesting)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
             print(try SyntheticPreparation.prepare(options, output: output,
                                                    progress: prepareProgress("prepare synthetic", quiet: quiet)))

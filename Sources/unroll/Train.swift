@@ -12,15 +12,21 @@ import UnrollTraining
 
 /// Cell names on the command line.
 enum CellOption: String, ExpressibleByArgument, CaseIterable {
-    case rnn, rnnRelu = "rnn-relu", lstm, gru
+    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky
     var kind: CellKind {
         switch self {
         case .rnn: .rnnTanh
         case .rnnRelu: .rnnRelu
         case .lstm: .lstm
         case .gru: .gru
+        case .leaky: .leaky
         }
     }
+}
+
+/// `--init` names (uniform takes its range from --init-range).
+enum InitOption: String, ExpressibleByArgument, CaseIterable {
+    case pytorch, uniform, identity, orthogonal
 }
 
 enum ScheduleOption: String, ExpressibleByArgument, CaseIterable { case constant, step, plateau, cosine }
@@ -54,8 +60,10 @@ struct DataOptions: ParsableArguments {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru (default \(CellOption.name(of: M.cell))).")
+    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, or leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak) (default \(CellOption.name(of: M.cell))).")
     var cell: CellOption?
+    @Option(help: "Leaky cell: leak rates α per unit — a rate in (0, 1] (0.1), a range LO:HI with 0 < LO < HI ≤ 1 log-spaced across units (several time scales), or learned[:LO:HI] (α = σ(a), a a parameter starting log-spaced over LO..HI, default \(LeakRate.defaultLearned)) (default \(LeakRate.default)).")
+    var leak: String?
     @Option(parsing: .unconditional, help: "Recurrent layers (default \(M.layers)).")
     var layers: Int?
     @Option(parsing: .unconditional, help: "Hidden size H (default \(M.hiddenSize)).")
@@ -66,8 +74,27 @@ struct ModelOptions: ParsableArguments {
     var dropout: Float?
     @Option(parsing: .unconditional, help: "Initialise every parameter U(-a, a); 0 = PyTorch's defaults (default 0).")
     var initRange: Float?
+    @Option(help: "Initialisation: pytorch (U(±1/√H), embedding N(0,1)), uniform (U(±--init-range)), identity (IRNN, Le et al. 2015: W_hh = I, recurrent biases 0, W_ih N(0, 0.001²); for rnn-relu), orthogonal (each H×H block of W_hh a seeded orthogonal matrix, recurrent biases 0) (default pytorch, or uniform when --init-range > 0).")
+    var `init`: InitOption?
     @Flag(inversion: .prefixedNo, help: "LSTM: forget-gate bias starts at 1 (default \(onOff(M.forgetGateBias))).")
     var forgetBias: Bool?
+
+    /// A bad --leak value or contradicting --init/--init-range, in one line; nil when fine.
+    func problem() -> String? {
+        if let leak {
+            do { _ = try LeakRate(parsing: leak) } catch { return "--leak: \(error)" }
+        }
+        switch (`init`, initRange) {
+        case (.uniform?, nil), (.uniform?, 0?):
+            return "--init uniform needs --init-range a > 0"
+        case (let scheme?, let a?) where scheme != .uniform && a != 0:
+            return "--init \(scheme.rawValue) and --init-range \(a) exclude each other (--init-range is the uniform scheme's)"
+        default: return nil
+        }
+    }
+
+    /// The leak rates of --leak (validated).
+    var leakRate: LeakRate? { leak.flatMap { try? LeakRate(parsing: $0) } }
 }
 
 extension PoolKind: ExpressibleByArgument {}
@@ -350,6 +377,17 @@ struct Train: ParsableCommand {
         add("--init-range", .fixed, m.initRange, current: { c in
             if case .uniform(let a) = c.model.initScheme { return "\(a)" } else { return "0.0" }
         }) { $0.model.initScheme = $1 > 0 ? .uniform($1) : .pytorch }
+        add("--init", .fixed, m.`init`, text: { $0.rawValue }, current: { $0.model.initScheme.name }) { c, scheme in
+            switch scheme {
+            case .pytorch: c.model.initScheme = .pytorch
+            case .identity: c.model.initScheme = .identity
+            case .orthogonal: c.model.initScheme = .orthogonal
+            case .uniform: break  // the range comes from --init-range (validate() requires it)
+            }
+        }
+        add("--leak", .fixed, m.leakRate, text: { $0.description }, current: { $0.model.effectiveLeak?.description ?? "none" }) {
+            $0.model.leak = $1
+        }
         let q = sequenceOptions
         add("--bidirectional", .fixed, q.bidirectional, text: { $0 ? "on" : "off" },
             current: { ($0.sequence?.bidirectional ?? $0.seq2seq?.bidirectional ?? false) ? "on" : "off" }) {
@@ -486,6 +524,7 @@ struct Train: ParsableCommand {
             options.logging.install(rank: comm.rank, worldSize: comm.size)
             options.distributed.watchdog.apply(to: comm)
             try TrainingRun.installSignalHandlers(stopGrace: options.distributed.stopGrace)
+            if let problem = options.modelOptions.problem() { throw TrainingError.config(problem) }
             let given = options.givenOptions()
             let log: LogSink = { line in print(line); fflush(nil) }
             let notice: LogSink = { UnrollLog.training.notice("\($0)") }
@@ -529,6 +568,8 @@ struct Train: ParsableCommand {
             } else {
                 config = ConfigMerge.fresh(try options.defaults(), given)
             }
+            // A new leaky model records its rates, default included, in the configuration.
+            if resumePath == nil, config.model.cell == .leaky, config.model.leak == nil { config.model.leak = .default }
             if let problem = config.problem() ?? options.unusedOptionProblem(config)
                 ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
                 throw TrainingError.config(problem)

@@ -23,7 +23,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
-    @Test(arguments: [SyntheticTask.arith, .parity, .adding])
+    @Test(arguments: [SyntheticTask.arith, .parity, .adding, .copy])
     func sameSeedGivesSameBytesAndOtherSeedsDiffer(task: SyntheticTask) throws {
         let dir = try TempDir()
         let sizes = task == .arith ? [20_000, 2_000, 2_000] : [200, 20, 20]
@@ -119,6 +119,91 @@ import Testing
         }
     }
 
+    @Test func addingAtAGivenLengthHasTwoMarkersAndUniformValues() throws {
+        let dir = try TempDir()
+        let path = dir.file("adding.h5")
+        _ = try SyntheticPreparation.prepare(SyntheticOptions(task: .adding, seed: 4, sizes: [400, 10, 10], minLength: 30,
+                                                              maxLength: 30), output: path)
+        let train = try SequenceSet(path: path).split("train")
+        guard case let .values(targets) = train.targets else {
+            Issue.record("adding targets must be values")
+            return
+        }
+        var positions = Set<Int>(), values: [Float] = []
+        for i in 0..<train.count {
+            let rows = try train.inputs(of: i)
+            #expect(rows.count == 2 * 30)
+            let marked = (0..<30).filter { rows[2 * $0 + 1] == 1 }
+            #expect(marked.count == 2 && (0..<30).allSatisfy { rows[2 * $0 + 1] == 0 || rows[2 * $0 + 1] == 1 })
+            #expect(abs(marked.map { rows[2 * $0] }.reduce(0, +) - targets[i]) < 1e-6)
+            positions.formUnion(marked)
+            values += (0..<30).map { rows[2 * $0] }
+        }
+        #expect(values.allSatisfy { $0 >= 0 && $0 < 1 })
+        let mean = values.reduce(0, +) / Float(values.count)
+        #expect(abs(mean - 0.5) < 0.02)
+        #expect(positions.count == 30)  // markers anywhere in the sequence
+        // Predicting 1 (the target's mean) scores about 1/6 (two U(0,1) summed: variance 2/12).
+        let mse = targets.map { ($0 - 1) * ($0 - 1) }.reduce(0, +) / Float(targets.count)
+        #expect(abs(mse - 1.0 / 6) < 0.03)
+    }
+
+    @Test func copySequencesRepeatTheirFirstTenSymbolsAfterTheDelimiter() throws {
+        let dir = try TempDir()
+        let path = dir.file("copy.h5")
+        let T = 15
+        let summary = try SyntheticPreparation.prepare(
+            SyntheticOptions(task: .copy, seed: 3, sizes: [200, 20, 20], minLength: T, maxLength: T), output: path)
+        #expect("\(summary)".contains("memoryless baseline"))
+        let set = try SequenceSet(path: path)
+        #expect(set.inputKind == .tokens && set.perStep && set.targetKind == "class" && set.numClasses == 9)
+        #expect(set.vocabulary == CopyTask.vocabulary && set.classNames == CopyTask.classNames && set.task == "copy")
+        for name in ["train", "valid", "test"] {
+            let split = try set.split(name)
+            guard case let .tokens(all) = try split.loadInputs(), case let .classes(targets) = split.targets else {
+                Issue.record("copy must have token inputs and class targets")
+                return
+            }
+            var seen = Set<Int32>()
+            for i in 0..<split.count {
+                let start = Int(split.offsets[i]), n = split.length(of: i)
+                #expect(n == T + 20)
+                let x = Array(all[start..<(start + n)]), y = Array(targets[start..<(start + n)])
+                let symbols = Array(x[0..<10])
+                #expect(symbols.allSatisfy { (1...8).contains($0) })
+                seen.formUnion(symbols)
+                #expect(x[10..<(10 + T - 1)].allSatisfy { $0 == 0 })
+                #expect(x[10 + T - 1] == 9)
+                #expect(x[(10 + T)...].allSatisfy { $0 == 0 } && x[(10 + T)...].count == 10)
+                #expect(y[0..<(T + 10)].allSatisfy { $0 == 0 })
+                #expect(Array(y[(T + 10)...]) == symbols)
+            }
+            #expect(seen == Set(1...8))
+        }
+        #expect(abs(CopyTask.baseline(delay: 100) - 10 * log(8.0) / 120) < 1e-12)
+    }
+
+    @Test func parityAtAGivenLengthIsSequenceClassification() throws {
+        let dir = try TempDir()
+        let path = dir.file("parity.h5")
+        _ = try SyntheticPreparation.prepare(SyntheticOptions(task: .parity, seed: 6, sizes: [500, 10, 10], minLength: 7,
+                                                              maxLength: 7), output: path)
+        let set = try SequenceSet(path: path)
+        #expect(!set.perStep && set.classNames == ["even", "odd"])
+        let train = try set.split("train")
+        guard case let .classes(targets) = train.targets else {
+            Issue.record("parity targets must be classes")
+            return
+        }
+        #expect(targets.count == 500)
+        for i in 0..<train.count {
+            let bits = try train.inputs(of: i)
+            #expect(bits.count == 7 && Int32(bits.reduce(0, +)) % 2 == targets[i])
+        }
+        let odd = targets.filter { $0 == 1 }.count
+        #expect(odd > 200 && odd < 300)
+    }
+
     @Test func badSyntheticOptionsAreRejectedWithoutWriting() throws {
         let dir = try TempDir()
         let out = dir.file("x.h5")
@@ -131,6 +216,10 @@ import Testing
                                                  output: out)
         }
         #expect(lengths?.1.contains("--min-length") == true)
+        let delay = dataErrorMessage {
+            _ = try SyntheticPreparation.prepare(SyntheticOptions(task: .copy, seed: 1, minLength: 0, maxLength: 0), output: out)
+        }
+        #expect(delay?.1.contains("--length") == true)
         #expect(try dir.contents() == [])
     }
 

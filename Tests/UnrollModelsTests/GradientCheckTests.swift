@@ -1,4 +1,5 @@
-// Finite-difference gradient checks of BPTT: single layers of every cell kind in both time
+// Finite-difference gradient checks of BPTT: single layers of every cell kind (leaky with learned
+// rates) in both time
 // directions (parameters, input, initial state), and whole language models with 1–2 layers, with
 // and without dropout, over a multi-step window from a non-zero initial state with a gradient
 // flowing into the final state.
@@ -7,7 +8,22 @@ import UnrollKernels
 import UnrollModels
 import UnrollTestSupport
 
-private let allCells: [CellKind] = [.rnnTanh, .rnnRelu, .lstm, .gru]
+private let allCells: [CellKind] = [.rnnTanh, .rnnRelu, .lstm, .gru, .leaky]
+
+/// Leak rates of the leaky layers in single-layer checks: learned, so that ∂L/∂a is checked too
+/// (the logits start random in ±0.6 like every parameter there: α ≈ 0.35…0.65).
+let layerTestLeak = LeakRate.learned(low: 0.05, high: 0.8)
+
+/// The `rnn.*_l0` views of one layer of `cell` (with `rnn.leak_logit_l0` for a leaky cell).
+func singleLayerLayout(_ cell: CellKind, inputSize E: Int, hiddenSize H: Int) -> ParameterLayout {
+    var layout = ParameterLayout()
+    layout.append("rnn.weight_ih_l0", shape: [cell.gateCount * H, E])
+    layout.append("rnn.weight_hh_l0", shape: [cell.gateCount * H, H])
+    layout.append("rnn.bias_ih_l0", shape: [cell.gateCount * H])
+    layout.append("rnn.bias_hh_l0", shape: [cell.gateCount * H])
+    if cell == .leaky { layout.append("rnn.leak_logit_l0", shape: [H]) }
+    return layout
+}
 
 /// Tolerances for Float32 forward passes differenced in Double: eps 1e-2 keeps rounding noise
 /// (~1e-6/eps) well below the truncation error (~eps²).
@@ -23,16 +39,12 @@ private func step(_ cell: CellKind) -> (eps: Float, atol: Double) {
     @Test(arguments: allCells, [TimeDirection.forward, .reverse])
     func layerBackwardMatchesFiniteDifferences(cell: CellKind, direction: TimeDirection) {
         let T = 4, B = 3, E = 5, H = 4
-        var layout = ParameterLayout()
-        layout.append("rnn.weight_ih_l0", shape: [cell.gateCount * H, E])
-        layout.append("rnn.weight_hh_l0", shape: [cell.gateCount * H, H])
-        layout.append("rnn.bias_ih_l0", shape: [cell.gateCount * H])
-        layout.append("rnn.bias_hh_l0", shape: [cell.gateCount * H])
+        let layout = singleLayerLayout(cell, inputSize: E, hiddenSize: H)
         let arena = ParameterArena(layout: layout)
         var rng = TestRNG(seed: 11)
         rng.fill(arena.parameters.pointer, count: arena.parameters.count, -0.6, 0.6)
         let layer = RecurrentLayers.make(cell: cell, index: 0, inputSize: E, hiddenSize: H, direction: direction,
-                                        arena: arena, maxSteps: T, maxBatch: B)
+                                        arena: arena, maxSteps: T, maxBatch: B, leak: layerTestLeak)
         let input = FloatBuffer(rng.floats(T * B * E))
         let h0 = FloatBuffer(rng.floats(B * H)), c0 = FloatBuffer(rng.floats(B * H))
         let wOut = FloatBuffer(rng.floats(T * B * H)), wh = FloatBuffer(rng.floats(B * H)), wc = FloatBuffer(rng.floats(B * H))
@@ -111,10 +123,16 @@ private func step(_ cell: CellKind) -> (eps: Float, atol: Double) {
         checkModel(cell: cell, layers: 2, dropout: 0.3)
     }
 
-    func checkModel(cell: CellKind, layers: Int, dropout: Float) {
+    /// Leaky cells with fixed rates (one, a log-spaced range) and learned ones (∂L/∂a checked).
+    @Test(arguments: [LeakRate.fixed(0.3), .range(low: 0.02, high: 0.9), .learned(low: 0.05, high: 0.9)], [1, 2])
+    func leakyModelBackwardMatchesFiniteDifferences(leak: LeakRate, layers: Int) {
+        checkModel(cell: .leaky, layers: layers, dropout: 0, leak: leak)
+    }
+
+    func checkModel(cell: CellKind, layers: Int, dropout: Float, leak: LeakRate? = nil) {
         let T = 4, B = 3, V = 7, E = 5, H = 4
         let config = ModelConfig(cell: cell, vocabSize: V, embeddingSize: E, hiddenSize: H, layers: layers,
-                                 dropout: dropout, initScheme: .uniform(0.5))
+                                 dropout: dropout, initScheme: .uniform(0.5), leak: leak)
         let model = RecurrentLanguageModel(config: config, seed: 5, maxSteps: T, maxBatch: B)
         var rng = TestRNG(seed: 6)
         let tokens: [Int32] = (0..<(T * B)).map { _ in Int32(rng.int(below: V)) }
@@ -157,6 +175,40 @@ private func step(_ cell: CellKind) -> (eps: Float, atol: Double) {
                                   eps: step(cell).eps, rtol: rtol, atol: step(cell).atol,
                                   piecewise: cell == .rnnRelu, loss: loss)
             #expect(r.passed, "\(cell) L\(layers) p\(dropout) \(name): \(r)")
+        }
+    }
+}
+
+@Suite struct ReductionGroupSplitTests {
+    /// With reduction groups, the recurrent gradients of a batch are the halving-tree sum of its
+    /// groups, so the batch's gradient equals, bit for bit, the sum of its two halves' gradients
+    /// run separately — what two ranks add up in the allreduce. The learned leak logits included
+    /// (their σ'(a) factor must be applied per row, before the sum).
+    @Test(arguments: [(CellKind.lstm, nil as LeakRate?), (.leaky, LeakRate.learned(low: 0.05, high: 0.9))])
+    func batchGradientIsTheSumOfItsHalvesBitForBit(cell: CellKind, leak: LeakRate?) {
+        let T = 5, B = 8, V = 9, H = 6
+        let config = ModelConfig(cell: cell, vocabSize: V, embeddingSize: 4, hiddenSize: H, layers: 2,
+                                 initScheme: .uniform(0.4), leak: leak)
+        var rng = TestRNG(seed: 31)
+        let tokens: [Int32] = (0..<(T * B)).map { _ in Int32(rng.int(below: V)) }
+        let targets: [Int32] = (0..<(T * B)).map { _ in Int32(rng.int(below: V)) }
+        func gradients(rows: Range<Int>) -> ParameterArena {
+            let b = rows.count
+            let model = RecurrentLanguageModel(config: config, seed: 4, maxSteps: T, maxBatch: b)
+            model.useReductionGroups(size: 2)
+            var x: [Int32] = [], y: [Int32] = []
+            for t in 0..<T { for i in rows { x.append(tokens[t * B + i]); y.append(targets[t * B + i]) } }
+            let state = RecurrentState(config: config, batch: b)
+            model.arena.zeroGradients()
+            model.forward(tokens: x, steps: T, batch: b, state: state, dropout: nil)
+            model.backward(targets: y)
+            return model.arena
+        }
+        let whole = gradients(rows: 0..<8), left = gradients(rows: 0..<4), right = gradients(rows: 4..<8)
+        for view in whole.layout.views where view.name.hasPrefix("rnn.") {
+            let w = whole.gradients(view), l = left.gradients(view), r = right.gradients(view)
+            let same = (0..<view.count).allSatisfy { w[$0] == l[$0] + r[$0] }
+            #expect(same, "\(cell) \(view.name)")
         }
     }
 }

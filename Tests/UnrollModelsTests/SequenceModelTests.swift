@@ -21,17 +21,19 @@ struct SequenceCase: CustomStringConvertible, Sendable {
     var classes = true
     var dropout: Float = 0
     var layers = 2
+    var leak: LeakRate? = nil
 
     var description: String {
         "\(cell) \(bidirectional ? "bi" : "uni") \(tokens ? "tokens" : "features") "
             + "\(perStep ? "per-step" : pool.rawValue) \(classes ? "classes" : "values") p\(dropout) L\(layers)"
+            + (leak.map { " leak \($0)" } ?? "")
     }
 
     func config(inputSize: Int = 3, hidden: Int = 3, vocab: Int = 6) -> SequenceModelConfig {
         SequenceModelConfig(cell: cell, vocabSize: tokens ? vocab : 0, inputSize: inputSize, hiddenSize: hidden,
                             layers: layers, bidirectional: bidirectional, dropout: dropout, pool: pool, perStep: perStep,
                             outputKind: classes ? .classes : .values, targetDim: 2, numClasses: classes ? 3 : 0,
-                            initScheme: .uniform(0.5))
+                            initScheme: .uniform(0.5), leak: leak)
     }
 }
 
@@ -108,20 +110,16 @@ func runSequenceModel(_ model: SequenceModel, _ batch: SequenceBatch, state: Rec
     /// A single layer with lengths (a zero length included), non-zero initial state and gradients
     /// into every output (padded steps too: there the output is the carried state) and the final
     /// state: parameters, input, initial state.
-    @Test(arguments: [CellKind.rnnTanh, .lstm, .gru], [TimeDirection.forward, .reverse])
+    @Test(arguments: [CellKind.rnnTanh, .lstm, .gru, .leaky], [TimeDirection.forward, .reverse])
     func layerWithLengthsMatchesFiniteDifferences(cell: CellKind, direction: TimeDirection) {
         let T = 5, B = 4, E = 3, H = 3
         let lengths = [5, 3, 3, 0]
-        var layout = ParameterLayout()
-        layout.append("rnn.weight_ih_l0", shape: [cell.gateCount * H, E])
-        layout.append("rnn.weight_hh_l0", shape: [cell.gateCount * H, H])
-        layout.append("rnn.bias_ih_l0", shape: [cell.gateCount * H])
-        layout.append("rnn.bias_hh_l0", shape: [cell.gateCount * H])
+        let layout = singleLayerLayout(cell, inputSize: E, hiddenSize: H)
         let arena = ParameterArena(layout: layout)
         var rng = TestRNG(seed: 21)
         rng.fill(arena.parameters.pointer, count: arena.parameters.count, -0.6, 0.6)
         let layer = RecurrentLayers.make(cell: cell, index: 0, inputSize: E, hiddenSize: H, direction: direction,
-                                        arena: arena, maxSteps: T, maxBatch: B)
+                                        arena: arena, maxSteps: T, maxBatch: B, leak: layerTestLeak)
         let input = FloatBuffer(rng.floats(T * B * E))
         let h0 = FloatBuffer(rng.floats(B * H)), c0 = FloatBuffer(rng.floats(B * H))
         let wOut = FloatBuffer(rng.floats(T * B * H)), wh = FloatBuffer(rng.floats(B * H)), wc = FloatBuffer(rng.floats(B * H))
@@ -183,6 +181,9 @@ func runSequenceModel(_ model: SequenceModel, _ batch: SequenceBatch, state: Rec
         SequenceCase(cell: .lstm, bidirectional: false, pool: .mean),
         SequenceCase(cell: .lstm, dropout: 0.3),
         SequenceCase(cell: .gru, tokens: false, pool: .mean, perStep: true, dropout: 0.3),
+        // Leaky units: learned rates (bidirectional: one leak_logit per direction), fixed ones.
+        SequenceCase(cell: .leaky, leak: .learned(low: 0.05, high: 0.9)),
+        SequenceCase(cell: .leaky, tokens: false, perStep: true, classes: false, leak: .range(low: 0.1, high: 0.9)),
     ]
 
     @Test(arguments: cases)
@@ -245,6 +246,7 @@ func runSequenceModel(_ model: SequenceModel, _ batch: SequenceBatch, state: Rec
         SequenceCase(cell: .rnnTanh, tokens: true, pool: .last, dropout: 0.3),
         SequenceCase(cell: .gru, tokens: true, perStep: true),
         SequenceCase(cell: .lstm, bidirectional: false, tokens: false, perStep: true, classes: false, dropout: 0.3),
+        SequenceCase(cell: .leaky, tokens: true, pool: .last, leak: .learned(low: 0.05, high: 0.9)),
     ]
 
     /// A padded batch of sequences of different lengths (garbage in the padding) gives the loss and
@@ -301,7 +303,7 @@ func runSequenceModel(_ model: SequenceModel, _ batch: SequenceBatch, state: Rec
 
     /// Two windows with a carried state give the same h_n outputs and final state as one window
     /// over the whole sequences (rows ending in the first window included).
-    @Test(arguments: [CellKind.lstm, .gru, .rnnTanh])
+    @Test(arguments: [CellKind.lstm, .gru, .rnnTanh, .leaky])
     func carriedStateAcrossWindowsEqualsOneWindow(cell: CellKind) {
         let config = SequenceCase(cell: cell, bidirectional: false, tokens: false, classes: false).config()
         let lengths = [7, 5, 3, 0], B = lengths.count, I = config.inputSize, O = config.outputSize

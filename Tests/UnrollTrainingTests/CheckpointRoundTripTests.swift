@@ -11,12 +11,18 @@ import UnrollModels
 @Suite struct CheckpointRoundTripTests {
     typealias F = CheckpointFixtures
 
-    @Test(arguments: [(CellKind.lstm, OptimizerKind.adam), (.gru, .nesterov), (.rnnTanh, .adagrad), (.rnnRelu, .sgd)])
+    @Test(arguments: [(CellKind.lstm, OptimizerKind.adam), (.gru, .nesterov), (.rnnTanh, .adagrad), (.rnnRelu, .sgd),
+                      (.leaky, .adam)])
     func saveLoadRestoreIsBitExactAndTheNextStepMatches(cell: CellKind, optimizer: OptimizerKind) throws {
         let dir = try CheckpointScratch("roundTrip\(cell)\(optimizer)")
         let data = dir.file("arith.h5")
         let vocab = try F.makeArith(data)
-        let config = F.config(data: data, vocab: vocab, cell: cell, optimizer: optimizer)
+        var config = F.config(data: data, vocab: vocab, cell: cell, optimizer: optimizer)
+        if cell == .leaky {
+            // Learned rates (a parameter `rnn.leak_logit_l{k}`) and a non-default init travel too.
+            config.model.leak = .defaultLearned
+            config.model.initScheme = .orthogonal
+        }
         let trained = try F.trainer(config, steps: 3)
         // Non-default schedule and best-loss state, so the test sees whether they travel.
         trained.progress.bestValidLoss = 2.75

@@ -30,6 +30,9 @@ import UnrollModels
         ("--log-every must be ≥ 1, got 0", { $0.logEvery = 0 }),
         ("--keep must be ≥ 1", { $0.keep = 0 }),
         ("--steps must be ≥ 1", { $0.steps = 0 }),
+        ("--leak applies to --cell leaky; the cell is lstm", { $0.model.leak = .fixed(0.5) }),
+        ("--leak: a fixed leak rate must be in (0, 1], got 1.5", { $0.model.cell = .leaky; $0.model.leak = .fixed(1.5) }),
+        ("--leak: a learned leak range", { $0.model.cell = .leaky; $0.model.leak = .learned(low: 0.1, high: 1) }),
     ]
 
     @Test func theBaseConfigurationIsValid() {
@@ -46,8 +49,9 @@ import UnrollModels
     }
 
     @Test func theEstimateCountsParametersExactly() {
-        for cell in [CellKind.rnnTanh, .lstm, .gru] {
-            let model = ModelConfig(cell: cell, vocabSize: 37, embeddingSize: 5, hiddenSize: 11, layers: 3)
+        for (cell, leak) in [(CellKind.rnnTanh, nil), (.lstm, nil), (.gru, nil), (.leaky, nil),
+                             (.leaky, LeakRate.learned(low: 0.1, high: 0.5))] {
+            let model = ModelConfig(cell: cell, vocabSize: 37, embeddingSize: 5, hiddenSize: 11, layers: 3, leak: leak)
             #expect(MemoryEstimate.parameterCount(model) == Double(ParameterLayout.languageModel(model).parameterCount))
         }
     }

@@ -94,6 +94,12 @@ void uk_gru_forward(float *gates_ih, const float *gates_hh, float *hh_n, const f
 /// GRU step backward: d_gates_ih, d_gates_hh (B, 3H) and dh_prev (B, H, direct part) out.
 void uk_gru_backward(float *d_gates_ih, float *d_gates_hh, float *dh_prev, const float *dh,
                      const float *gates, const float *hh_n, const float *h_prev, int batch, int hidden);
+/// Leaky-unit step forward: u (B, H) in pre-activations, out tanh; h (B, H) out.
+void uk_leaky_forward(float *u, const float *h_prev, const float *alpha, float *h, int batch, int hidden);
+/// Leaky-unit step backward: d_pre (B, H) out; dh_prev (B, H) out (direct part); d_rate (B, H) out,
+/// per-row ∂L/∂α times rate_scale (H).
+void uk_leaky_backward(float *d_pre, float *dh_prev, float *d_rate, const float *dh, const float *u,
+                       const float *h_prev, const float *alpha, const float *rate_scale, int batch, int hidden);
 /// sums[j] += Σ_r x[r·cols + j], rows added in order.
 void uk_add_column_sums(float *sums, const float *x, int rows, int cols);
 
