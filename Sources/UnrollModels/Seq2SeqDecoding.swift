@@ -155,8 +155,10 @@ extension Seq2SeqModel {
     }
 
     /// Beam search for one source sequence. Keeps the `beam` best partial hypotheses by log p; a
-    /// hypothesis that emits <eos> is finished. Stops when `beam` hypotheses have finished, none is
-    /// left, or after `maxLength` tokens (unfinished hypotheses then compete as they are). Returns
+    /// hypothesis that emits <eos> among the step's `beam` best candidates is finished. Stops when
+    /// none is left, when no live hypothesis can still beat the best finished one (log p only falls
+    /// as tokens are added, so a live hypothesis ends at best at log p / lp(maxLength + 1)), or
+    /// after `maxLength` tokens (unfinished hypotheses then compete as they are). Returns
     /// the finished hypothesis with the highest score log p / lp(n), where lp is the GNMT penalty
     /// ((5 + n) / 6)^α with α = `lengthPenalty` and n counts the tokens including <eos>; without
     /// <bos> and <eos>. Ties go to the lower token id, so beam 1 is greedy decoding.
@@ -195,7 +197,11 @@ extension Seq2SeqModel {
                     parents.append(candidate.row)
                 }
             }
-            if next.isEmpty || finished.count >= beam {
+            // Stopping once `beam` hypotheses had finished would drop a likelier one still running
+            // (an early, unlikely <eos> among the best candidates finishes a truncated output).
+            let bestFinished = finished.map(\.score).max() ?? -.infinity
+            let liveBound = (next.map(\.logp).max() ?? -.infinity) / Self.lengthPenalty(length: maxLength + 1, alpha: alpha)
+            if next.isEmpty || bestFinished >= liveBound {
                 reachedLimit = false
                 live = next
                 break
