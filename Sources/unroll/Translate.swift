@@ -12,7 +12,7 @@ import UnrollTraining
 struct DecodingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Beam width (1: greedy, the default).")
     var beam: Int?
-    @Option(parsing: .unconditional, help: "Beam search: scores are log p / length^α (default 0: plain log p).")
+    @Option(parsing: .unconditional, help: "Beam search: scores are log p / ((5 + n)/6)^α, GNMT's length penalty, n the output length with <eos> (default 0: plain log p).")
     var lengthPenalty: Double?
     @Option(parsing: .unconditional, help: "Longest output in tokens (default: twice the longest training target, plus 10).")
     var maxLength: Int?
