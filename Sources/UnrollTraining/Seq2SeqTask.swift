@@ -88,7 +88,7 @@ public final class Seq2SeqTask: TrainingTask {
     private var sourceBuffer: [Int32]
     private var targetInput: [Int32]
     private var targetOutput: [Int32]
-    private var validSteps = 0, paddedSteps = 0
+    private var padding = PaddingTally()
     /// Target tokens (each target and its <eos>) and decoder steps computed (B × (longest target
     /// + 1)) of the last prepared global batch (all ranks' rows), for the benchmark (config G).
     public private(set) var preparedSteps: (valid: Int, padded: Int) = (0, 0)
@@ -149,12 +149,7 @@ public final class Seq2SeqTask: TrainingTask {
 
     /// Copies a checkpoint's parameters into the model (every view must be there with its shape).
     public func copyParameters(from content: CheckpointContent) throws {
-        for view in arena.layout.views {
-            guard let values = content.parameters[view.name], values.count == view.count else {
-                throw TrainingError.checkpoint("/params/\(view.name): missing or of another shape (expected \(view.shape))")
-            }
-            arena.parameters(view).update(from: values, count: view.count)
-        }
+        try arena.copyParameters(from: content)
     }
 
     /// What `config.seq2seq` records about the data must still hold for the file at `path`.
@@ -200,8 +195,7 @@ public final class Seq2SeqTask: TrainingTask {
         rows = SequenceBatches.share(of: batch, rank: communicator.rank, size: communicator.size)
         let longestTarget = batch.map { train.target($0).count + 1 }.max() ?? 0
         preparedSteps = (batch.reduce(0) { $0 + train.target($1).count + 1 }, batch.count * longestTarget)
-        validSteps += preparedSteps.valid
-        paddedSteps += preparedSteps.padded
+        padding.add(valid: preparedSteps.valid, padded: preparedSteps.padded)
         return []
     }
 
@@ -384,9 +378,7 @@ public final class Seq2SeqTask: TrainingTask {
 
     /// The share of decoder steps that were real (not padding) since the last progress line.
     public func progressNote() -> String? {
-        guard paddedSteps > 0 else { return nil }
-        defer { validSteps = 0; paddedSteps = 0 }
-        return "padding eff \(Int((100 * Double(validSteps) / Double(paddedSteps)).rounded()))%"
+        padding.note()
     }
 
     // MARK: checkpoint

@@ -121,7 +121,7 @@ public final class SequenceTask: TrainingTask {
     private var rowMask: [UInt8]
     private var dOutputs: [Float]
     /// Valid and padded (valid + padding) steps of the global batches since the last progress line.
-    private var validSteps = 0, paddedSteps = 0
+    private var padding = PaddingTally()
     /// Valid and padded (valid + padding) steps of the last prepared global batch (all ranks'
     /// rows), for throughput that counts real steps only (the benchmark).
     public private(set) var preparedSteps: (valid: Int, padded: Int) = (0, 0)
@@ -210,12 +210,7 @@ public final class SequenceTask: TrainingTask {
 
     /// Copies a checkpoint's parameters into the model (every view must be there with its shape).
     public func copyParameters(from content: CheckpointContent) throws {
-        for view in arena.layout.views {
-            guard let values = content.parameters[view.name], values.count == view.count else {
-                throw TrainingError.checkpoint("/params/\(view.name): missing or of another shape (expected \(view.shape))")
-            }
-            arena.parameters(view).update(from: values, count: view.count)
-        }
+        try arena.copyParameters(from: content)
     }
 
     /// What `config.sequence` records about the data must still hold for the file at `path`.
@@ -288,8 +283,7 @@ public final class SequenceTask: TrainingTask {
         positions = SequenceBatches.sharePositions(count: batch.count, rank: communicator.rank, size: communicator.size)
         let longest = batch.first.map { train.lengths[$0] } ?? 0
         preparedSteps = (batch.reduce(0) { $0 + train.lengths[$1] }, batch.count * longest)
-        validSteps += preparedSteps.valid
-        paddedSteps += preparedSteps.padded
+        padding.add(valid: preparedSteps.valid, padded: preparedSteps.padded)
         guard sequence.tokens, case .tokens(let ids) = train.inputs else { return [] }
         var touched: [Int32] = []
         for row in rows { touched += ids[Int(train.offsets[row])..<Int(train.offsets[row + 1])] }
@@ -559,9 +553,7 @@ public final class SequenceTask: TrainingTask {
 
     /// The share of computed steps that were real (not padding) since the last progress line.
     public func progressNote() -> String? {
-        guard paddedSteps > 0 else { return nil }
-        defer { validSteps = 0; paddedSteps = 0 }
-        return "padding eff \(Int((100 * Double(validSteps) / Double(paddedSteps)).rounded()))%"
+        padding.note()
     }
 
     // MARK: checkpoint

@@ -212,17 +212,7 @@ struct PrepareSequences: ParsableCommand {
     @Option(help: "Directory of class text files, or an .npz (the training data with --valid/--test).")
     var input: String
 
-    @Option(help: "Validation input (same kind as --input).")
-    var valid: String?
-
-    @Option(help: "Test input (same kind as --input).")
-    var test: String?
-
-    @Option(help: "Fractions TRAIN,VALID,TEST of a shuffle of --input, e.g. 0.8,0.1,0.1.")
-    var split: String?
-
-    @Option(help: "Seed of the --split shuffle (default 0).")
-    var seed: UInt64 = 0
+    @OptionGroup var splitOptions: SplitOptions
 
     @Option(help: "Token level for a directory: char (Unicode scalars), byte (V = 256) or word (whitespace).")
     var level: TokenLevel?
@@ -245,6 +235,31 @@ struct PrepareSequences: ParsableCommand {
     @Flag(help: "No progress on standard error.")
     var quiet = false
 
+    func run() throws {
+        let splitting = try splitOptions.splitting()
+        let options = SequencePrepareOptions(level: level, maxVocab: maxVocab, unk: unk, targets: targets, task: task)
+        try runReportingErrors(communicator: SingleProcessCommunicator()) {
+            print(try SequencePreparation.prepare(input: input, splitting: splitting, options: options, output: output,
+                                                  progress: prepareProgress("prepare sequences", quiet: quiet)))
+        }
+    }
+}
+
+/// How `prepare sequences` and `prepare pairs` split their input: separate validation and test
+/// inputs, or fractions of a seeded shuffle of --input.
+struct SplitOptions: ParsableArguments {
+    @Option(help: "Validation input (same kind as --input).")
+    var valid: String?
+
+    @Option(help: "Test input (same kind as --input).")
+    var test: String?
+
+    @Option(help: "Fractions TRAIN,VALID,TEST of a shuffle of --input, e.g. 0.8,0.1,0.1.")
+    var split: String?
+
+    @Option(help: "Seed of the --split shuffle (default 0).")
+    var seed: UInt64 = 0
+
     func validate() throws {
         switch (valid, test, split) {
         case (.some, .some, nil), (nil, nil, .some): break
@@ -254,18 +269,11 @@ struct PrepareSequences: ParsableCommand {
         _ = try parseFractions(split)
     }
 
-    func run() throws {
-        let splitting: SequenceSplitting
-        if let fractions = try parseFractions(split) {
-            splitting = .fractions(fractions, seed: seed)
-        } else {
-            splitting = .inputs(valid: valid!, test: test!)
-        }
-        let options = SequencePrepareOptions(level: level, maxVocab: maxVocab, unk: unk, targets: targets, task: task)
-        try runReportingErrors(communicator: SingleProcessCommunicator()) {
-            print(try SequencePreparation.prepare(input: input, splitting: splitting, options: options, output: output,
-                                                  progress: prepareProgress("prepare sequences", quiet: quiet)))
-        }
+    /// The choice made (after `validate`).
+    func splitting() throws -> SequenceSplitting {
+        if let fractions = try parseFractions(split) { return .fractions(fractions, seed: seed) }
+        guard let valid, let test else { throw ValidationError("give both --valid and --test, or --split (not both)") }
+        return .inputs(valid: valid, test: test)
     }
 }
 
@@ -287,17 +295,7 @@ struct PreparePairs: ParsableCommand {
     @Option(help: "Tab-separated pairs (the training pairs with --valid/--test).")
     var input: String
 
-    @Option(help: "Validation pairs.")
-    var valid: String?
-
-    @Option(help: "Test pairs.")
-    var test: String?
-
-    @Option(help: "Fractions TRAIN,VALID,TEST of a shuffle of --input's pairs, e.g. 0.9,0.05,0.05.")
-    var split: String?
-
-    @Option(help: "Seed of the --split shuffle (default 0).")
-    var seed: UInt64 = 0
+    @OptionGroup var splitOptions: SplitOptions
 
     @Option(help: "Token level: char (Unicode scalars), byte or word (whitespace).")
     var level: TokenLevel
@@ -314,22 +312,8 @@ struct PreparePairs: ParsableCommand {
     @Flag(help: "No progress on standard error.")
     var quiet = false
 
-    func validate() throws {
-        switch (valid, test, split) {
-        case (.some, .some, nil), (nil, nil, .some): break
-        default:
-            throw ValidationError("give both --valid and --test, or --split (not both)")
-        }
-        _ = try parseFractions(split)
-    }
-
     func run() throws {
-        let splitting: SequenceSplitting
-        if let fractions = try parseFractions(split) {
-            splitting = .fractions(fractions, seed: seed)
-        } else {
-            splitting = .inputs(valid: valid!, test: test!)
-        }
+        let splitting = try splitOptions.splitting()
         let options = PairPrepareOptions(level: level, maxLength: maxLength, task: task)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
             print(try PairPreparation.prepare(input: input, splitting: splitting, options: options, output: output,
