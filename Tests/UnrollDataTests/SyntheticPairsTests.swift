@@ -139,7 +139,7 @@ import Testing
              "--min-length/--max-length: expected not set for execute (use --length/--nesting), found a length"),
             (SyntheticOptions(task: .reverse, seed: 1, nesting: 2),
              "--length/--nesting: expected not set for reverse (use --min-length/--max-length), found a value"),
-            (SyntheticOptions(task: .reverse, seed: 1, minLength: 0), "--min-length/--max-length: expected 1 ≤ min ≤ max, found 0...20"),
+            (SyntheticOptions(task: .reverse, seed: 1, minLength: 0), "--length/--min-length/--max-length: expected 1 ≤ min ≤ max, found 0...20"),
             (SyntheticOptions(task: .parity, seed: 1, length: 3),
              "--length/--nesting: expected not set for parity (execute only), found a value"),
         ]
