@@ -99,18 +99,8 @@ extension TrainingBenchmark {
     public static func run(_ shape: Seq2SeqBenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
                            workdir: String, warmup: Int, seconds: Double,
                            extras: Bool, bucketBytes: Int = 4 << 20) throws -> TrainingBenchmarkResult {
-        var name = Array("\(workdir)/bench-\(shape.name)-\(globalBatch)-\(getpid()).h5".utf8)
-        try comm.broadcast(&name, root: 0)
-        let path = String(decoding: name, as: UTF8.self)
-        var failure: (any Error)?
-        if comm.rank == 0 {
-            do {
-                try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
-                try PairSetWriter.write(shape.content(), to: path)
-            } catch { failure = error }
-        }
-        guard try comm.allAgree(failure == nil) else {
-            throw failure ?? TrainingError.data("\(path): benchmark data could not be written on rank 0")
+        let path = try writeOnRankZero(workdir: workdir, name: "\(shape.name)-\(globalBatch)", communicator: comm) {
+            try PairSetWriter.write(shape.content(), to: $0)
         }
         defer { if comm.rank == 0 { unlink(path) } }
 

@@ -68,18 +68,8 @@ extension TrainingBenchmark {
     public static func run(_ shape: SequenceBenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
                            workdir: String, warmup: Int, seconds: Double,
                            extras: Bool, bucketBytes: Int = 4 << 20) throws -> TrainingBenchmarkResult {
-        var name = Array("\(workdir)/bench-\(shape.name)-\(globalBatch)-\(getpid()).h5".utf8)
-        try comm.broadcast(&name, root: 0)
-        let path = String(decoding: name, as: UTF8.self)
-        var failure: (any Error)?
-        if comm.rank == 0 {
-            do {
-                try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
-                try SequenceSetWriter.write(shape.content(), to: path)
-            } catch { failure = error }
-        }
-        guard try comm.allAgree(failure == nil) else {
-            throw failure ?? TrainingError.data("\(path): benchmark data could not be written on rank 0")
+        let path = try writeOnRankZero(workdir: workdir, name: "\(shape.name)-\(globalBatch)", communicator: comm) {
+            try SequenceSetWriter.write(shape.content(), to: $0)
         }
         defer { if comm.rank == 0 { unlink(path) } }
 
@@ -138,5 +128,27 @@ extension TrainingBenchmark {
         try rss.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
         result.peakRssMB = rss[0]
         return result
+    }
+}
+
+extension TrainingBenchmark {
+    /// A fresh path under `workdir` (the same on every rank) that rank 0 fills with `write`; every
+    /// rank throws if rank 0 failed (collective). The caller unlinks it on rank 0.
+    static func writeOnRankZero(workdir: String, name: String, communicator comm: any Communicator,
+                                write: (String) throws -> Void) throws -> String {
+        var bytes = Array("\(workdir)/bench-\(name)-\(getpid()).h5".utf8)
+        try comm.broadcast(&bytes, root: 0)
+        let path = String(decoding: bytes, as: UTF8.self)
+        var failure: (any Error)?
+        if comm.rank == 0 {
+            do {
+                try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
+                try write(path)
+            } catch { failure = error }
+        }
+        guard try comm.allAgree(failure == nil) else {
+            throw failure ?? TrainingError.data("\(path): benchmark data could not be written on rank 0")
+        }
+        return path
     }
 }
