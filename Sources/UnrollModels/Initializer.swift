@@ -10,7 +10,8 @@ import Glibc
 public enum Initializer {
     public static func initialize(_ arena: ParameterArena, config: ModelConfig, seed: UInt64) {
         initialize(arena, cell: config.cell, hiddenSize: config.hiddenSize, scheme: config.initScheme,
-                   forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak, seed: seed)
+                   forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak,
+                   clockPeriods: config.effectiveClockPeriods, seed: seed)
     }
 
     /// Standard deviation of W_ih under `.identity` (Le, Jaitly & Hinton 2015).
@@ -23,10 +24,14 @@ public enum Initializer {
     /// and `.orthogonal` set every H×H block of each `rnn.weight_hh_*` to I or to an orthogonal
     /// matrix and the `rnn.bias_*` views to 0; `.identity` draws `rnn.weight_ih_*` from N(0, 0.001²);
     /// every other view is as under `.pytorch`. `rnn.leak_logit_*` views (leaky cells with learned
-    /// rates) get logit(α) of `leak`'s initial rates. View i draws from stream i of `seed`, so the
-    /// result depends only on seed and layout.
+    /// rates) get logit(α) of `leak`'s initial rates. Skip-connection weights `rnn.weight_hh_skip*`
+    /// are drawn like W_hh, except under `.identity`, where they start at 0 (the start is exactly
+    /// an IRNN). With `clockPeriods` (clockwork cells), the blocks of every `rnn.weight_hh_l*` below
+    /// the module diagonal are set to 0. View i draws from stream i of `seed`, so the result
+    /// depends only on seed and layout.
     public static func initialize(_ arena: ParameterArena, cell: CellKind, hiddenSize H: Int, scheme: InitScheme,
-                                  forgetGateBias: Bool, leak: LeakRate? = nil, seed: UInt64) {
+                                  forgetGateBias: Bool, leak: LeakRate? = nil, clockPeriods: [Int]? = nil,
+                                  seed: UInt64) {
         let pyTorchBound = 1 / Float(H).squareRoot()
         for (index, view) in arena.layout.views.enumerated() {
             let p = arena.parameters(view), stream = UInt64(index)
@@ -34,9 +39,12 @@ public enum Initializer {
             let local = ["encoder.", "decoder."].first { view.name.hasPrefix($0) }
                 .map { view.name.dropFirst($0.count) } ?? Substring(view.name)
             let recurrent = local.hasPrefix("rnn.weight_hh"), bias = local.hasPrefix("rnn.bias_")
+            let skip = local.hasPrefix("rnn.weight_hh_skip")
             switch scheme {
             case .uniform(let a):
                 Philox.fillUniform(p, count: view.count, low: -a, high: a, seed: seed, stream: stream)
+            case .identity where skip:
+                p.update(repeating: 0, count: view.count)
             case .identity where recurrent:
                 p.update(repeating: 0, count: view.count)
                 for block in 0..<(view.count / (H * H)) {
@@ -63,6 +71,9 @@ public enum Initializer {
                 // a = logit(α) = log(α / (1 − α)), so that σ(a) starts at the configured rates.
                 let rates = leak.rates(hidden: view.count)
                 for j in 0..<view.count { p[j] = Float(log(Double(rates[j]) / (1 - Double(rates[j])))) }
+            }
+            if let clockPeriods, local.hasPrefix("rnn.weight_hh_l"), view.shape == [H, H] {
+                ClockPeriods.zeroLowerBlocks(p, hidden: H, modules: clockPeriods.count)
             }
             if forgetGateBias && cell == .lstm && local.hasPrefix("rnn.bias_") {
                 // i,f,g,o: the forget block is [H, 2H). The sum b_if + b_hf starts at 1.

@@ -114,7 +114,8 @@ public final class RecurrentLanguageModel {
         let H = config.hiddenSize, E = config.embeddingSize, rows = maxSteps * maxBatch
         layers = (0..<config.layers).map { k in
             RecurrentLayers.make(cell: config.cell, index: k, inputSize: config.inputSize(ofLayer: k), hiddenSize: H,
-                                arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, leak: config.effectiveLeak)
+                                arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, leak: config.effectiveLeak,
+                                skipSteps: config.effectiveSkipSteps, clockPeriods: config.effectiveClockPeriods)
         }
         embeddingView = arena.view("embedding.weight")
         decoderWeight = arena.view("decoder.weight")

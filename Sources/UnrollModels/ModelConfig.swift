@@ -18,11 +18,15 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// Leaky-integration unit (Deep Learning §10.7.3): h' = (1 − α) ⊙ h + α ⊙ tanh(W_ih x + b_ih +
     /// W_hh h + b_hh), α per unit fixed or learned (see `LeakRate`).
     case leaky
+    /// Clockwork RNN (Koutník, Greff, Gomez & Schmidhuber 2014): tanh units in equal modules with
+    /// periods T_1 < T_2 < …; module i updates only at steps t with t mod T_i = 0 (otherwise keeps
+    /// its state) and reads recurrently only from modules of period ≥ T_i (see `ClockPeriods`).
+    case clockwork
 
     /// Gate blocks stacked in `weight_ih`/`weight_hh`: G in (G·H, in).
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnRelu, .leaky: 1
+        case .rnnTanh, .rnnRelu, .leaky, .clockwork: 1
         case .lstm: 4
         case .gru: 3
         }
@@ -149,6 +153,94 @@ public func leakProblem(cell: CellKind, leak: LeakRate?) -> String? {
     return leak.problem().map { "--leak: \($0), got \(leak)" }
 }
 
+/// The module periods of a `clockwork` layer (Koutník et al. 2014), and its checks.
+public enum ClockPeriods {
+    /// Modules when neither --clock-modules nor --clock-periods is given: the largest M ≤ 8 that
+    /// divides the hidden size.
+    public static func defaultModules(hidden H: Int) -> Int {
+        (1...8).last { H % $0 == 0 } ?? 1
+    }
+
+    /// Periods 1, 2, 4, …, 2^(M−1) (the paper's exponential series).
+    public static func powersOfTwo(modules M: Int) -> [Int] { (0..<M).map { 1 << $0 } }
+
+    /// The periods a clockwork layer of `hidden` units uses: `given`, or powers of two over the
+    /// default number of modules.
+    public static func resolved(_ given: [Int]?, hidden H: Int) -> [Int] {
+        given ?? powersOfTwo(modules: defaultModules(hidden: H))
+    }
+
+    /// Largest period allowed (a module that never updates within any window is useless).
+    public static let maximumPeriod = 1 << 20
+
+    /// Range problem of a period list for `hidden` units, in one line; nil when fine.
+    public static func problem(_ periods: [Int], hidden H: Int) -> String? {
+        let list = periods.map(String.init).joined(separator: ",")
+        if periods.isEmpty { return "--clock-periods: expected at least one period" }
+        for (i, p) in periods.enumerated() {
+            if p < 1 || p > maximumPeriod { return "--clock-periods: each period must be in 1...\(maximumPeriod), got \(list)" }
+            if i > 0 && p <= periods[i - 1] { return "--clock-periods: periods must increase strictly (modules sorted by period), got \(list)" }
+        }
+        if H % periods.count != 0 {
+            return "--cell clockwork: --hidden \(H) is not divisible into \(periods.count) equal modules (--clock-modules / --clock-periods \(list))"
+        }
+        return nil
+    }
+}
+
+/// The skip steps d of `--skip-steps` (Deep Learning §10.7.2), and their checks.
+public enum SkipSteps {
+    /// Largest d accepted.
+    public static let maximum = 100_000
+
+    /// Parses `2,4`: distinct integers, returned sorted. Throws `SkipStepsError` in one line.
+    public static func parse(_ text: String) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        var steps: [Int] = []
+        for part in parts {
+            guard let d = Int(String(part.filter { !$0.isWhitespace })) else {
+                throw SkipStepsError(message: "--skip-steps: expected a comma-separated list of steps d ≥ 2 (2,4), got '\(text)'")
+            }
+            steps.append(d)
+        }
+        if let p = problem(steps) { throw SkipStepsError(message: p) }
+        return steps.sorted()
+    }
+
+    /// Range problem of a list of skip steps, in one line; nil when fine.
+    public static func problem(_ steps: [Int]) -> String? {
+        let list = steps.map(String.init).joined(separator: ",")
+        if steps.isEmpty { return "--skip-steps: expected at least one step d ≥ 2" }
+        if steps.contains(where: { $0 < 2 || $0 > maximum }) {
+            return "--skip-steps: each step d must be in 2...\(maximum) (d = 1 is the ordinary recurrence), got \(list)"
+        }
+        if Set(steps).count != steps.count { return "--skip-steps: each step may appear once, got \(list)" }
+        return nil
+    }
+}
+
+/// A bad `--skip-steps` value.
+public struct SkipStepsError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// The problem of `--skip-steps` and `--clock-periods` against the cell and the hidden size, in
+/// one line; nil when fine.
+public func recurrenceProblem(cell: CellKind, hidden H: Int, skipSteps: [Int]?, clockPeriods: [Int]?) -> String? {
+    if let skipSteps {
+        if cell != .rnnTanh && cell != .rnnRelu {
+            return "--skip-steps applies to --cell rnn and rnn-relu; the cell is \(cell.rawValue)"
+        }
+        if let p = SkipSteps.problem(skipSteps) { return p }
+    }
+    if let clockPeriods, cell != .clockwork {
+        return "--clock-periods / --clock-modules apply to --cell clockwork; the cell is \(cell.rawValue)"
+    }
+    if cell == .clockwork, H >= 1 { return ClockPeriods.problem(ClockPeriods.resolved(clockPeriods, hidden: H), hidden: H) }
+    return nil
+}
+
 /// The architecture of a recurrent language model: embedding → L recurrent layers → linear readout.
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var cell: CellKind
@@ -164,11 +256,18 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var forgetGateBias: Bool
     /// `leaky` only: the leak rates; nil = `LeakRate.default` (absent in older checkpoints).
     public var leak: LeakRate?
+    /// `rnn`/`rnn-relu` only: skip connections through time from h_{t−d} for each d (sorted), own
+    /// weights `rnn.weight_hh_skip{d}_l{k}`; nil = none (absent in older checkpoints).
+    public var skipSteps: [Int]?
+    /// `clockwork` only: module periods, strictly increasing; nil = `ClockPeriods.resolved`'s default.
+    public var clockPeriods: [Int]?
 
     public init(cell: CellKind, vocabSize: Int, embeddingSize: Int, hiddenSize: Int, layers: Int,
                 dropout: Float = 0, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false,
-                leak: LeakRate? = nil) {
+                leak: LeakRate? = nil, skipSteps: [Int]? = nil, clockPeriods: [Int]? = nil) {
         self.leak = leak
+        self.skipSteps = skipSteps
+        self.clockPeriods = clockPeriods
         self.cell = cell
         self.vocabSize = vocabSize
         self.embeddingSize = embeddingSize
@@ -187,11 +286,20 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if layers < 1 { return "layers must be ≥ 1, got \(layers)" }
         if !(dropout >= 0 && dropout < 1) { return "dropout must be in [0, 1), got \(dropout)" }
         if case .uniform(let a) = initScheme, !(a > 0) { return "uniform init range must be > 0, got \(a)" }
-        return leakProblem(cell: cell, leak: leak)
+        if let p = leakProblem(cell: cell, leak: leak) { return p }
+        return recurrenceProblem(cell: cell, hidden: hiddenSize, skipSteps: skipSteps, clockPeriods: clockPeriods)
     }
 
     /// The leak rates a layer of this model uses: nil unless the cell is `leaky`.
     public var effectiveLeak: LeakRate? { cell == .leaky ? (leak ?? .default) : nil }
+
+    /// The skip steps a layer uses (empty: none).
+    public var effectiveSkipSteps: [Int] { skipSteps ?? [] }
+
+    /// The clock periods a layer uses: nil unless the cell is `clockwork`.
+    public var effectiveClockPeriods: [Int]? {
+        cell == .clockwork ? ClockPeriods.resolved(clockPeriods, hidden: hiddenSize) : nil
+    }
 
     /// Input width of layer `k`.
     public func inputSize(ofLayer k: Int) -> Int { k == 0 ? embeddingSize : hiddenSize }

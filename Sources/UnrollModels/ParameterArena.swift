@@ -43,7 +43,8 @@ public struct ParameterLayout: Equatable, Sendable {
 
     /// The layout of a recurrent language model, in the order backward finishes last-to-first:
     /// embedding, then each layer's weight_ih, weight_hh, bias_ih, bias_hh (and, for a leaky cell
-    /// with learned rates, leak_logit (H)), then the decoder.
+    /// with learned rates, leak_logit (H); with skip connections, weight_hh_skip{d} (H, H) per d),
+    /// then the decoder.
     public static func languageModel(_ config: ModelConfig) -> ParameterLayout {
         var layout = ParameterLayout()
         let G = config.cell.gateCount, H = config.hiddenSize
@@ -54,11 +55,17 @@ public struct ParameterLayout: Equatable, Sendable {
             layout.append("rnn.bias_ih_l\(k)", shape: [G * H])
             layout.append("rnn.bias_hh_l\(k)", shape: [G * H])
             if config.effectiveLeak?.isLearned == true { layout.append("rnn.leak_logit_l\(k)", shape: [H]) }
+            for d in config.effectiveSkipSteps { layout.append(skipWeightName(d: d, layer: k), shape: [H, H]) }
         }
         layout.append("decoder.weight", shape: [config.vocabSize, H])
         layout.append("decoder.bias", shape: [config.vocabSize])
         return layout
     }
+}
+
+/// The name of the skip-connection weights from h_{t−d} of layer `layer` (direction `suffix`).
+public func skipWeightName(d: Int, layer k: Int, suffix: String = "", prefix: String = "") -> String {
+    "\(prefix)rnn.weight_hh_skip\(d)_l\(k)\(suffix)"
 }
 
 /// Parameters and gradients in two flat buffers of identical layout.

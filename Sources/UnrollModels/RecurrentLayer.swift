@@ -279,6 +279,7 @@ public class RecurrentLayerBase {
         }
         BLAS.sgemm(transA: true, m: G, n: H, k: rows, a: dGatesHH, lda: G, b: previousStates, ldb: H,
                    beta: 1, c: arena.gradients(weightHH), ldc: H)
+        maskRecurrentGradient()
         hooks.gradientsReady?(weightHH.offset)
         BLAS.sgemm(transA: true, m: G, n: E, k: rows, a: dGatesIH, lda: G, b: input, ldb: E,
                    beta: 1, c: arena.gradients(weightIH), ldc: E)
@@ -319,6 +320,7 @@ public class RecurrentLayerBase {
             let b = groups.gather(1, from: previous, steps: T, batch: B, width: H, group: q)
             BLAS.sgemm(transA: true, m: G, n: H, k: T * g, a: a, lda: G, b: b, ldb: H, beta: 0, c: out, ldc: H)
         }
+        maskRecurrentGradient()
         hooks.gradientsReady?(weightHH.offset)
         groups.sum(groups: K, into: arena.gradients(weightIH), count: G * E) { q, out in
             let a = groups.gather(0, from: dGatesIH, steps: T, batch: B, width: G, group: q)
@@ -332,6 +334,10 @@ public class RecurrentLayerBase {
                                 c: dInput, ldc: E)
         }
     }
+
+    /// Called by `finishBackward` right after dW_hh is accumulated, before it is reported ready:
+    /// a cell whose W_hh has structural zeros (clockwork) zeroes their gradient here.
+    func maskRecurrentGradient() {}
 
     /// result (width) += the column sums of `rows` (T·B, width) of the last window: one pass over
     /// all rows, or per reduction group added by the halving tree (as the bias gradients).
@@ -383,12 +389,19 @@ func countActiveRows(_ lengths: [Int], steps: Int, into active: AlignedBuffer<In
 /// Builds layers by cell kind.
 public enum RecurrentLayers {
     /// The layer for `cell` over the `{prefix}rnn.*_l{index}{suffix}` views of `arena`; `leak` (leaky
-    /// cells only, nil = `LeakRate.default`) gives the leak rates.
+    /// cells only, nil = `LeakRate.default`) gives the leak rates; `skipSteps` (rnn, rnn-relu) the
+    /// skip connections through time; `clockPeriods` (clockwork only, nil = the default for the
+    /// hidden size) the module periods.
     public static func make(cell: CellKind, index: Int, inputSize: Int, hiddenSize: Int,
                             direction: TimeDirection = .forward, arena: ParameterArena,
                             maxSteps: Int, maxBatch: Int, suffix: String = "", prefix: String = "",
-                            leak: LeakRate? = nil) -> any RecurrentLayer {
+                            leak: LeakRate? = nil, skipSteps: [Int] = [], clockPeriods: [Int]? = nil) -> any RecurrentLayer {
+        // Skip steps of another cell are refused by `recurrenceProblem` before a model is built.
         switch cell {
+        case .clockwork:
+            ClockworkLayer(index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction, arena: arena,
+                           maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix,
+                           periods: ClockPeriods.resolved(clockPeriods, hidden: hiddenSize))
         case .leaky:
             LeakyLayer(index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction, arena: arena,
                        maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, leak: leak ?? .default)
@@ -400,7 +413,8 @@ public enum RecurrentLayers {
                      arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
         case .rnnTanh, .rnnRelu:
             ElmanLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
-                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
+                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix,
+                       skipSteps: skipSteps)
         }
     }
 }

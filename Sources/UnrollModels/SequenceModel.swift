@@ -56,6 +56,18 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
     public var forgetGateBias: Bool
     /// `leaky` only: the leak rates (nil = `LeakRate.default`).
     public var leak: LeakRate?
+    /// `rnn`/`rnn-relu` only: skip connections from h_{t−d} for each d (nil = none).
+    public var skipSteps: [Int]?
+    /// `clockwork` only: the module periods (nil = `ClockPeriods.resolved`'s default).
+    public var clockPeriods: [Int]?
+
+    /// The skip steps a layer uses (empty: none).
+    public var effectiveSkipSteps: [Int] { skipSteps ?? [] }
+
+    /// The clock periods a layer uses: nil unless the cell is `clockwork`.
+    public var effectiveClockPeriods: [Int]? {
+        cell == .clockwork ? ClockPeriods.resolved(clockPeriods, hidden: hiddenSize) : nil
+    }
 
     /// The leak rates a layer uses: nil unless the cell is `leaky`.
     public var effectiveLeak: LeakRate? { cell == .leaky ? (leak ?? .default) : nil }
@@ -63,8 +75,10 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
     public init(cell: CellKind, vocabSize: Int, inputSize: Int, hiddenSize: Int, layers: Int, bidirectional: Bool,
                 dropout: Float = 0, pool: PoolKind = .last, perStep: Bool = false, outputKind: SequenceOutputKind,
                 targetDim: Int, numClasses: Int, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false,
-                leak: LeakRate? = nil) {
+                leak: LeakRate? = nil, skipSteps: [Int]? = nil, clockPeriods: [Int]? = nil) {
         self.leak = leak
+        self.skipSteps = skipSteps
+        self.clockPeriods = clockPeriods
         self.cell = cell
         self.vocabSize = vocabSize
         self.inputSize = inputSize
@@ -103,6 +117,12 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
         if !(dropout >= 0 && dropout < 1) { return "--dropout must be in [0, 1), got \(dropout)" }
         if case .uniform(let a) = initScheme, !(a > 0) { return "--init-range must be > 0, got \(a)" }
         if let p = leakProblem(cell: cell, leak: leak) { return p }
+        if let p = recurrenceProblem(cell: cell, hidden: hiddenSize, skipSteps: skipSteps, clockPeriods: clockPeriods) {
+            return p
+        }
+        if cell == .clockwork && bidirectional {
+            return "--cell clockwork runs forward in time only (each row's clock starts at its first step); --bidirectional is not supported with it"
+        }
         if targetDim < 1 { return "target dimension must be ≥ 1 (from the dataset), got \(targetDim)" }
         switch outputKind {
         case .classes where numClasses < 2:
@@ -128,7 +148,8 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
 extension ParameterLayout {
     /// The layout of a sequence model, in PyTorch state-dict names: `embedding.weight` (tokens
     /// only), then per layer k `rnn.weight_ih_l{k}`, `rnn.weight_hh_l{k}`, `rnn.bias_ih_l{k}`,
-    /// `rnn.bias_hh_l{k}` and, when bidirectional, the same with suffix `_reverse`; then
+    /// `rnn.bias_hh_l{k}` (then `rnn.leak_logit_l{k}` or `rnn.weight_hh_skip{d}_l{k}` where the cell
+    /// has them) and, when bidirectional, the same with suffix `_reverse`; then
     /// `head.weight` (O, D) and `head.bias` (O).
     public static func sequenceModel(_ c: SequenceModelConfig) -> ParameterLayout {
         var layout = ParameterLayout()
@@ -141,6 +162,7 @@ extension ParameterLayout {
                 layout.append("rnn.bias_ih_l\(k)\(suffix)", shape: [G * H])
                 layout.append("rnn.bias_hh_l\(k)\(suffix)", shape: [G * H])
                 if c.effectiveLeak?.isLearned == true { layout.append("rnn.leak_logit_l\(k)\(suffix)", shape: [H]) }
+                for d in c.effectiveSkipSteps { layout.append(skipWeightName(d: d, layer: k, suffix: suffix), shape: [H, H]) }
             }
         }
         layout.append("head.weight", shape: [c.outputSize, c.directions * H])
@@ -238,7 +260,8 @@ public final class SequenceModel {
                 RecurrentLayers.make(cell: config.cell, index: k, inputSize: config.inputSize(ofLayer: k), hiddenSize: H,
                                      direction: d == 0 ? .forward : .reverse, arena: arena,
                                      maxSteps: maxSteps, maxBatch: maxBatch, suffix: d == 0 ? "" : "_reverse",
-                                     leak: config.effectiveLeak)
+                                     leak: config.effectiveLeak, skipSteps: config.effectiveSkipSteps,
+                                     clockPeriods: config.effectiveClockPeriods)
             }
         }
         embeddingView = config.vocabSize > 0 ? arena.view("embedding.weight") : nil
@@ -280,7 +303,8 @@ public final class SequenceModel {
         precondition(config.problem() == nil, config.problem() ?? "")
         let arena = ParameterArena(layout: .sequenceModel(config))
         Initializer.initialize(arena, cell: config.cell, hiddenSize: config.hiddenSize, scheme: config.initScheme,
-                               forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak, seed: seed)
+                               forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak,
+                               clockPeriods: config.effectiveClockPeriods, seed: seed)
         self.init(config: config, arena: arena, maxSteps: maxSteps, maxBatch: maxBatch)
     }
 

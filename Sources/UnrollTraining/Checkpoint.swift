@@ -468,6 +468,13 @@ public enum Checkpoint {
         if c.hiddenSize != config.hiddenSize { throw mismatch("hidden size", config.hiddenSize, c.hiddenSize) }
         if c.embeddingSize != config.embeddingSize { throw mismatch("embedding size", config.embeddingSize, c.embeddingSize) }
         if c.vocabSize != config.vocabSize { throw mismatch("vocabulary size", config.vocabSize, c.vocabSize) }
+        func list(_ values: [Int]?) -> String { values.map { $0.map(String.init).joined(separator: ",") } ?? "none" }
+        if (c.skipSteps ?? []) != (config.skipSteps ?? []) {
+            throw mismatch("skip steps", list(config.skipSteps), list(c.skipSteps))
+        }
+        if c.effectiveClockPeriods != config.effectiveClockPeriods {
+            throw mismatch("clock periods", list(config.effectiveClockPeriods), list(c.effectiveClockPeriods))
+        }
     }
 
     /// Restores parameters, optimizer state, progress and the task's state (this rank's part of
@@ -524,7 +531,9 @@ extension Checkpoint {
                      + "written by Unroll \(try file.stringAttribute("unroll_version")) on \(try file.stringAttribute("created"))"]
         lines.append("  model: \(m.cell.rawValue), \(m.layers) layer(s) × \(m.hiddenSize), embedding \(m.embeddingSize), "
                      + "vocabulary \(m.vocabSize), dropout \(m.dropout), init \(m.initScheme.name)"
-                     + (m.effectiveLeak.map { ", leak \($0)" } ?? ""))
+                     + (m.effectiveLeak.map { ", leak \($0)" } ?? "")
+                     + (m.skipSteps.map { ", skip steps \($0.map(String.init).joined(separator: ","))" } ?? "")
+                     + (m.effectiveClockPeriods.map { ", clock periods \($0.map(String.init).joined(separator: ","))" } ?? ""))
         lines.append("  parameters: \(layout.parameterCount)")
         for view in layout.views { lines.append("    /params/\(view.name) \(view.shape)") }
         let p = c.progress

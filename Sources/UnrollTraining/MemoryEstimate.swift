@@ -16,7 +16,8 @@ public enum MemoryEstimate {
         let firstLayer = G * H * (E + H) + 2 * G * H
         let otherLayers = max(0, L - 1) * (G * H * 2 * H + 2 * G * H)
         let leak = model.effectiveLeak?.isLearned == true ? L * H : 0
-        return V * E + firstLayer + otherLayers + leak + H * V + V
+        let skips = L * Double(model.effectiveSkipSteps.count) * H * H
+        return V * E + firstLayer + otherLayers + leak + skips + H * V + V
     }
 
     /// Parameters of a sequence task's model (as `ParameterLayout.sequenceModel` lays them out).
@@ -27,7 +28,8 @@ public enum MemoryEstimate {
         let first = D * (G * H * (input + H) + 2 * G * H)
         let others = max(0, L - 1) * D * (G * H * (D * H + H) + 2 * G * H)
         let leak = m.effectiveLeak?.isLearned == true ? L * D * H : 0
-        return (s.tokens ? Double(m.vocabSize) * input : 0) + first + others + leak + outputs * (D * H + 1)
+        let skips = L * D * Double(m.effectiveSkipSteps.count) * H * H
+        return (s.tokens ? Double(m.vocabSize) * input : 0) + first + others + leak + skips + outputs * (D * H + 1)
     }
 
     /// Parameters of an encoder–decoder (as `ParameterLayout.seq2seqModel` lays them out),

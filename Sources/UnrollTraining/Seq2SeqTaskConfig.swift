@@ -117,6 +117,10 @@ public struct Seq2SeqTaskConfig: Codable, Equatable, Sendable {
         if model.cell == .leaky {
             return "--cell leaky applies to language models and sequence tasks; an encoder–decoder uses rnn, rnn-relu, lstm or gru"
         }
+        if model.cell == .clockwork {
+            return "--cell clockwork applies to sequence tasks; an encoder–decoder uses rnn, rnn-relu, lstm or gru"
+        }
+        if model.skipSteps != nil { return "--skip-steps applies to sequence tasks; an encoder–decoder runs without skip connections" }
         if model.dropout > 0 {
             return "--dropout applies to language models and sequence tasks; encoder–decoder models train without it"
         }

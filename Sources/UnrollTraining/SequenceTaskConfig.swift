@@ -50,11 +50,23 @@ public struct SequenceTaskConfig: Codable, Equatable, Sendable {
                             inputSize: tokens ? model.embeddingSize : inputDim, hiddenSize: model.hiddenSize,
                             layers: model.layers, bidirectional: bidirectional, dropout: model.dropout, pool: pool,
                             perStep: perStep, outputKind: outputKind, targetDim: targetDim, numClasses: numClasses,
-                            initScheme: model.initScheme, forgetGateBias: model.forgetGateBias, leak: model.leak)
+                            initScheme: model.initScheme, forgetGateBias: model.forgetGateBias, leak: model.leak,
+                            skipSteps: model.skipSteps, clockPeriods: model.clockPeriods)
     }
 
-    /// Checks the task against the window `bptt`; returns a one-line problem naming the option.
-    public func problem(bptt: Int, lossNormalization: LossNormalization) -> String? {
+    /// Checks the task against the window `bptt` (and, given `model`, its cell); returns a
+    /// one-line problem naming the option.
+    public func problem(bptt: Int, lossNormalization: LossNormalization, model: ModelConfig? = nil) -> String? {
+        if let model, bptt < longest {
+            // Windows carry one state: a skip term would need the last max(d) states, a clock the
+            // time since the sequence began.
+            if model.skipSteps != nil {
+                return "--skip-steps needs whole sequences: --bptt \(bptt) is shorter than the longest sequence (\(longest)); leave --bptt out"
+            }
+            if model.cell == .clockwork {
+                return "--cell clockwork needs whole sequences: --bptt \(bptt) is shorter than the longest sequence (\(longest)); leave --bptt out"
+            }
+        }
         if lossNormalization != .token {
             return "--loss-normalization \(lossNormalization.rawValue) applies to language models; sequence tasks divide by the global count of targets"
         }

@@ -140,6 +140,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             if let p = seq2seq.problem(model: m, lossNormalization: lossNormalization) { return p }
         } else if let p = m.problem() {
             return p
+        } else if m.skipSteps != nil {
+            return "--skip-steps applies to sequence tasks (layout sequences): a language model's TBPTT windows carry one state, not the last max(d)"
+        } else if m.cell == .clockwork {
+            return "--cell clockwork applies to sequence tasks (layout sequences), where every sequence starts its clock at step 0"
         }
         if batchSize < 1 { return "--batch-size must be ≥ 1, got \(batchSize)" }
         if bptt < 1 { return "--bptt must be ≥ 1, got \(bptt)" }
@@ -183,7 +187,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             }
         }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }
-        if let p = sequence?.problem(bptt: bptt, lossNormalization: lossNormalization) { return p }
+        if let p = sequence?.problem(bptt: bptt, lossNormalization: lossNormalization, model: m) { return p }
         return nil
     }
 }

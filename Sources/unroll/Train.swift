@@ -12,9 +12,10 @@ import UnrollTraining
 
 /// Cell names on the command line.
 enum CellOption: String, ExpressibleByArgument, CaseIterable {
-    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky
+    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky, clockwork
     var kind: CellKind {
         switch self {
+        case .clockwork: .clockwork
         case .rnn: .rnnTanh
         case .rnnRelu: .rnnRelu
         case .lstm: .lstm
@@ -60,10 +61,16 @@ struct DataOptions: ParsableArguments {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, or leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak) (default \(CellOption.name(of: M.cell))).")
+    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak), or clockwork (Koutník et al. 2014: modules with periods 1, 2, 4, …; sequence tasks; see --clock-modules) (default \(CellOption.name(of: M.cell))).")
     var cell: CellOption?
     @Option(help: "Leaky cell: leak rates α per unit — a rate in (0, 1] (0.1), a range LO:HI with 0 < LO < HI ≤ 1 log-spaced across units (several time scales), or learned[:LO:HI] (α = σ(a), a a parameter starting log-spaced over LO..HI, default \(LeakRate.defaultLearned)) (default \(LeakRate.default)).")
     var leak: String?
+    @Option(help: "rnn/rnn-relu on sequence tasks: skip connections through time from h_{t-d} for each listed d ≥ 2, each with its own H×H weights rnn.weight_hh_skip{d}_l{k} (Deep Learning §10.7.2), e.g. 2,4 (default: none).")
+    var skipSteps: String?
+    @Option(parsing: .unconditional, help: "Clockwork cell: number of equal modules M, periods 1, 2, 4, …, 2^(M-1) (default: the largest M ≤ 8 dividing --hidden).")
+    var clockModules: Int?
+    @Option(help: "Clockwork cell: explicit module periods, strictly increasing, e.g. 1,2,4,8 (one module each; default: powers of two, see --clock-modules).")
+    var clockPeriods: String?
     @Option(parsing: .unconditional, help: "Recurrent layers (default \(M.layers)).")
     var layers: Int?
     @Option(parsing: .unconditional, help: "Hidden size H (default \(M.hiddenSize)).")
@@ -79,10 +86,25 @@ struct ModelOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "LSTM: forget-gate bias starts at 1 (default \(onOff(M.forgetGateBias))).")
     var forgetBias: Bool?
 
-    /// A bad --leak value or contradicting --init/--init-range, in one line; nil when fine.
+    /// A bad --leak, --skip-steps or clock value, or contradicting --init/--init-range, in one
+    /// line; nil when fine.
     func problem() -> String? {
         if let leak {
             do { _ = try LeakRate(parsing: leak) } catch { return "--leak: \(error)" }
+        }
+        if let skipSteps {
+            do { _ = try SkipSteps.parse(skipSteps) } catch { return "\(error)" }
+        }
+        if let clockModules, !(1...64).contains(clockModules) {
+            return "--clock-modules must be in 1...64, got \(clockModules)"
+        }
+        if let clockPeriods {
+            guard let list = Self.periodList(clockPeriods) else {
+                return "--clock-periods: expected a comma-separated list of periods ≥ 1 (1,2,4,8), got '\(clockPeriods)'"
+            }
+            if let clockModules, clockModules != list.count {
+                return "--clock-modules \(clockModules) and --clock-periods \(clockPeriods) (\(list.count) modules) disagree; give one of them"
+            }
         }
         switch (`init`, initRange) {
         case (.uniform?, nil), (.uniform?, 0?):
@@ -95,6 +117,21 @@ struct ModelOptions: ParsableArguments {
 
     /// The leak rates of --leak (validated).
     var leakRate: LeakRate? { leak.flatMap { try? LeakRate(parsing: $0) } }
+
+    /// The skip steps of --skip-steps (validated), sorted.
+    var skipStepList: [Int]? { skipSteps.flatMap { try? SkipSteps.parse($0) } }
+
+    /// The module periods of --clock-periods, or powers of two over --clock-modules; nil if neither.
+    var clockPeriodList: [Int]? {
+        if let clockPeriods { return Self.periodList(clockPeriods) }
+        return clockModules.map { ClockPeriods.powersOfTwo(modules: $0) }
+    }
+
+    /// `1,2,4` as integers (range checked later, with the hidden size); nil if not a list of integers.
+    static func periodList(_ text: String) -> [Int]? {
+        let values = text.split(separator: ",", omittingEmptySubsequences: false).map { Int(String($0.filter { !$0.isWhitespace })) }
+        return values.contains(nil) ? nil : values.compactMap { $0 }
+    }
 }
 
 extension PoolKind: ExpressibleByArgument {}
@@ -388,6 +425,13 @@ struct Train: ParsableCommand {
         add("--leak", .fixed, m.leakRate, text: { $0.description }, current: { $0.model.effectiveLeak?.description ?? "none" }) {
             $0.model.leak = $1
         }
+        add("--skip-steps", .fixed, m.skipStepList, text: { $0.map(String.init).joined(separator: ",") },
+            current: { $0.model.skipSteps?.map(String.init).joined(separator: ",") ?? "none" }) { $0.model.skipSteps = $1 }
+        add(m.clockPeriods != nil ? "--clock-periods" : "--clock-modules", .fixed, m.clockPeriodList,
+            text: { $0.map(String.init).joined(separator: ",") },
+            current: { $0.model.effectiveClockPeriods?.map(String.init).joined(separator: ",") ?? "none" }) {
+            $0.model.clockPeriods = $1
+        }
         let q = sequenceOptions
         add("--bidirectional", .fixed, q.bidirectional, text: { $0 ? "on" : "off" },
             current: { ($0.sequence?.bidirectional ?? $0.seq2seq?.bidirectional ?? false) ? "on" : "off" }) {
@@ -570,6 +614,10 @@ struct Train: ParsableCommand {
             }
             // A new leaky model records its rates, default included, in the configuration.
             if resumePath == nil, config.model.cell == .leaky, config.model.leak == nil { config.model.leak = .default }
+            // … and a new clockwork model its periods.
+            if resumePath == nil, config.model.cell == .clockwork, config.model.clockPeriods == nil {
+                config.model.clockPeriods = config.model.effectiveClockPeriods
+            }
             if let problem = config.problem() ?? options.unusedOptionProblem(config)
                 ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
                 throw TrainingError.config(problem)

@@ -22,18 +22,23 @@ struct SequenceCase: CustomStringConvertible, Sendable {
     var dropout: Float = 0
     var layers = 2
     var leak: LeakRate? = nil
+    var skipSteps: [Int]? = nil
+    var clockPeriods: [Int]? = nil
+    /// Replaces the hidden size a test asks for (clockwork: a multiple of the module count).
+    var hidden: Int? = nil
 
     var description: String {
         "\(cell) \(bidirectional ? "bi" : "uni") \(tokens ? "tokens" : "features") "
             + "\(perStep ? "per-step" : pool.rawValue) \(classes ? "classes" : "values") p\(dropout) L\(layers)"
-            + (leak.map { " leak \($0)" } ?? "")
+            + (leak.map { " leak \($0)" } ?? "") + (skipSteps.map { " skip \($0)" } ?? "")
+            + (clockPeriods.map { " periods \($0)" } ?? "")
     }
 
     func config(inputSize: Int = 3, hidden: Int = 3, vocab: Int = 6) -> SequenceModelConfig {
-        SequenceModelConfig(cell: cell, vocabSize: tokens ? vocab : 0, inputSize: inputSize, hiddenSize: hidden,
+        SequenceModelConfig(cell: cell, vocabSize: tokens ? vocab : 0, inputSize: inputSize, hiddenSize: self.hidden ?? hidden,
                             layers: layers, bidirectional: bidirectional, dropout: dropout, pool: pool, perStep: perStep,
                             outputKind: classes ? .classes : .values, targetDim: 2, numClasses: classes ? 3 : 0,
-                            initScheme: .uniform(0.5), leak: leak)
+                            initScheme: .uniform(0.5), leak: leak, skipSteps: skipSteps, clockPeriods: clockPeriods)
     }
 }
 
@@ -184,6 +189,13 @@ func runSequenceModel(_ model: SequenceModel, _ batch: SequenceBatch, state: Rec
         // Leaky units: learned rates (bidirectional: one leak_logit per direction), fixed ones.
         SequenceCase(cell: .leaky, leak: .learned(low: 0.05, high: 0.9)),
         SequenceCase(cell: .leaky, tokens: false, perStep: true, classes: false, leak: .range(low: 0.1, high: 0.9)),
+        // Skip connections through time (both directions; d = 6 > T reads only the initial state)
+        // and clockwork modules (periods with a gap: at t = 3 modules 0 and 2 update, not 1).
+        SequenceCase(cell: .rnnTanh, skipSteps: [2, 3]),
+        SequenceCase(cell: .rnnTanh, tokens: false, perStep: true, classes: false, skipSteps: [2, 6]),
+        SequenceCase(cell: .clockwork, bidirectional: false, clockPeriods: [1, 2, 4]),
+        SequenceCase(cell: .clockwork, bidirectional: false, tokens: false, perStep: true, classes: false,
+                     clockPeriods: [1, 2, 3], hidden: 6),
     ]
 
     @Test(arguments: cases)
@@ -247,6 +259,9 @@ func runSequenceModel(_ model: SequenceModel, _ batch: SequenceBatch, state: Rec
         SequenceCase(cell: .gru, tokens: true, perStep: true),
         SequenceCase(cell: .lstm, bidirectional: false, tokens: false, perStep: true, classes: false, dropout: 0.3),
         SequenceCase(cell: .leaky, tokens: true, pool: .last, leak: .learned(low: 0.05, high: 0.9)),
+        SequenceCase(cell: .rnnTanh, tokens: true, pool: .last, skipSteps: [2, 4]),
+        SequenceCase(cell: .clockwork, bidirectional: false, tokens: false, perStep: true, classes: false,
+                     clockPeriods: [1, 2, 4], hidden: 6),
     ]
 
     /// A padded batch of sequences of different lengths (garbage in the padding) gives the loss and

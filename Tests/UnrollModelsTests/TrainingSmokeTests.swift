@@ -11,8 +11,10 @@ import UnrollTestSupport
         let T = 8, B = 4, V = 10
         // Leaky units: time scales of 1–5 steps for a window of 8 (the default's slowest units,
         // α = 0.01, barely move within 8 steps and cannot memorise position-wise random targets).
+        // Clockwork: periods 1 and 2 (the default's slow modules update once in 8 steps).
         let config = ModelConfig(cell: cell, vocabSize: V, embeddingSize: 8, hiddenSize: 32, layers: 2,
-                                 leak: cell == .leaky ? .range(low: 0.2, high: 1) : nil)
+                                 leak: cell == .leaky ? .range(low: 0.2, high: 1) : nil,
+                                 clockPeriods: cell == .clockwork ? [1, 2] : nil)
         let model = RecurrentLanguageModel(config: config, seed: 1, maxSteps: T, maxBatch: B)
         var rng = TestRNG(seed: 2)
         let tokens: [Int32] = (0..<(T * B)).map { _ in Int32(rng.int(below: V)) }

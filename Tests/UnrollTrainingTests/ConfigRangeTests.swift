@@ -33,7 +33,54 @@ import UnrollModels
         ("--leak applies to --cell leaky; the cell is lstm", { $0.model.leak = .fixed(0.5) }),
         ("--leak: a fixed leak rate must be in (0, 1], got 1.5", { $0.model.cell = .leaky; $0.model.leak = .fixed(1.5) }),
         ("--leak: a learned leak range", { $0.model.cell = .leaky; $0.model.leak = .learned(low: 0.1, high: 1) }),
+        ("--skip-steps applies to --cell rnn and rnn-relu; the cell is lstm", { $0.model.skipSteps = [2] }),
+        ("--skip-steps: each step d must be in 2...", { $0.model.cell = .rnnTanh; $0.model.skipSteps = [0] }),
+        ("--skip-steps: each step may appear once, got 2,2", { $0.model.cell = .rnnRelu; $0.model.skipSteps = [2, 2] }),
+        ("--skip-steps applies to sequence tasks", { $0.model.cell = .rnnTanh; $0.model.skipSteps = [2] }),
+        ("--skip-steps needs whole sequences: --bptt 5", {
+            $0.sequence = Self.sequenceTask()
+            $0.bptt = 5
+            $0.model.cell = .rnnTanh
+            $0.model.skipSteps = [2]
+        }),
+        ("--cell clockwork applies to sequence tasks", { $0.model.cell = .clockwork }),
+        ("--cell clockwork: --hidden 16 is not divisible into 3 equal modules", {
+            $0.model.cell = .clockwork
+            $0.model.clockPeriods = [1, 2, 4]
+        }),
+        ("--clock-periods: periods must increase strictly", { $0.model.cell = .clockwork; $0.model.clockPeriods = [1, 1] }),
+        ("--clock-periods / --clock-modules apply to --cell clockwork; the cell is lstm", { $0.model.clockPeriods = [1, 2] }),
+        ("--cell clockwork runs forward in time only", {
+            $0.sequence = Self.sequenceTask()
+            $0.sequence?.bidirectional = true
+            $0.bptt = 20
+            $0.model.cell = .clockwork
+        }),
+        ("--cell clockwork needs whole sequences: --bptt 5", {
+            $0.sequence = Self.sequenceTask()
+            $0.bptt = 5
+            $0.model.cell = .clockwork
+        }),
     ]
+
+    /// A token classification task whose longest sequence is 20 steps.
+    static func sequenceTask() -> SequenceTaskConfig {
+        SequenceTaskConfig(tokens: true, inputDim: 1, level: "char", outputKind: .classes, perStep: false, targetDim: 1,
+                           numClasses: 2, longest: 20)
+    }
+
+    @Test func skipAndClockworkSequenceTasksAreValid() {
+        var config = Self.base()
+        config.sequence = Self.sequenceTask()
+        config.bptt = 20
+        config.model.cell = .rnnRelu
+        config.model.skipSteps = [2, 4]
+        #expect(config.problem() == nil)
+        config.model.skipSteps = nil
+        config.model.cell = .clockwork
+        config.model.clockPeriods = [1, 2, 4, 8]
+        #expect(config.problem() == nil)
+    }
 
     @Test func theBaseConfigurationIsValid() {
         #expect(Self.base().problem() == nil)
@@ -53,6 +100,15 @@ import UnrollModels
                              (.leaky, LeakRate.learned(low: 0.1, high: 0.5))] {
             let model = ModelConfig(cell: cell, vocabSize: 37, embeddingSize: 5, hiddenSize: 11, layers: 3, leak: leak)
             #expect(MemoryEstimate.parameterCount(model) == Double(ParameterLayout.languageModel(model).parameterCount))
+        }
+        // Skip weights, H×H per d, layer and direction.
+        let skip = ModelConfig(cell: .rnnTanh, vocabSize: 37, embeddingSize: 5, hiddenSize: 11, layers: 3, skipSteps: [2, 5])
+        #expect(MemoryEstimate.parameterCount(skip) == Double(ParameterLayout.languageModel(skip).parameterCount))
+        for bidirectional in [false, true] {
+            var task = Self.sequenceTask()
+            task.bidirectional = bidirectional
+            #expect(MemoryEstimate.parameterCount(skip, task)
+                    == Double(ParameterLayout.sequenceModel(task.modelConfig(skip)).parameterCount))
         }
     }
 
