@@ -2,13 +2,13 @@
 // form M modules of m = H/M units with strictly increasing periods T_0 < T_1 < … (1, 2, 4, … by
 // default). At step t module i updates, h_t[i] = tanh(W_ih[i] x_t + b_ih[i] + b_hh[i] +
 // Σ_{j ≥ i} W_hh[i, j] h_{t−1}[j]), only when t mod T_i = 0 and otherwise keeps h_{t−1}[i]. W_hh is
-// block upper triangular (module i reads modules of period ≥ T_i): `Initializer` starts the blocks
-// below the diagonal at 0 and their gradient is zeroed, so they stay exactly zero in the usual flat
-// arena (a step's GEMM over a run of due modules multiplies the ones inside the run as the zeros
-// they are; the blocks left of the run are not read). Per step only the active modules' rows of W_hh are multiplied —
-// grouped into runs of consecutive modules, one GEMM each (with power-of-two periods the active
-// modules are always a prefix: one GEMM of width (active modules)·m). Time t counts from the
-// window's first step (every sequence starts its clock at 0); forward direction only.
+// block upper triangular (module i reads modules of period ≥ T_i): the blocks below the diagonal
+// are never read (so the function does not depend on them), their gradient is zeroed and
+// `Initializer` starts them at 0, so they stay exactly zero in the usual flat arena. Per step only
+// the due modules are computed: one GEMM per due module over its m rows of W_hh and the columns of
+// the modules it reads, (b, H − i·m)·(H − i·m, m) (with power-of-two periods the due modules are a
+// prefix, about 2 of M on average). Time t counts from the window's first step (every sequence
+// starts its clock at 0); forward direction only.
 // Derivation: Sources/UnrollKernels/Derivations.md.
 import UnrollKernels
 
@@ -34,17 +34,8 @@ final class ClockworkLayer: RecurrentLayerBase, RecurrentLayer {
                    arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
     }
 
-    /// The runs [first, end) of consecutive modules that update at step t (t mod T_i = 0).
-    func activeRuns(at t: Int) -> [Range<Int>] {
-        var runs: [Range<Int>] = []
-        var start: Int?
-        for i in 0...periods.count {
-            let on = i < periods.count && t % periods[i] == 0
-            if on, start == nil { start = i }
-            if !on, let s = start { runs.append(s..<i); start = nil }
-        }
-        return runs
-    }
+    /// The modules that update at step t (t mod T_i = 0).
+    func dueModules(at t: Int) -> [Int] { periods.indices.filter { t % periods[$0] == 0 } }
 
     func forward(input: UnsafePointer<Float>, steps: Int, batch: Int, lengths: [Int]?, initial: LayerState,
                  final: LayerState) {
@@ -59,13 +50,13 @@ final class ClockworkLayer: RecurrentLayerBase, RecurrentLayer {
             // Every unit keeps its state (padded rows, and modules not due at t) …
             h.update(from: previous, count: BH)
             guard b > 0 else { continue }
-            // … except the active rows of the due modules: u[:, c0..<c0+n] += h_{t−1}[:, c0...] · W_hh[c0..<c0+n, c0...]ᵀ
-            // (left of c0 all masked; masked blocks inside the run are zeros), then tanh.
-            for run in activeRuns(at: t) {
-                let c0 = run.lowerBound * m, n = run.count * m
-                BLAS.sgemm(transB: true, m: b, n: n, k: H - c0, a: previous + c0, lda: H, b: w + c0 * H + c0, ldb: H,
+            // … except the active rows of the due modules: u[:, c0..<c0+m] += h_{t−1}[:, c0...] · W_hh[c0..<c0+m, c0...]ᵀ
+            // (module i reads modules i… only), then tanh.
+            for i in dueModules(at: t) {
+                let c0 = i * m
+                BLAS.sgemm(transB: true, m: b, n: m, k: H - c0, a: previous + c0, lda: H, b: w + c0 * H + c0, ldb: H,
                            beta: 1, c: u + c0, ldc: H)
-                for r in 0..<b { Activations.tanh(h + r * H + c0, u + r * H + c0, count: n) }
+                for r in 0..<b { Activations.tanh(h + r * H + c0, u + r * H + c0, count: m) }
             }
         }
         final.h.update(from: slot(steps), count: BH)
@@ -85,19 +76,19 @@ final class ClockworkLayer: RecurrentLayerBase, RecurrentLayer {
             // Units that kept their state pass ∂L/∂h_t straight to h_{t−1} …
             dh.update(from: dOut, count: BH)
             if b > 0 {
-                let runs = activeRuns(at: t)
+                let due = dueModules(at: t)
                 // … updated ones through tanh and W_hh only.
-                for run in runs {
-                    let c0 = run.lowerBound * m, n = run.count * m
+                for i in due {
+                    let c0 = i * m
                     for r in 0..<b {
-                        Activations.tanhBackward(dp + r * H + c0, dy: dOut + r * H + c0, y: h + r * H + c0, count: n)
-                        (dh + r * H + c0).update(repeating: 0, count: n)
+                        Activations.tanhBackward(dp + r * H + c0, dy: dOut + r * H + c0, y: h + r * H + c0, count: m)
+                        (dh + r * H + c0).update(repeating: 0, count: m)
                     }
                 }
-                for run in runs {
-                    // dh_{t−1}[:, c0...] += δa[:, c0..<c0+n] · W_hh[c0..<c0+n, c0...]
-                    let c0 = run.lowerBound * m, n = run.count * m
-                    BLAS.sgemm(m: b, n: H - c0, k: n, a: dp + c0, lda: H, b: w + c0 * H + c0, ldb: H,
+                for i in due {
+                    // dh_{t−1}[:, c0...] += δa[:, c0..<c0+m] · W_hh[c0..<c0+m, c0...]
+                    let c0 = i * m
+                    BLAS.sgemm(m: b, n: H - c0, k: m, a: dp + c0, lda: H, b: w + c0 * H + c0, ldb: H,
                                beta: 1, c: dh + c0, ldc: H)
                 }
             }
