@@ -18,11 +18,15 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// Leaky-integration unit (Deep Learning §10.7.3): h' = (1 − α) ⊙ h + α ⊙ tanh(W_ih x + b_ih +
     /// W_hh h + b_hh), α per unit fixed or learned (see `LeakRate`).
     case leaky
+    /// Output recurrence (Deep Learning §10.2 fig. 10.4): h_t = tanh(W_ih x_t + b_ih + W_yh y_{t−1}
+    /// + b_yh), y_{t−1} the previous target (training) or prediction (free-running); one layer,
+    /// sequence tasks with per-step targets only (see `JordanLayer`).
+    case jordan
 
     /// Gate blocks stacked in `weight_ih`/`weight_hh`: G in (G·H, in).
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnRelu, .leaky: 1
+        case .rnnTanh, .rnnRelu, .leaky, .jordan: 1
         case .lstm: 4
         case .gru: 3
         }
@@ -30,6 +34,9 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
 
     /// Whether the carried state has a cell vector c besides h.
     public var hasCellState: Bool { self == .lstm }
+
+    /// Elman cells (tanh, relu): the cells the flow regulariser applies to.
+    public var isElman: Bool { self == .rnnTanh || self == .rnnRelu }
 }
 
 /// How parameters are drawn at initialisation.
@@ -187,6 +194,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if layers < 1 { return "layers must be ≥ 1, got \(layers)" }
         if !(dropout >= 0 && dropout < 1) { return "dropout must be in [0, 1), got \(dropout)" }
         if case .uniform(let a) = initScheme, !(a > 0) { return "uniform init range must be > 0, got \(a)" }
+        if cell == .jordan {
+            return "--cell jordan needs per-step targets of a sequence dataset (it feeds back the previous target); a language model's previous target is its current input"
+        }
         return leakProblem(cell: cell, leak: leak)
     }
 
