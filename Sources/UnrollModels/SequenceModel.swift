@@ -3,6 +3,8 @@
 // as torch.nn.LSTM(bidirectional=True)) → a linear head, either on one pooled vector per sequence
 // (classification / regression) or at every step (tagging). Rows have their own lengths with
 // packed-sequence semantics (see RecurrentLayer.swift); padded positions never affect a result.
+// A Jordan model (§10.2 fig. 10.4, `--cell jordan`) replaces the stack by one JordanLayer fed the
+// previous step's targets (teacher forcing, `forward`) or its own predictions (`forwardFreeRunning`).
 //
 // Letters: B batch (rows, sorted by length, non-increasing), T steps, I input width (embedding or
 // features), H hidden, D = directions·H, O head outputs.
@@ -358,7 +360,7 @@ public final class SequenceModel {
         countActiveRows(lengths, steps: steps, into: activeRows)
         let padded = lengths[batch - 1] < steps
         let layerLengths: [Int]? = padded ? lengths : nil
-        let I = config.inputSize, H = config.hiddenSize, D = config.directions * H, L = config.layers
+        let H = config.hiddenSize, D = config.directions * H, L = config.layers
         let O = config.outputSize, rows = steps * batch
 
         // 1. Inputs (T, B, I): padded positions become zeros, so nothing there can reach a result.
