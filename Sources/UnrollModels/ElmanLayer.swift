@@ -4,8 +4,10 @@
 // connections through time (Deep Learning §10.7.2), one H×H matrix `rnn.weight_hh_skip{d}_l{k}`
 // per d; a reversed layer reads h_{t+d}. States before the window (t − d < 0) are the initial
 // state, as if the layer had held it since long before: the same rule that makes a padded step
-// the identity, so a padded row reads exactly what it would read run alone. Derivation:
-// Sources/UnrollKernels/Derivations.md.
+// the identity, so a padded row reads exactly what it would read run alone. Optionally (without
+// skips) the backward adds the gradient of the flow regulariser λ·Ω (Pascanu, Mikolov & Bengio
+// 2013 eq. 9; Deep Learning eq. 10.16) in the same pass, with ∂L/∂h treated as constant as in the
+// paper. Derivations: Sources/UnrollKernels/Derivations.md.
 import UnrollKernels
 
 final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
@@ -19,6 +21,19 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
     /// (B, H) ∂L/∂(initial state) through the skip paths; (B, H) scratch for Σ_t δa_t of the steps
     /// that read the initial state.
     let dInitialSkip: FloatBuffer, dPreSum: FloatBuffer
+    /// λ of the flow regulariser; 0 = off. Not with reduction groups.
+    var flowRegularizer: Float = 0
+    /// Ω of the last backward: Σ over active (row, step) of (‖g_t ∂h_t/∂h_{t−1}‖ / ‖g_t‖ − 1)²,
+    /// g_t = ∂L/∂h_t (0 when λ = 0).
+    private(set) var flowSum: Double = 0
+    /// The regulariser's work buffers, allocated at its first use.
+    private var flow: FlowBuffers?
+
+    /// pL (T, B, H) loss-only pre-activation gradients g ⊙ φ'; r (T, B, H) λ·∂Ω_t/∂v_t; omega (B, H)
+    /// λ·∂Ω/∂h carried backwards; s, q (B, H) per-step scratch.
+    private struct FlowBuffers {
+        let pL: FloatBuffer, r: FloatBuffer, omega: FloatBuffer, s: FloatBuffer, q: FloatBuffer
+    }
 
     init(cell: CellKind, index: Int, inputSize: Int, hiddenSize H: Int, direction: TimeDirection,
          arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String, prefix: String, skipSteps: [Int] = []) {
@@ -80,6 +95,11 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
         if !skipSteps.isEmpty { dInitialSkip.pointer.update(repeating: 0, count: BH) }
         let dh = dhRecurrent.pointer
         if let dFinal { dh.update(from: dFinal.h, count: BH) } else { dh.update(repeating: 0, count: BH) }
+        flowSum = 0
+        if flowRegularizer > 0 {
+            backwardWithFlow(dOutput: dOutput, dInput: dInput, dInitial: dInitial)
+            return
+        }
         for s in stride(from: steps - 1, through: 0, by: -1) {
             let t = time(ofStep: s), b = active(t)
             let dOut = dOutput + t * BH
@@ -130,5 +150,72 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
         for t in clamped { RowKernels.add(sum, dPre.pointer + t * BH, count: BH) }
         BLAS.sgemm(transA: true, m: H, n: H, k: B, a: sum, lda: H, b: slot(initialSlot), ldb: H,
                    beta: 1, c: gradient, ldc: H)
+    /// BPTT of L + λ·Ω, Ω = Σ_t Σ_rows (‖v_t‖/‖g_t‖ − 1)² with g_t = ∂L/∂h_t (loss only, held
+    /// constant) and v_t = (g_t ⊙ φ'(a_t)) W_hh = g_t ∂h_t/∂h_{t−1}. Two adjoints run backwards:
+    /// g (the loss's, in `dhRecurrent`, exactly as without the regulariser) and ω = λ·∂Ω/∂h (in
+    /// `flow.omega`); the pre-activation gradient used by every weight GEMM is their sum, and W_hh
+    /// also gets Ω's direct term Σ (g ⊙ φ')ᵀ·λ∂Ω/∂v, one more GEMM over all T·B rows.
+    private func backwardWithFlow(dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?,
+                                  dInitial: LayerState?) {
+        precondition(groups == nil, "the flow regulariser does not run with reduction groups")
+        precondition(skipSteps.isEmpty, "the flow regulariser does not run with skip connections")
+        let H = hiddenSize, BH = batch * H, lambda = flowRegularizer
+        if flow == nil {
+            let rows = maxSteps * maxBatch * H, one = maxBatch * H
+            flow = FlowBuffers(pL: FloatBuffer(count: rows), r: FloatBuffer(count: rows), omega: FloatBuffer(count: one),
+                               s: FloatBuffer(count: one), q: FloatBuffer(count: one))
+        }
+        guard let flow else { return }
+        let dh = dhRecurrent.pointer, omega = flow.omega.pointer, s = flow.s.pointer, q = flow.q.pointer
+        omega.update(repeating: 0, count: BH)   // Ω does not depend on the final state
+        var sum = 0.0
+        for step in stride(from: steps - 1, through: 0, by: -1) {
+            let t = time(ofStep: step), b = active(t)
+            let g = dOutput + t * BH             // becomes g_t = ∂L/∂h_t
+            RowKernels.add(g, dh, count: BH)
+            let h = UnsafePointer(slot(outputSlot(t)))
+            let pL = flow.pL.pointer + t * BH, r = flow.r.pointer + t * BH, dp = dPre.pointer + t * BH
+            ElmanKernels.backward(dPre: pL, dh: g, h: h, count: b * H, relu: relu)
+            recurrentBackward(dh, dGates: pL, beta: 0, rows: b)   // v_t: also the recurrent part of g_{t−1}
+            // r = λ·∂Ω_t/∂v = λ·2(n − 1)/(‖g‖‖v‖)·v, n = ‖v‖/‖g‖ (a zero g or v contributes no gradient).
+            for i in 0..<b {
+                var gg = 0.0, vv = 0.0
+                for j in 0..<H {
+                    gg += Double(g[i * H + j]) * Double(g[i * H + j])
+                    vv += Double(dh[i * H + j]) * Double(dh[i * H + j])
+                }
+                let gn = gg.squareRoot(), vn = vv.squareRoot()
+                guard gn > 0 else { (r + i * H).update(repeating: 0, count: H); continue }
+                let n = vn / gn
+                sum += (n - 1) * (n - 1)
+                let coefficient = vn > 0 ? Float(Double(lambda) * 2 * (n - 1) / (gn * vn)) : 0
+                for j in 0..<H { r[i * H + j] = coefficient * dh[i * H + j] }
+            }
+            (r + b * H).update(repeating: 0, count: (batch - b) * H)
+            // s = r·W_hhᵀ (W_hh r per row); q = ω ⊙ φ' + s ⊙ g ⊙ φ'': λ·∂Ω/∂a_t, through the later
+            // steps (ω) and directly.
+            recurrentProduct(s, hPrev: r, beta: 0, rows: b)
+            for e in 0..<(b * H) {
+                let y = h[e]
+                let first: Float, second: Float
+                if relu { first = y > 0 ? 1 : 0; second = 0 } else { first = 1 - y * y; second = -2 * y * first }
+                q[e] = omega[e] * first + s[e] * g[e] * second
+                dp[e] = pL[e] + q[e]
+            }
+            (pL + b * H).update(repeating: 0, count: (batch - b) * H)
+            recurrentBackward(omega, dGates: q, beta: 0, rows: b)   // inactive rows keep ω unchanged
+            passInactive(dGates: dp, width: H, dhPrev: dh, dOut: g, active: b)
+            hooks.timeStep?()
+        }
+        flowSum = sum
+        if let dInitial {
+            dInitial.h.update(from: dh, count: BH)
+            RowKernels.add(dInitial.h, omega, count: BH)
+        }
+        // Ω's direct dependence on W_hh through v: dW_hh += Σ_rows (g ⊙ φ')ᵀ·r, before the hooks
+        // of `finishBackward` hand W_hh's gradient to communication.
+        BLAS.sgemm(transA: true, m: H, n: H, k: steps * batch, a: flow.pL.pointer, lda: H, b: flow.r.pointer, ldb: H,
+                   beta: 1, c: arena.gradients(weightHH), ldc: H)
+        finishBackward(dGatesIH: dPre.pointer, dGatesHH: dPre.pointer, dInput: dInput)
     }
 }

@@ -22,11 +22,15 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// periods T_1 < T_2 < …; module i updates only at steps t with t mod T_i = 0 (otherwise keeps
     /// its state) and reads recurrently only from modules of period ≥ T_i (see `ClockPeriods`).
     case clockwork
+    /// Output recurrence (Deep Learning §10.2 fig. 10.4): h_t = tanh(W_ih x_t + b_ih + W_yh y_{t−1}
+    /// + b_yh), y_{t−1} the previous target (training) or prediction (free-running); one layer,
+    /// sequence tasks with per-step targets only (see `JordanLayer`).
+    case jordan
 
     /// Gate blocks stacked in `weight_ih`/`weight_hh`: G in (G·H, in).
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnRelu, .leaky, .clockwork: 1
+        case .rnnTanh, .rnnRelu, .leaky, .clockwork, .jordan: 1
         case .lstm: 4
         case .gru: 3
         }
@@ -34,6 +38,9 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
 
     /// Whether the carried state has a cell vector c besides h.
     public var hasCellState: Bool { self == .lstm }
+
+    /// Elman cells (tanh, relu): the cells the flow regulariser applies to.
+    public var isElman: Bool { self == .rnnTanh || self == .rnnRelu }
 }
 
 /// How parameters are drawn at initialisation.
@@ -286,6 +293,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if layers < 1 { return "layers must be ≥ 1, got \(layers)" }
         if !(dropout >= 0 && dropout < 1) { return "dropout must be in [0, 1), got \(dropout)" }
         if case .uniform(let a) = initScheme, !(a > 0) { return "uniform init range must be > 0, got \(a)" }
+        if cell == .jordan {
+            return "--cell jordan needs per-step targets of a sequence dataset (it feeds back the previous target); a language model's previous target is its current input"
+        }
         if let p = leakProblem(cell: cell, leak: leak) { return p }
         return recurrenceProblem(cell: cell, hidden: hiddenSize, skipSteps: skipSteps, clockPeriods: clockPeriods)
     }

@@ -411,6 +411,8 @@ public enum RecurrentLayers {
         case .gru:
             GRULayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
                      arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)
+        case .jordan:
+            preconditionFailure("a Jordan layer reads the previous output; SequenceModel builds it (JordanLayer)")
         case .rnnTanh, .rnnRelu:
             ElmanLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
                        arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix,

@@ -3,6 +3,8 @@
 // as torch.nn.LSTM(bidirectional=True)) → a linear head, either on one pooled vector per sequence
 // (classification / regression) or at every step (tagging). Rows have their own lengths with
 // packed-sequence semantics (see RecurrentLayer.swift); padded positions never affect a result.
+// A Jordan model (§10.2 fig. 10.4, `--cell jordan`) replaces the stack by one JordanLayer fed the
+// previous step's targets (teacher forcing, `forward`) or its own predictions (`forwardFreeRunning`).
 //
 // Letters: B batch (rows, sorted by length, non-increasing), T steps, I input width (embedding or
 // features), H hidden, D = directions·H, O head outputs.
@@ -123,6 +125,16 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
         if cell == .clockwork && bidirectional {
             return "--cell clockwork runs forward in time only (each row's clock starts at its first step); --bidirectional is not supported with it"
         }
+        if cell == .jordan {
+            if !perStep {
+                return "--cell jordan needs per-step targets (it feeds back the previous step's target); this dataset has one target per sequence"
+            }
+            if layers != 1 { return "--cell jordan has one hidden layer (Deep Learning fig. 10.4): --layers must be 1, got \(layers)" }
+            if bidirectional { return "--cell jordan feeds back its previous output, so it runs forward in time only: leave out --bidirectional" }
+            if initScheme == .identity || initScheme == .orthogonal {
+                return "--init \(initScheme.name) sets W_hh, which --cell jordan does not have (use pytorch or uniform)"
+            }
+        }
         if targetDim < 1 { return "target dimension must be ≥ 1 (from the dataset), got \(targetDim)" }
         switch outputKind {
         case .classes where numClasses < 2:
@@ -139,7 +151,11 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
     public var trainingFlopsPerStep: Double {
         let G = Double(cell.gateCount), H = Double(hiddenSize)
         var forward = 0.0
-        for k in 0..<layers { forward += Double(directions) * 2 * G * H * (Double(inputSize(ofLayer: k)) + H) }
+        if cell == .jordan {
+            forward += 2 * H * (Double(inputSize) + Double(outputSize))
+        } else {
+            for k in 0..<layers { forward += Double(directions) * 2 * G * H * (Double(inputSize(ofLayer: k)) + H) }
+        }
         if perStep { forward += 2 * Double(directions) * H * Double(outputSize) }
         return 3 * forward
     }
@@ -150,12 +166,16 @@ extension ParameterLayout {
     /// only), then per layer k `rnn.weight_ih_l{k}`, `rnn.weight_hh_l{k}`, `rnn.bias_ih_l{k}`,
     /// `rnn.bias_hh_l{k}` (then `rnn.leak_logit_l{k}` or `rnn.weight_hh_skip{d}_l{k}` where the cell
     /// has them) and, when bidirectional, the same with suffix `_reverse`; then
-    /// `head.weight` (O, D) and `head.bias` (O).
+    /// `head.weight` (O, D) and `head.bias` (O). A Jordan model has one layer, `rnn.weight_ih_l0`
+    /// (H, I), `rnn.weight_yh_l0` (H, O), `rnn.bias_ih_l0`, `rnn.bias_yh_l0` (H), then the head.
     public static func sequenceModel(_ c: SequenceModelConfig) -> ParameterLayout {
         var layout = ParameterLayout()
         let G = c.cell.gateCount, H = c.hiddenSize
         if c.vocabSize > 0 { layout.append("embedding.weight", shape: [c.vocabSize, c.inputSize]) }
-        for k in 0..<c.layers {
+        if c.cell == .jordan {
+            JordanLayer.appendLayout(&layout, index: 0, inputSize: c.inputSize, hiddenSize: H, feedbackSize: c.outputSize)
+        }
+        for k in 0..<(c.cell == .jordan ? 0 : c.layers) {
             for suffix in c.bidirectional ? ["", "_reverse"] : [""] {
                 layout.append("rnn.weight_ih_l\(k)\(suffix)", shape: [G * H, c.inputSize(ofLayer: k)])
                 layout.append("rnn.weight_hh_l\(k)\(suffix)", shape: [G * H, H])
@@ -202,8 +222,17 @@ public final class SequenceModel {
     public let arena: ParameterArena
     public let maxSteps: Int
     public let maxBatch: Int
-    /// layers[k][d]: layer k, direction d (0 forward, 1 reverse).
+    /// layers[k][d]: layer k, direction d (0 forward, 1 reverse); empty for a Jordan model.
     public let layers: [[any RecurrentLayer]]
+    /// The output-recurrence layer of a Jordan model (`--cell jordan`), else nil.
+    public let jordan: JordanLayer?
+    /// λ of the flow regulariser (Pascanu et al. 2013) added to the loss in every backward of the
+    /// Elman layers; 0 = off.
+    public var flowRegularizer: Float = 0 {
+        didSet { for layer in layers.joined() { (layer as? ElmanLayer)?.flowRegularizer = flowRegularizer } }
+    }
+    /// Ω of the last backward summed over layers, rows and steps (0 without the regulariser).
+    public var flowSum: Double { layers.joined().reduce(0) { $0 + (($1 as? ElmanLayer)?.flowSum ?? 0) } }
 
     /// `embedding.weight` (token models only).
     public let embeddingView: ParameterView?
@@ -255,7 +284,7 @@ public final class SequenceModel {
         self.maxBatch = maxBatch
         let H = config.hiddenSize, I = config.inputSize, D = config.directions * H, L = config.layers
         let O = config.outputSize, rows = maxSteps * maxBatch, BH = maxBatch * H
-        layers = (0..<L).map { k in
+        layers = config.cell == .jordan ? [] : (0..<L).map { k in
             (0..<config.directions).map { d in
                 RecurrentLayers.make(cell: config.cell, index: k, inputSize: config.inputSize(ofLayer: k), hiddenSize: H,
                                      direction: d == 0 ? .forward : .reverse, arena: arena,
@@ -264,6 +293,10 @@ public final class SequenceModel {
                                      clockPeriods: config.effectiveClockPeriods)
             }
         }
+        jordan = config.cell == .jordan
+            ? JordanLayer(index: 0, inputSize: I, hiddenSize: H, feedbackSize: O, arena: arena, maxSteps: maxSteps,
+                          maxBatch: maxBatch)
+            : nil
         embeddingView = config.vocabSize > 0 ? arena.view("embedding.weight") : nil
         headWeight = arena.view("head.weight")
         headBias = arena.view("head.bias")
@@ -325,8 +358,13 @@ public final class SequenceModel {
     /// - state: nil = zero initial state; otherwise the initial state on entry and each row's state
     ///   after its last valid step on exit (unidirectional models only).
     /// - dropout: masks to use, or nil for none (evaluation, or a model without dropout).
+    /// - feedback: Jordan models only (required there), (T, B, O) the previous step's targets
+    ///   encoded (teacher forcing: one-hot per label, or the values; zero before the first step).
     public func forward(tokens: UnsafePointer<Int32>?, features: UnsafePointer<Float>?, steps: Int, batch: Int,
-                        lengths: [Int], state: RecurrentState?, dropout: SequenceDropout?) {
+                        lengths: [Int], state: RecurrentState?, dropout: SequenceDropout?,
+                        feedback: UnsafePointer<Float>? = nil) {
+        precondition((feedback != nil) == (jordan != nil), "a Jordan model, and only it, takes the fed-back targets")
+        precondition(jordan == nil || state == nil, "a Jordan model carries no hidden state")
         precondition((tokens == nil) != (features == nil), "exactly one of tokens and features")
         precondition(tokens == nil || config.vocabSize > 0, "token inputs to a feature model")
         precondition(features == nil || config.vocabSize == 0, "feature inputs to a token model")
@@ -346,39 +384,19 @@ public final class SequenceModel {
         countActiveRows(lengths, steps: steps, into: activeRows)
         let padded = lengths[batch - 1] < steps
         let layerLengths: [Int]? = padded ? lengths : nil
-        let I = config.inputSize, H = config.hiddenSize, D = config.directions * H, L = config.layers
+        let H = config.hiddenSize, D = config.directions * H, L = config.layers
         let O = config.outputSize, rows = steps * batch
 
         // 1. Inputs (T, B, I): padded positions become zeros, so nothing there can reach a result.
-        var x: UnsafePointer<Float>
-        if let tokens, let embeddingView {
-            let table = arena.parameters(embeddingView)
-            for t in 0..<steps {
-                let row = inputs.pointer + t * batch * I, bt = activeRows[t]
-                EmbeddingKernels.forward(row, table: table, tokens: tokens + t * batch, count: bt,
-                                         vocab: config.vocabSize, width: I)
-                (row + bt * I).update(repeating: 0, count: (batch - bt) * I)
-            }
-            if dropoutActive, let dropout {
-                applyDropout(site: 0, inputs.pointer, into: inputs.pointer, width: I, context: dropout)
-            }
-            x = UnsafePointer(inputs.pointer)
-        } else if let features, padded {
-            for t in 0..<steps {
-                let offset = t * batch * I, bt = activeRows[t]
-                (inputs.pointer + offset).update(from: features + offset, count: bt * I)
-                (inputs.pointer + offset + bt * I).update(repeating: 0, count: (batch - bt) * I)
-            }
-            x = UnsafePointer(inputs.pointer)
-        } else if let features {
-            x = features
-        } else {
-            preconditionFailure("no inputs")
-        }
+        var x = prepareInputs(tokens: tokens, features: features, padded: padded, dropout: dropout)
 
-        // 2. The recurrent stack.
+        // 2. The recurrent stack (or the Jordan layer, reading the fed-back targets).
         var top = UnsafePointer(inputs.pointer)
-        for k in 0..<L {
+        if let jordan, let feedback {
+            jordan.forward(input: x, feedback: feedback, steps: steps, batch: batch, lengths: layerLengths)
+            top = UnsafePointer(jordan.output)
+        }
+        for k in 0..<(jordan == nil ? L : 0) {
             for (d, layer) in layers[k].enumerated() {
                 let initial = state?.layer(k) ?? LayerState(h: zeroH.pointer, c: zeroC?.pointer)
                 layer.forward(input: x, steps: steps, batch: batch, lengths: layerLengths, initial: initial,
@@ -485,7 +503,12 @@ public final class SequenceModel {
 
         // The stack, from the top.
         let needsInputGradient = embeddingView != nil
-        for k in stride(from: L - 1, through: 0, by: -1) {
+        if let jordan {
+            jordan.backward(dOutput: dOut, dInput: needsInputGradient ? dNext : nil, gradientsReady: gradientsReady)
+            gradientsReady?(jordan.firstParameterOffset)
+            swap(&dOut, &dNext)
+        }
+        for k in stride(from: jordan == nil ? L - 1 : -1, through: 0, by: -1) {
             let wantInput = k > 0 || needsInputGradient
             func dFinal(_ d: Int) -> LayerState? {
                 k == L - 1 && dFinalTop ? LayerState(h: dLast[d].pointer, c: nil) : nil
@@ -532,7 +555,93 @@ public final class SequenceModel {
         self.headInput = nil
     }
 
+    // MARK: free-running decoding (Jordan models)
+
+    /// Free-running decoding of a Jordan model (evaluation and prediction): `forward` without
+    /// dropout, except that step t is fed the model's own prediction at t − 1 — per label the
+    /// one-hot of the argmax class, or the predicted values — so the steps run one after another
+    /// (the input projection is still one GEMM over all T·B rows). Outputs as `forward`'s, in
+    /// `outputs` (T, B, O); there is no backward.
+    /// - previous: (B, O) what step 0 of each row is fed (zero at a sequence's start; the next
+    ///   window of a longer sequence passes on what this one leaves); on exit, each row's
+    ///   prediction at its last valid step.
+    public func forwardFreeRunning(tokens: UnsafePointer<Int32>?, features: UnsafePointer<Float>?, steps: Int,
+                                   batch: Int, lengths: [Int], previous: UnsafeMutablePointer<Float>) {
+        guard let jordan else { preconditionFailure("free-running decoding needs a Jordan model") }
+        precondition((tokens == nil) != (features == nil), "exactly one of tokens and features")
+        precondition(steps >= 1 && steps <= maxSteps && batch >= 1 && batch <= maxBatch, "window exceeds the workspace")
+        precondition(lengths.count == batch, "\(lengths.count) lengths for a batch of \(batch)")
+        self.steps = steps
+        self.batch = batch
+        self.lengths = lengths
+        self.tokens = nil
+        self.headInput = nil
+        dropoutActive = false
+        countActiveRows(lengths, steps: steps, into: activeRows)
+        let x = prepareInputs(tokens: tokens, features: features, padded: lengths[batch - 1] < steps, dropout: nil)
+        let H = config.hiddenSize, O = config.outputSize, C = config.numClasses, d = config.targetDim
+        let pre = jordan.output   // (T, B, H) input parts, then hidden states
+        jordan.projectInput(pre, input: x, rows: steps * batch)
+        let weight = arena.parameters(headWeight), bias = arena.parameters(headBias)
+        for t in 0..<steps {
+            let b = activeRows[t]
+            guard b > 0 else { break }
+            let h = pre + t * batch * H, o = headOutputs.pointer + t * batch * O
+            jordan.step(h, previous: previous, rows: b)
+            RowKernels.broadcastRows(o, bias: bias, rows: b, cols: O)
+            BLAS.sgemm(transB: true, m: b, n: O, k: H, a: h, lda: H, b: weight, ldb: H, beta: 1, c: o, ldc: O)
+            // y_t fed to step t + 1: one-hot argmax per label, or the values.
+            switch config.outputKind {
+            case .classes:
+                for r in 0..<b {
+                    for k in 0..<d {
+                        let logits = o + r * O + k * C, y = previous + r * O + k * C
+                        var best = 0
+                        for c in 1..<C where logits[c] > logits[best] { best = c }
+                        y.update(repeating: 0, count: C)
+                        y[best] = 1
+                    }
+                }
+            case .values:
+                previous.update(from: o, count: b * O)
+            }
+        }
+    }
+
     // MARK: pieces
+
+    /// Step 1 of a forward: the (T, B, I) layer-0 input of the window set up by the caller —
+    /// embedded tokens (with dropout) or features, padded positions zero.
+    private func prepareInputs(tokens: UnsafePointer<Int32>?, features: UnsafePointer<Float>?, padded: Bool,
+                               dropout: SequenceDropout?) -> UnsafePointer<Float> {
+        let I = config.inputSize
+        let x: UnsafePointer<Float>
+        if let tokens, let embeddingView {
+            let table = arena.parameters(embeddingView)
+            for t in 0..<steps {
+                let row = inputs.pointer + t * batch * I, bt = activeRows[t]
+                EmbeddingKernels.forward(row, table: table, tokens: tokens + t * batch, count: bt,
+                                         vocab: config.vocabSize, width: I)
+                (row + bt * I).update(repeating: 0, count: (batch - bt) * I)
+            }
+            if dropoutActive, let dropout {
+                applyDropout(site: 0, inputs.pointer, into: inputs.pointer, width: I, context: dropout)
+            }
+            x = UnsafePointer(inputs.pointer)
+        } else if let features, padded {
+            for t in 0..<steps {
+                let offset = t * batch * I, bt = activeRows[t]
+                (inputs.pointer + offset).update(from: features + offset, count: bt * I)
+                (inputs.pointer + offset + bt * I).update(repeating: 0, count: (batch - bt) * I)
+            }
+            x = UnsafePointer(inputs.pointer)
+        } else if let features {
+            x = features
+        } else {
+            preconditionFailure("no inputs")
+        }
+        return x
+    }
 
     private func finalState(_ k: Int, _ d: Int) -> LayerState {
         LayerState(h: finalH[k][d].pointer, c: config.cell.hasCellState ? finalC[k][d].pointer : nil)

@@ -25,7 +25,7 @@ public enum MemoryEstimate {
         let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), L = Double(m.layers)
         let D: Double = s.bidirectional ? 2 : 1, input = s.tokens ? Double(m.embeddingSize) : Double(s.inputDim)
         let outputs = Double(s.targetDim) * (s.outputKind == .classes ? Double(s.numClasses) : 1)
-        let first = D * (G * H * (input + H) + 2 * G * H)
+        let first = m.cell == .jordan ? H * (input + outputs) + 2 * H : D * (G * H * (input + H) + 2 * G * H)
         let others = max(0, L - 1) * D * (G * H * (D * H + H) + 2 * G * H)
         let leak = m.effectiveLeak?.isLearned == true ? L * D * H : 0
         let skips = L * D * Double(m.effectiveSkipSteps.count) * H * H

@@ -6,6 +6,10 @@
 // and the step's update happens once, after the last window. The loss is summed over the step's
 // targets (sequences, or valid steps for tagging) and the core divides by their global count.
 // Float features are standardised with the train split's statistics as they are batched.
+// A Jordan model (`--cell jordan`) is fed the previous step's targets (teacher forcing) in training
+// and in the teacher-forced evaluation, and its own previous predictions in free-running
+// evaluation and prediction. With `--flow-reg λ` the gradient is that of Σ loss + λ·Σ Ω over the
+// step's rows and steps, divided by the same global count of targets.
 // Evaluation runs fixed batches spread over the ranks and reduces its sums per batch, so its
 // result is the same for any world size.
 import Foundation
@@ -120,6 +124,12 @@ public final class SequenceTask: TrainingTask {
     private var valueTargets: [Float]
     private var rowMask: [UInt8]
     private var dOutputs: [Float]
+    /// Jordan models: (T, B, O) the fed-back targets of a window; (B, O) the fed-back predictions
+    /// carried between the windows of free-running decoding.
+    private var feedbackBuffer: [Float]
+    private var freePrevious: [Float]
+    /// Ω summed since the last progress line, and the targets it ran over (this rank's rows).
+    private var flowTally = (sum: 0.0, count: 0)
     /// Valid and padded (valid + padding) steps of the global batches since the last progress line.
     private var padding = PaddingTally()
     /// Valid and padded (valid + padding) steps of the last prepared global batch (all ranks'
@@ -199,7 +209,11 @@ public final class SequenceTask: TrainingTask {
         classTargets = [Int32](repeating: 0, count: sequence.outputKind == .classes ? outputs * sequence.targetDim : 0)
         valueTargets = [Float](repeating: 0, count: sequence.outputKind == .values ? outputs * sequence.targetDim : 0)
         rowMask = [UInt8](repeating: 0, count: outputs)
-        dOutputs = [Float](repeating: 0, count: outputs * sequence.modelConfig(config.model).outputSize)
+        let O = sequence.modelConfig(config.model).outputSize, jordan = config.model.cell == .jordan
+        dOutputs = [Float](repeating: 0, count: outputs * O)
+        feedbackBuffer = [Float](repeating: 0, count: jordan ? rowsPerWindow * O : 0)
+        freePrevious = [Float](repeating: 0, count: jordan ? largest * O : 0)
+        model.flowRegularizer = config.flowReg ?? 0
         if forTraining, let dataset {
             train = try LoadedSequences(try dataset.split("train"))
             if !sequence.tokens && sequence.normalize && self.normalization == nil {
@@ -316,6 +330,10 @@ public final class SequenceTask: TrainingTask {
                 dOutputs.withUnsafeBufferPointer {
                     model.backward(dOutputs: $0.baseAddress!, gradientsReady: last ? ready : nil, progress: progress)
                 }
+                if model.flowRegularizer > 0 {
+                    flowTally.sum += model.flowSum
+                    flowTally.count += c
+                }
             } else if last {
                 ready(0)
             }
@@ -323,10 +341,12 @@ public final class SequenceTask: TrainingTask {
         return (lossSum, count)
     }
 
-    /// Builds window `w` of `rows` (sorted longest first) and runs the model's forward on it.
+    /// Builds window `w` of `rows` (sorted longest first) and runs the model's forward on it; a
+    /// Jordan model is fed the previous targets, or with `freeRunning` its own predictions.
     /// - Returns: the valid steps of every row in the window.
     @discardableResult
-    private func runWindow(_ split: LoadedSequences, rows: [Int], window w: Int, dropout: SequenceDropout?) -> [Int] {
+    private func runWindow(_ split: LoadedSequences, rows: [Int], window w: Int, dropout: SequenceDropout?,
+                           freeRunning: Bool = false) -> [Int] {
         let T = window, B = rows.count, F = sequence.inputDim
         let lengths = rows.map { max(0, min(T, split.lengths[$0] - w * T)) }
         let steps = max(lengths.first ?? 0, 1)
@@ -358,6 +378,11 @@ public final class SequenceTask: TrainingTask {
                 }
             }
         }
+        if model.jordan != nil {
+            runJordan(split, rows: rows, window: w, lengths: lengths, steps: steps, dropout: dropout,
+                      freeRunning: freeRunning)
+            return lengths
+        }
         let state = carriedState(batch: B, first: w == 0)
         if sequence.tokens {
             tokenBuffer.withUnsafeBufferPointer {
@@ -371,6 +396,56 @@ public final class SequenceTask: TrainingTask {
             }
         }
         return lengths
+    }
+
+    /// A Jordan model's forward on the window `runWindow` has filled in: teacher-forced, the
+    /// feedback (T, B, O) at step t of a row is its target at t − 1 in the sequence (one-hot per
+    /// label, or the values; zero at the sequence's first step and at padded steps); free-running,
+    /// the prediction carried in `freePrevious` (zero at the first window).
+    private func runJordan(_ split: LoadedSequences, rows: [Int], window w: Int, lengths: [Int], steps: Int,
+                           dropout: SequenceDropout?, freeRunning: Bool) {
+        let T = window, B = rows.count, O = sequence.modelConfig(config.model).outputSize
+        let d = sequence.targetDim, C = sequence.numClasses
+        if freeRunning {
+            if w == 0 { freePrevious.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+            freePrevious.withUnsafeMutableBufferPointer { previous in
+                if sequence.tokens {
+                    tokenBuffer.withUnsafeBufferPointer {
+                        model.forwardFreeRunning(tokens: $0.baseAddress!, features: nil, steps: steps, batch: B,
+                                                 lengths: lengths, previous: previous.baseAddress!)
+                    }
+                } else {
+                    featureBuffer.withUnsafeBufferPointer {
+                        model.forwardFreeRunning(tokens: nil, features: $0.baseAddress!, steps: steps, batch: B,
+                                                 lengths: lengths, previous: previous.baseAddress!)
+                    }
+                }
+            }
+            return
+        }
+        feedbackBuffer.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        for t in 0..<steps {
+            for b in 0..<B where t < lengths[b] && w * T + t >= 1 {
+                let target = Int(split.offsets[rows[b]]) + w * T + t - 1, y = (t * B + b) * O
+                switch split.targets {
+                case .classes(let ids): for k in 0..<d { feedbackBuffer[y + k * C + Int(ids[target * d + k])] = 1 }
+                case .values(let v): for k in 0..<d { feedbackBuffer[y + k] = v[target * d + k] }
+                }
+            }
+        }
+        feedbackBuffer.withUnsafeBufferPointer { feedback in
+            if sequence.tokens {
+                tokenBuffer.withUnsafeBufferPointer {
+                    model.forward(tokens: $0.baseAddress!, features: nil, steps: steps, batch: B, lengths: lengths,
+                                  state: nil, dropout: dropout, feedback: feedback.baseAddress!)
+                }
+            } else {
+                featureBuffer.withUnsafeBufferPointer {
+                    model.forward(tokens: nil, features: $0.baseAddress!, steps: steps, batch: B, lengths: lengths,
+                                  state: nil, dropout: dropout, feedback: feedback.baseAddress!)
+                }
+            }
+        }
     }
 
     /// The state carried between the windows of a batch of `batch` rows (nil when every sequence
@@ -443,13 +518,24 @@ public final class SequenceTask: TrainingTask {
         return split
     }
 
+    /// The validation figures: loss and metrics; for a Jordan model the teacher-forced loss (what
+    /// training minimises) with the free-running figures beside it (`free_loss`, `free_accuracy` or
+    /// `free_mse`, …: the model fed its own predictions, the honest number for a generator).
     public func evaluate(split name: String) throws -> EvaluationResult {
         let e = try evaluateFully(split: name)
-        return EvaluationResult(nllSum: e.lossSum, tokens: e.count, metrics: e.metrics)
+        var metrics = e.metrics
+        if model.jordan != nil {
+            let free = try evaluateFully(split: name, freeRunning: true)
+            metrics.append(Metric("free_loss", free.meanLoss))
+            metrics += free.metrics.map { Metric("free_\($0.name)", $0.value, digits: $0.digits) }
+        }
+        return EvaluationResult(nllSum: e.lossSum, tokens: e.count, metrics: metrics)
     }
 
     /// Evaluates on `split` (collective): loss, and the confusion matrix or the error sums.
-    public func evaluateFully(split name: String) throws -> SequenceEvaluation {
+    /// `freeRunning` (Jordan models): each step is fed the model's own previous prediction instead
+    /// of the previous target; the loss is then the cross-entropy (or squared error) of those outputs.
+    public func evaluateFully(split name: String, freeRunning: Bool = false) throws -> SequenceEvaluation {
         var data: LoadedSequences?
         var failure: (any Error)?
         do { data = try split(name) } catch { failure = error }
@@ -467,7 +553,7 @@ public final class SequenceTask: TrainingTask {
             let rows = batches[j]
             let windows = (data.lengths[rows[0]] + window - 1) / window
             for w in 0..<windows {
-                let lengths = runWindow(data, rows: rows, window: w, dropout: nil)
+                let lengths = runWindow(data, rows: rows, window: w, dropout: nil, freeRunning: freeRunning)
                 let (s, c) = windowLoss(data, rows: rows, window: w, lengths: lengths, gradients: false)
                 sums[j * fields] += s
                 sums[j * fields + 1] += Double(c)
@@ -523,7 +609,7 @@ public final class SequenceTask: TrainingTask {
         for rows in SequenceBatches.evaluation(lengths: lengths, batchSize: config.batchSize) {
             let windows = max(1, (lengths[rows[0]] + window - 1) / window)
             for w in 0..<windows {
-                let windowLengths = runWindow(data, rows: rows, window: w, dropout: nil)
+                let windowLengths = runWindow(data, rows: rows, window: w, dropout: nil, freeRunning: model.jordan != nil)
                 let B = rows.count, out = model.outputs
                 for (b, row) in rows.enumerated() {
                     if sequence.perStep {
@@ -553,7 +639,13 @@ public final class SequenceTask: TrainingTask {
 
     /// The share of computed steps that were real (not padding) since the last progress line.
     public func progressNote() -> String? {
-        padding.note()
+        var notes = padding.note().map { [$0] } ?? []
+        if flowTally.count > 0 {
+            // This rank's rows only (the progress line is rank 0's): Ω per target.
+            notes.append("Ω/target \(String(format: "%.4g", flowTally.sum / Double(flowTally.count)))")
+            flowTally = (0, 0)
+        }
+        return notes.isEmpty ? nil : notes.joined(separator: " | ")
     }
 
     // MARK: checkpoint

@@ -49,6 +49,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var clip: Double = 5
     public var clipMode: ClipMode = .norm
     public var lossNormalization: LossNormalization = .token
+    /// λ of the flow regulariser (`--flow-reg`; Pascanu, Mikolov & Bengio 2013 eq. 9, Deep Learning
+    /// eq. 10.16): λ·Ω joins the summed loss, Ω = Σ over rows and steps of
+    /// (‖(∂L/∂h_t) ∂h_t/∂h_{t−1}‖ / ‖∂L/∂h_t‖ − 1)², ∂L/∂h_t held constant. Sequence tasks with an
+    /// Elman cell and one layer. Nil: off (and absent from older checkpoints).
+    public var flowReg: Float?
     /// Stop with an error after this many consecutive steps whose gradient norm is NaN or Inf.
     public var maxConsecutiveSkips: Int = 10
     /// Epochs to train (used when `steps` is nil).
@@ -187,12 +192,32 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             }
         }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }
+        if let p = flowRegProblem() { return p }
         if let p = sequence?.problem(bptt: bptt, lossNormalization: lossNormalization, model: m) { return p }
         return nil
     }
 }
 
 extension TrainingConfig {
+    /// Why `--flow-reg` cannot apply to this configuration, in one line, or nil.
+    func flowRegProblem() -> String? {
+        guard let lambda = flowReg else { return nil }
+        if !(lambda >= 0 && lambda.isFinite) { return "--flow-reg must be a finite number ≥ 0, got \(lambda)" }
+        if sequence == nil {
+            return "--flow-reg applies to sequence tasks (dataset layout sequences); \(data) is not one"
+        }
+        if !model.cell.isElman {
+            return "--flow-reg applies to the Elman cells (--cell rnn or rnn-relu), whose ∂h_t/∂h_{t−1} it regularises; the cell is \(model.cell.rawValue)"
+        }
+        if model.layers != 1 {
+            return "--flow-reg needs --layers 1 (a lower layer's ∂L/∂h would carry the upper layer's regulariser), got \(model.layers)"
+        }
+        if let skips = model.skipSteps, !skips.isEmpty, lambda > 0 {
+            return "--flow-reg regularises the one-step Jacobian ∂h_t/∂h_{t−1}; it does not run with --skip-steps"
+        }
+        return nil
+    }
+
     /// Every default of a new run, declared once: the property initialisers above and these
     /// values are what `unroll train` resolves options not given to, and its help text is
     /// generated from them.

@@ -160,10 +160,26 @@ extension Eval {
         var confusion: [[Int]]?
         var mse: Double?
         var mae: Double?
+        /// Jordan models: the same split decoded free-running (own predictions fed back).
+        var freeRunning: FreeRunningReport?
 
         enum CodingKeys: String, CodingKey {
             case checkpoint, data, split, ranks, count, loss, accuracy, classes, precision, recall, confusion, mse, mae
-            case perStep = "per_step", lossSum = "loss_sum", macroF1 = "macro_f1"
+            case perStep = "per_step", lossSum = "loss_sum", macroF1 = "macro_f1", freeRunning = "free_running"
+        }
+    }
+
+    /// A Jordan model's free-running figures.
+    struct FreeRunningReport: Encodable {
+        var loss: Double
+        var accuracy: Double?
+        var macroF1: Double?
+        var mse: Double?
+        var mae: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case loss, accuracy, mse, mae
+            case macroF1 = "macro_f1"
         }
     }
 
@@ -182,22 +198,35 @@ extension Eval {
         try task.copyParameters(from: content)
         try task.restore(content.taskState, file: checkpoint)
         let e = try task.evaluateFully(split: split)
+        // A Jordan model is also decoded free-running: the loss above is teacher-forced.
+        let free = task.model.jordan != nil ? try task.evaluateFully(split: split, freeRunning: true) : nil
         guard comm.rank == 0 else { return }
         let classes = !e.classNames.isEmpty
-        let report = SequenceReport(checkpoint: checkpoint, data: path, split: split, ranks: comm.size, count: e.count,
+        var report = SequenceReport(checkpoint: checkpoint, data: path, split: split, ranks: comm.size, count: e.count,
                                     perStep: task.sequence.perStep, lossSum: e.lossSum, loss: e.meanLoss,
                                     accuracy: classes ? e.accuracy : nil, macroF1: classes ? e.macroF1 : nil,
                                     classes: classes ? e.classNames : nil, precision: classes ? e.precision : nil,
                                     recall: classes ? e.recall : nil, confusion: classes ? e.confusion : nil,
                                     mse: classes ? nil : e.meanSquaredError, mae: classes ? nil : e.meanAbsoluteError)
+        if let free {
+            report.freeRunning = FreeRunningReport(loss: free.meanLoss, accuracy: classes ? free.accuracy : nil,
+                                                   macroF1: classes ? free.macroF1 : nil,
+                                                   mse: classes ? nil : free.meanSquaredError,
+                                                   mae: classes ? nil : free.meanAbsoluteError)
+        }
         if json {
             print(try Self.jsonText(report))
             return
         }
         let unit = task.sequence.perStep ? "steps" : "sequences"
-        var line = "\(split): loss \(String(format: "%.6f", e.meanLoss))"
+        var line = "\(split)\(free != nil ? " teacher-forced" : ""): loss \(String(format: "%.6f", e.meanLoss))"
         for m in e.metrics { line += " | \(m.name) \(String(format: "%.\(m.digits)f", m.value))" }
         print(line + " | \(e.count) \(unit) | \(comm.size) rank(s)")
+        if let free {
+            var line = "\(split) free-running: loss \(String(format: "%.6f", free.meanLoss))"
+            for m in free.metrics { line += " | \(m.name) \(String(format: "%.\(m.digits)f", m.value))" }
+            print(line + " | \(free.count) \(unit) | \(comm.size) rank(s)")
+        }
         if classes {
             let width = max(8, e.classNames.map(\.count).max() ?? 0)
             func pad(_ s: String) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }

@@ -12,7 +12,7 @@ import UnrollTraining
 
 /// Cell names on the command line.
 enum CellOption: String, ExpressibleByArgument, CaseIterable {
-    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky, clockwork
+    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky, clockwork, jordan
     var kind: CellKind {
         switch self {
         case .clockwork: .clockwork
@@ -21,6 +21,7 @@ enum CellOption: String, ExpressibleByArgument, CaseIterable {
         case .lstm: .lstm
         case .gru: .gru
         case .leaky: .leaky
+        case .jordan: .jordan
         }
     }
 }
@@ -61,7 +62,7 @@ struct DataOptions: ParsableArguments {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak), or clockwork (Koutník et al. 2014: modules with periods 1, 2, 4, …; sequence tasks; see --clock-modules) (default \(CellOption.name(of: M.cell))).")
+    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak), clockwork (Koutník et al. 2014: modules with periods 1, 2, 4, …; sequence tasks; see --clock-modules), or jordan (output recurrence, h_t = tanh(W x_t + U y_{t-1} + b): one layer fed the previous target in training, its own previous prediction free-running; per-step targets only) (default \(CellOption.name(of: M.cell))).")
     var cell: CellOption?
     @Option(help: "Leaky cell: leak rates α per unit — a rate in (0, 1] (0.1), a range LO:HI with 0 < LO < HI ≤ 1 log-spaced across units (several time scales), or learned[:LO:HI] (α = σ(a), a a parameter starting log-spaced over LO..HI, default \(LeakRate.defaultLearned)) (default \(LeakRate.default)).")
     var leak: String?
@@ -182,6 +183,8 @@ struct OptimisationOptions: ParsableArguments {
     var momentum: Float?
     @Option(parsing: .unconditional, help: "Weight decay (AdamW: decoupled) (default \(shown(D.optimizer.weightDecay))).")
     var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "Flow regulariser λ (Pascanu et al. 2013 eq. 9): adds λ·Σ_t (‖(∂L/∂h_t)·∂h_t/∂h_{t-1}‖/‖∂L/∂h_t‖ − 1)² to the loss, ∂L/∂h_t held constant; sequence tasks, --cell rnn or rnn-relu, --layers 1 (default: off).")
+    var flowReg: Float?
     @Option(parsing: .unconditional, help: "Clipping threshold (default \(shown(D.clip))).")
     var clip: Double?
     @Option(help: "norm (global L2 norm) or value (element-wise) (default \(D.clipMode.rawValue)).")
@@ -461,6 +464,7 @@ struct Train: ParsableCommand {
             $0.lossNormalization = $1
         }
         add("--seed", .fixed, o.seed, current: { "\($0.seed)" }) { $0.seed = $1 }
+        add("--flow-reg", .fixed, o.flowReg, current: { $0.flowReg.map { "\($0)" } ?? "off" }) { $0.flowReg = $1 }
         // The schedule's kind defines the run; its parameters may be overridden (below).
         add("--lr-schedule", .fixed, o.lrSchedule, text: { $0.rawValue }, current: { ScheduleOption.name(of: $0.schedule) }) { [o] c, s in
             guard ScheduleOption.name(of: c.schedule) != s.rawValue else { return }

@@ -61,6 +61,22 @@ import UnrollModels
             $0.bptt = 5
             $0.model.cell = .clockwork
         }),
+        ("--flow-reg must be a finite number ≥ 0, got -1.0", { $0.flowReg = -1 }),
+        ("--flow-reg must be a finite number ≥ 0, got inf", { $0.flowReg = .infinity }),
+        ("--flow-reg applies to sequence tasks", { $0.model.cell = .rnnTanh; $0.model.layers = 1; $0.flowReg = 0.1 }),
+        ("--flow-reg applies to the Elman cells (--cell rnn or rnn-relu), whose ∂h_t/∂h_{t−1} it regularises; the cell is lstm",
+         { $0.sequence = Self.adding; $0.bptt = 10; $0.model.layers = 1; $0.flowReg = 0.1 }),
+        ("--flow-reg needs --layers 1", { $0.sequence = Self.adding; $0.bptt = 10; $0.model.cell = .rnnRelu; $0.flowReg = 0.1 }),
+        ("--cell jordan needs per-step targets (it feeds back the previous step's target); this dataset has one target per sequence",
+         { $0.sequence = Self.adding; $0.bptt = 10; $0.model.cell = .jordan; $0.model.layers = 1 }),
+        ("--cell jordan has one hidden layer", { $0.sequence = Self.copy; $0.bptt = 10; $0.model.cell = .jordan }),
+        ("--cell jordan needs per-step targets of a sequence dataset", { $0.model.cell = .jordan; $0.model.layers = 1 }),
+        ("--cell jordan applies to sequence tasks with per-step targets; an encoder–decoder",
+         { $0.seq2seq = Seq2SeqTaskConfig(sourceVocabSize: 10, targetVocabSize: 10, level: "char", longestSource: 5, longestTarget: 5); $0.model.cell = .jordan }),
+        ("--flow-reg regularises the one-step Jacobian", {
+            $0.sequence = Self.adding; $0.bptt = 10; $0.model.cell = .rnnTanh; $0.model.layers = 1
+            $0.model.skipSteps = [2]; $0.flowReg = 0.1
+        }),
     ]
 
     /// A token classification task whose longest sequence is 20 steps.
@@ -80,6 +96,30 @@ import UnrollModels
         config.model.cell = .clockwork
         config.model.clockPeriods = [1, 2, 4, 8]
         #expect(config.problem() == nil)
+    }
+
+    /// Sequence tasks as the adding problem (one value per sequence) and the copy task (a class per step) record them.
+    static let adding = SequenceTaskConfig(tokens: false, inputDim: 2, level: nil, outputKind: .values, perStep: false,
+                                           targetDim: 1, numClasses: 0, longest: 10)
+    static let copy = SequenceTaskConfig(tokens: true, inputDim: 1, level: nil, outputKind: .classes, perStep: true,
+                                         targetDim: 1, numClasses: 10, longest: 10)
+
+    @Test func validJordanAndFlowConfigurationsPass() {
+        var jordan = Self.base()
+        jordan.sequence = Self.copy
+        jordan.bptt = 10
+        jordan.model.cell = .jordan
+        jordan.model.layers = 1
+        #expect(jordan.problem() == nil)
+        var flow = Self.base()
+        flow.sequence = Self.adding
+        flow.bptt = 10
+        flow.model.cell = .rnnTanh
+        flow.model.layers = 1
+        flow.flowReg = 0
+        #expect(flow.problem() == nil)
+        flow.flowReg = 2
+        #expect(flow.problem() == nil)
     }
 
     @Test func theBaseConfigurationIsValid() {
