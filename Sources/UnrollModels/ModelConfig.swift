@@ -18,11 +18,15 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// Leaky-integration unit (Deep Learning §10.7.3): h' = (1 − α) ⊙ h + α ⊙ tanh(W_ih x + b_ih +
     /// W_hh h + b_hh), α per unit fixed or learned (see `LeakRate`).
     case leaky
+    /// Echo state network (Deep Learning §10.8; Jaeger 2001): the leaky unit with fixed random
+    /// weights (sparse W_hh scaled to a spectral radius, see `EchoState`) and a readout solved in
+    /// closed form; α fixed (default 1, no leak).
+    case esn
 
     /// Gate blocks stacked in `weight_ih`/`weight_hh`: G in (G·H, in).
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnRelu, .leaky: 1
+        case .rnnTanh, .rnnRelu, .leaky, .esn: 1
         case .lstm: 4
         case .gru: 3
         }
@@ -142,11 +146,30 @@ public struct LeakRateError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// `--leak` given for a cell other than `leaky`, or out of range; nil when fine.
+/// `--leak` given for a cell other than `leaky` or `esn`, learned for `esn`, or out of range; nil
+/// when fine.
 public func leakProblem(cell: CellKind, leak: LeakRate?) -> String? {
     guard let leak else { return nil }
-    if cell != .leaky { return "--leak applies to --cell leaky; the cell is \(cell.rawValue)" }
+    if cell != .leaky && cell != .esn { return "--leak applies to --cell leaky or esn; the cell is \(cell.rawValue)" }
+    if cell == .esn && leak.isLearned { return "--leak learned: an echo state network's reservoir is fixed; give a rate or a range" }
     return leak.problem().map { "--leak: \($0), got \(leak)" }
+}
+
+/// The leak rates `cell` runs with given `--leak`: the default range for `leaky`, α = 1 for `esn`,
+/// nil for every other cell.
+public func cellLeak(_ cell: CellKind, _ leak: LeakRate?) -> LeakRate? {
+    switch cell {
+    case .leaky: leak ?? .default
+    case .esn: leak ?? EchoStateConfig.defaultLeak
+    default: nil
+    }
+}
+
+/// Reservoir settings given for a cell other than `esn`, or out of range; nil when fine.
+public func echoStateProblem(cell: CellKind, echoState: EchoStateConfig?) -> String? {
+    guard let echoState else { return nil }
+    if cell != .esn { return "--radius, --density, --input-scale and --ridge apply to --cell esn; the cell is \(cell.rawValue)" }
+    return echoState.problem()
 }
 
 /// The architecture of a recurrent language model: embedding → L recurrent layers → linear readout.
@@ -164,11 +187,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var forgetGateBias: Bool
     /// `leaky` only: the leak rates; nil = `LeakRate.default` (absent in older checkpoints).
     public var leak: LeakRate?
+    /// `esn` only: reservoir and ridge settings (nil = `EchoStateConfig.default`; absent in older
+    /// checkpoints).
+    public var echoState: EchoStateConfig?
 
     public init(cell: CellKind, vocabSize: Int, embeddingSize: Int, hiddenSize: Int, layers: Int,
                 dropout: Float = 0, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false,
-                leak: LeakRate? = nil) {
+                leak: LeakRate? = nil, echoState: EchoStateConfig? = nil) {
         self.leak = leak
+        self.echoState = echoState
         self.cell = cell
         self.vocabSize = vocabSize
         self.embeddingSize = embeddingSize
@@ -187,11 +214,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if layers < 1 { return "layers must be ≥ 1, got \(layers)" }
         if !(dropout >= 0 && dropout < 1) { return "dropout must be in [0, 1), got \(dropout)" }
         if case .uniform(let a) = initScheme, !(a > 0) { return "uniform init range must be > 0, got \(a)" }
+        if let p = echoStateProblem(cell: cell, echoState: echoState) { return p }
         return leakProblem(cell: cell, leak: leak)
     }
 
-    /// The leak rates a layer of this model uses: nil unless the cell is `leaky`.
-    public var effectiveLeak: LeakRate? { cell == .leaky ? (leak ?? .default) : nil }
+    /// The leak rates a layer of this model uses: nil unless the cell is `leaky` or `esn`.
+    public var effectiveLeak: LeakRate? { cellLeak(cell, leak) }
+
+    /// The reservoir settings of an `esn` model (nil for other cells).
+    public var effectiveEchoState: EchoStateConfig? { cell == .esn ? (echoState ?? .default) : nil }
 
     /// Input width of layer `k`.
     public func inputSize(ofLayer k: Int) -> Int { k == 0 ? embeddingSize : hiddenSize }

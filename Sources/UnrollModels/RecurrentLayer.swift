@@ -389,9 +389,10 @@ public enum RecurrentLayers {
                             maxSteps: Int, maxBatch: Int, suffix: String = "", prefix: String = "",
                             leak: LeakRate? = nil) -> any RecurrentLayer {
         switch cell {
-        case .leaky:
-            LeakyLayer(index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction, arena: arena,
-                       maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, leak: leak ?? .default)
+        case .leaky, .esn:
+            LeakyLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
+                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix,
+                       leak: leak ?? cellLeak(cell, nil) ?? .default)
         case .lstm:
             LSTMLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)

@@ -524,7 +524,10 @@ extension Checkpoint {
                      + "written by Unroll \(try file.stringAttribute("unroll_version")) on \(try file.stringAttribute("created"))"]
         lines.append("  model: \(m.cell.rawValue), \(m.layers) layer(s) × \(m.hiddenSize), embedding \(m.embeddingSize), "
                      + "vocabulary \(m.vocabSize), dropout \(m.dropout), init \(m.initScheme.name)"
-                     + (m.effectiveLeak.map { ", leak \($0)" } ?? ""))
+                     + (m.effectiveLeak.map { ", leak \($0)" } ?? "")
+                     + (m.effectiveEchoState.map { e in
+                         ", reservoir radius \(e.radius) density \(e.density) input scale \(e.inputScale), ridge \(e.ridge)"
+                     } ?? ""))
         lines.append("  parameters: \(layout.parameterCount)")
         for view in layout.views { lines.append("    /params/\(view.name) \(view.shape)") }
         let p = c.progress

@@ -114,6 +114,9 @@ public struct Seq2SeqTaskConfig: Codable, Equatable, Sendable {
     /// Checks the task against the rest of the run; a one-line problem naming the option, or nil.
     public func problem(model: ModelConfig, lossNormalization: LossNormalization) -> String? {
         if let p = modelConfig(model).problem() { return p }
+        if model.cell == .esn {
+            return "--cell esn applies to sequence tasks (layout sequences); an encoder–decoder uses rnn, rnn-relu, lstm or gru"
+        }
         if model.cell == .leaky {
             return "--cell leaky applies to language models and sequence tasks; an encoder–decoder uses rnn, rnn-relu, lstm or gru"
         }

@@ -105,7 +105,7 @@ public final class SequenceTask: TrainingTask {
     public let window: Int
     /// The longest sequence this task will see (the run's, or its dataset's if longer).
     let longest: Int
-    private var train: LoadedSequences?
+    var train: LoadedSequences?
     private var loaded: [String: LoadedSequences] = [:]
     private var epochBatches: [[Int]] = []
     /// This rank's rows of the prepared step and their positions in the global batch.
@@ -116,9 +116,9 @@ public final class SequenceTask: TrainingTask {
     // Work buffers, sized once for T × (largest batch).
     private var tokenBuffer: [Int32]
     private var featureBuffer: [Float]
-    private var classTargets: [Int32]
-    private var valueTargets: [Float]
-    private var rowMask: [UInt8]
+    var classTargets: [Int32]
+    var valueTargets: [Float]
+    var rowMask: [UInt8]
     private var dOutputs: [Float]
     /// Valid and padded (valid + padding) steps of the global batches since the last progress line.
     private var padding = PaddingTally()
@@ -326,7 +326,7 @@ public final class SequenceTask: TrainingTask {
     /// Builds window `w` of `rows` (sorted longest first) and runs the model's forward on it.
     /// - Returns: the valid steps of every row in the window.
     @discardableResult
-    private func runWindow(_ split: LoadedSequences, rows: [Int], window w: Int, dropout: SequenceDropout?) -> [Int] {
+    func runWindow(_ split: LoadedSequences, rows: [Int], window w: Int, dropout: SequenceDropout?) -> [Int] {
         let T = window, B = rows.count, F = sequence.inputDim
         let lengths = rows.map { max(0, min(T, split.lengths[$0] - w * T)) }
         let steps = max(lengths.first ?? 0, 1)
@@ -388,7 +388,7 @@ public final class SequenceTask: TrainingTask {
     /// Fills targets and the mask of window `w` (a sequence's target counts in the window where the
     /// sequence ends; a step's where the step is) and computes the loss of the last forward, with
     /// ∂loss/∂outputs in `dOutputs` when `gradients`.
-    private func windowLoss(_ split: LoadedSequences, rows: [Int], window w: Int, lengths: [Int],
+    func windowLoss(_ split: LoadedSequences, rows: [Int], window w: Int, lengths: [Int],
                             gradients: Bool) -> (lossSum: Double, count: Int) {
         let T = window, B = rows.count, d = sequence.targetDim
         let steps = max(lengths.first ?? 0, 1)

@@ -50,7 +50,8 @@ public struct SequenceTaskConfig: Codable, Equatable, Sendable {
                             inputSize: tokens ? model.embeddingSize : inputDim, hiddenSize: model.hiddenSize,
                             layers: model.layers, bidirectional: bidirectional, dropout: model.dropout, pool: pool,
                             perStep: perStep, outputKind: outputKind, targetDim: targetDim, numClasses: numClasses,
-                            initScheme: model.initScheme, forgetGateBias: model.forgetGateBias, leak: model.leak)
+                            initScheme: model.initScheme, forgetGateBias: model.forgetGateBias, leak: model.leak,
+                            echoState: model.echoState)
     }
 
     /// Checks the task against the window `bptt`; returns a one-line problem naming the option.
