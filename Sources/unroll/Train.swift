@@ -613,6 +613,8 @@ struct Train: ParsableCommand {
             if resumePath == nil, config.model.cell == .leaky, config.model.leak == nil { config.model.leak = .default }
             // So does an echo state network its reservoir settings and rate (α = 1 by default).
             if resumePath == nil, config.model.cell == .esn {
+                // One reservoir unless --layers asks for a deep (stacked) one.
+                if options.modelOptions.layers == nil { config.model.layers = 1 }
                 if config.model.echoState == nil { config.model.echoState = .default }
                 if config.model.leak == nil { config.model.leak = EchoStateConfig.defaultLeak }
             }
