@@ -37,22 +37,35 @@ public struct ExactSum {
 
     /// Adds `value` to entry `i`. - Precondition: value finite, |value| < `limit`.
     public mutating func add(_ value: Double, at i: Int) {
-        precondition(value.isFinite && abs(value) < Self.limit, "ExactSum: \(value) outside the grid")
-        storage.withUnsafeMutableBufferPointer { s in
-            let limb = s.baseAddress! + i * Self.limbs
-            var v = value
-            // From the top limb down: the truncated quotient is v's bits at or above the limb's
-            // unit, so v − q·unit is exact (it keeps a subset of v's bits).
-            for k in stride(from: Self.limbs - 1, through: 1, by: -1) {
-                let unit = Self.scales[k]
-                let q = (v / unit).rounded(.towardZero)
-                if q != 0 {
-                    v -= q * unit
-                    limb[k] += q
+        withUnsafePointer(to: value) { add($0, count: 1, at: i) }
+    }
+
+    /// Adds values[0..<n] to entries i..<i+n. - Precondition: every value finite, |value| < `limit`.
+    public mutating func add(_ values: UnsafePointer<Double>, count n: Int, at i: Int) {
+        precondition(i >= 0 && i + n <= count, "ExactSum: entries \(i)..<\(i + n) of \(count)")
+        let units = Self.scales, K = Self.limbs, limit = Self.limit
+        units.withUnsafeBufferPointer { units in
+            storage.withUnsafeMutableBufferPointer { s in
+                for e in 0..<n {
+                    var v = values[e]
+                    precondition(v.isFinite && abs(v) < limit, "ExactSum: \(v) outside the grid")
+                    if v == 0 { continue }
+                    let limb = s.baseAddress! + (i + e) * K
+                    // From the top limb down: the truncated quotient is v's bits at or above the
+                    // limb's unit, so v − q·unit is exact (it keeps a subset of v's bits).
+                    var k = K - 1
+                    while k >= 1 {
+                        let q = (v / units[k]).rounded(.towardZero)
+                        if q != 0 {
+                            v -= q * units[k]
+                            limb[k] += q
+                        }
+                        k -= 1
+                    }
+                    limb[0] += (v / units[0]).rounded(.toNearestOrEven)
+                    Self.carry(limb)
                 }
             }
-            limb[0] += (v / Self.scales[0]).rounded(.toNearestOrEven)
-            Self.carry(limb)
         }
     }
 

@@ -110,7 +110,9 @@ public enum EchoState {
         }
         guard !values.isEmpty else { return 0 }
         var v = [Float](repeating: 0, count: H)
-        v.withUnsafeMutableBufferPointer { Philox.fillUniform($0.baseAddress!, count: H, low: -1, high: 1, seed: seed, stream: stream) }
+        v.withUnsafeMutableBufferPointer {
+            Philox.fillUniform($0.baseAddress!, count: H, low: -1, high: 1, seed: seed, stream: stream)
+        }
         var x = v.map { Double($0) }, y = [Double](repeating: 0, count: H)
         func normalize(_ z: inout [Double]) -> Double {
             var s = 0.0

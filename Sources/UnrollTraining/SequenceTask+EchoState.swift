@@ -1,14 +1,15 @@
 // Training an echo state network (`--cell esn`, Deep Learning §10.8): one pass of the fixed
 // reservoir over the train split and a ridge-regression readout in closed form (Lukoševičius 2012
-// §4.1). The split runs in the evaluation batches (sorted by length, B per batch; batch j on rank
-// j mod W), so every batch has the same rows and the same bits wherever it runs. Per batch, in
-// Double: G_j = Φᵀ Φ and C_j = Φᵀ Y, Φ the head's inputs plus a bias column (the state after each
-// sequence's last valid step, or every valid step's state for per-step targets), Y the targets
-// (values, or one-hot rows of each label's classes). The batch sums are added exactly
-// (`ExactSum`), one Double allreduce adds the ranks' exact sums, and rank 0 solves
-// (G + λI) W = C by Cholesky and sends W to every rank: the readout is the same bits on every
-// rank and at any world size. W becomes `head.weight`/`head.bias`, so eval and predict run the
-// model as any other.
+// §4.1). The split runs in the evaluation batches (sorted by length, B per batch), so every batch
+// has the same rows and the same bits wherever it runs. The batches form at most 64 groups of
+// consecutive batches (a split that depends on the data alone); group g runs on rank g mod W and
+// sums, in Double and batch order, G_g = Φᵀ Φ and C_g = Φᵀ Y — Φ the head's inputs plus a bias
+// column (the state after each sequence's last valid step, or every valid step's state for
+// per-step targets), Y the targets (values, or one-hot rows of each label's classes). The group
+// sums are added exactly (`ExactSum`), one Double allreduce adds the ranks' exact sums, and rank 0
+// solves (G + λI) W = C by Cholesky and sends W to every rank: the readout is the same bits on
+// every rank and at any world size. W becomes `head.weight`/`head.bias`, so eval and predict run
+// the model as any other.
 import Foundation
 import UnrollData
 import UnrollDistributed
@@ -28,6 +29,9 @@ public struct EchoStateFit: Sendable {
 }
 
 extension SequenceTask {
+    /// Most groups of batches an echo-state fit sums separately (see `fitEchoStateReadout`).
+    static let echoStateGroups = 64
+
     /// Runs the reservoir over the train split and solves the readout into `head.*` (collective).
     /// - Throws: `AgreedError` on every rank when the ridge system is singular (one line naming
     ///   `--ridge`), `TrainingError.config` when a reservoir has spectral radius 0.
@@ -53,45 +57,68 @@ extension SequenceTask {
         var phi: [Double] = [], y: [Double] = []
         var rowCount = 0.0
         let batches = SequenceBatches.evaluation(lengths: train.lengths, batchSize: config.batchSize)
-        for j in stride(from: communicator.rank, to: batches.count, by: communicator.size) {
-            let rows = batches[j]
+        // Groups of consecutive batches, a number that depends on the data alone (at most
+        // `echoStateGroups`): group g's sums run in Double in batch order wherever it runs, and only
+        // the group totals go through the exact accumulator. Rank r runs groups r, r + W, ….
+        let groups = min(batches.count, Self.echoStateGroups)
+        for g in stride(from: communicator.rank, to: groups, by: communicator.size) {
             for i in gram.indices { gram[i] = 0 }
             for i in cross.indices { cross[i] = 0 }
-            let windows = max(1, (train.lengths[rows[0]] + window - 1) / window)
-            for w in 0..<windows {
-                let lengths = runWindow(train, rows: rows, window: w, dropout: nil)
-                _ = windowLoss(train, rows: rows, window: w, lengths: lengths, gradients: false)  // targets, mask
-                guard let input = model.headInputs else { continue }
-                let B = rows.count, steps = max(lengths.first ?? 0, 1)
-                let outputRows = sequence.perStep ? steps * B : B
-                if phi.count < outputRows * F { phi = [Double](repeating: 0, count: outputRows * F) }
-                if y.count < outputRows * O { y = [Double](repeating: 0, count: outputRows * O) }
-                var n = 0
-                for r in 0..<outputRows where rowMask[r] == 1 {
-                    for c in 0..<D { phi[n * F + c] = Double(input[r * D + c]) }
-                    phi[n * F + D] = 1
-                    for k in 0..<O { y[n * O + k] = 0 }
-                    for k in 0..<d {
-                        if C > 0 { y[n * O + k * C + Int(classTargets[r * d + k])] = 1 } else { y[n * O + k] = Double(valueTargets[r * d + k]) }
+            for j in (g * batches.count / groups)..<((g + 1) * batches.count / groups) {
+                let rows = batches[j]
+                let windows = max(1, (train.lengths[rows[0]] + window - 1) / window)
+                for w in 0..<windows {
+                    let lengths = runWindow(train, rows: rows, window: w, dropout: nil)
+                    // Targets and the mask of rows that count in this window.
+                    _ = windowLoss(train, rows: rows, window: w, lengths: lengths, gradients: false)
+                    guard let input = model.headInputs else { continue }
+                    let B = rows.count, steps = max(lengths.first ?? 0, 1)
+                    let outputRows = sequence.perStep ? steps * B : B
+                    if phi.count < outputRows * F { phi = [Double](repeating: 0, count: outputRows * F) }
+                    if y.count < outputRows * O { y = [Double](repeating: 0, count: outputRows * O) }
+                    var n = 0
+                    phi.withUnsafeMutableBufferPointer { phi in
+                        y.withUnsafeMutableBufferPointer { y in
+                            for r in 0..<outputRows where rowMask[r] == 1 {
+                                let row = phi.baseAddress! + n * F, source = input + r * D
+                                for c in 0..<D { row[c] = Double(source[c]) }
+                                row[D] = 1
+                                let target = y.baseAddress! + n * O
+                                target.update(repeating: 0, count: O)
+                                for k in 0..<d {
+                                    if C > 0 {
+                                        target[k * C + Int(classTargets[r * d + k])] = 1
+                                    } else {
+                                        target[k] = Double(valueTargets[r * d + k])
+                                    }
+                                }
+                                n += 1
+                            }
+                        }
                     }
-                    n += 1
-                }
-                rowCount += Double(n)
-                phi.withUnsafeBufferPointer { p in
-                    y.withUnsafeBufferPointer { t in
-                        gram.withUnsafeMutableBufferPointer { g in
-                            cross.withUnsafeMutableBufferPointer { x in
-                                Ridge.accumulate(gram: g.baseAddress!, cross: x.baseAddress!, phi: p.baseAddress!,
-                                                 y: t.baseAddress!, rows: n, features: F, outputs: O)
+                    rowCount += Double(n)
+                    phi.withUnsafeBufferPointer { p in
+                        y.withUnsafeBufferPointer { t in
+                            gram.withUnsafeMutableBufferPointer { g in
+                                cross.withUnsafeMutableBufferPointer { x in
+                                    Ridge.accumulate(gram: g.baseAddress!, cross: x.baseAddress!,
+                                                     phi: p.baseAddress!, y: t.baseAddress!, rows: n,
+                                                     features: F, outputs: O)
+                                }
                             }
                         }
                     }
                 }
             }
-            // This batch's sums join the exact total (lower triangle of G, then C).
-            var e = 0
-            for a in 0..<F { for b in 0...a { total.add(gram[a * F + b], at: e); e += 1 } }
-            for i in 0..<(F * O) { total.add(cross[i], at: lower + i) }
+            // This group's sums join the exact total (lower triangle of G row by row, then C).
+            gram.withUnsafeBufferPointer { g in
+                var e = 0
+                for a in 0..<F {
+                    total.add(g.baseAddress! + a * F, count: a + 1, at: e)
+                    e += a + 1
+                }
+            }
+            cross.withUnsafeBufferPointer { total.add($0.baseAddress!, count: F * O, at: lower) }
         }
         // Integers below 2⁵³ in every limb: the Double reduction adds them exactly, in any order.
         total.normalize()
