@@ -22,8 +22,9 @@ final class LeakyLayer: RecurrentLayerBase, RecurrentLayer {
     /// rates (B, H), overwritten every step and never read.
     let dLogitRows: FloatBuffer
 
-    init(index: Int, inputSize: Int, hiddenSize H: Int, direction: TimeDirection, arena: ParameterArena,
-         maxSteps: Int, maxBatch: Int, suffix: String, leak: LeakRate) {
+    /// `cell` is `.leaky`, or `.esn` for an echo-state reservoir (the same layer with fixed weights).
+    init(cell: CellKind = .leaky, index: Int, inputSize: Int, hiddenSize H: Int, direction: TimeDirection,
+         arena: ParameterArena, maxSteps: Int, maxBatch: Int, suffix: String, leak: LeakRate) {
         precondition(leak.problem() == nil, leak.problem() ?? "")
         self.leak = leak
         leakLogit = leak.isLearned ? arena.view("rnn.leak_logit_l\(index)\(suffix)") : nil
@@ -33,7 +34,7 @@ final class LeakyLayer: RecurrentLayerBase, RecurrentLayer {
         dPre = FloatBuffer(count: rows * H)
         alphaSlope = FloatBuffer([Float](repeating: 1, count: H))
         dLogitRows = FloatBuffer(count: (leak.isLearned ? rows : maxBatch) * H)
-        super.init(cell: .leaky, index: index, inputSize: inputSize, hiddenSize: H, direction: direction,
+        super.init(cell: cell, index: index, inputSize: inputSize, hiddenSize: H, direction: direction,
                    arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix)
     }
 

@@ -26,11 +26,15 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// + b_yh), y_{t−1} the previous target (training) or prediction (free-running); one layer,
     /// sequence tasks with per-step targets only (see `JordanLayer`).
     case jordan
+    /// Echo state network (Deep Learning §10.8; Jaeger 2001): the leaky unit with fixed random
+    /// weights (sparse W_hh scaled to a spectral radius, see `EchoState`) and a readout solved in
+    /// closed form; α fixed (default 1, no leak).
+    case esn
 
     /// Gate blocks stacked in `weight_ih`/`weight_hh`: G in (G·H, in).
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnRelu, .leaky, .clockwork, .jordan: 1
+        case .rnnTanh, .rnnRelu, .leaky, .clockwork, .jordan, .esn: 1
         case .lstm: 4
         case .gru: 3
         }
@@ -153,10 +157,12 @@ public struct LeakRateError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// `--leak` given for a cell other than `leaky`, or out of range; nil when fine.
+/// `--leak` given for a cell other than `leaky` or `esn`, learned for `esn`, or out of range; nil
+/// when fine.
 public func leakProblem(cell: CellKind, leak: LeakRate?) -> String? {
     guard let leak else { return nil }
-    if cell != .leaky { return "--leak applies to --cell leaky; the cell is \(cell.rawValue)" }
+    if cell != .leaky && cell != .esn { return "--leak applies to --cell leaky or esn; the cell is \(cell.rawValue)" }
+    if cell == .esn && leak.isLearned { return "--leak learned: an echo state network's reservoir is fixed; give a rate or a range" }
     return leak.problem().map { "--leak: \($0), got \(leak)" }
 }
 
@@ -248,6 +254,23 @@ public func recurrenceProblem(cell: CellKind, hidden H: Int, skipSteps: [Int]?, 
     return nil
 }
 
+/// The leak rates `cell` runs with given `--leak`: the default range for `leaky`, α = 1 for `esn`,
+/// nil for every other cell.
+public func cellLeak(_ cell: CellKind, _ leak: LeakRate?) -> LeakRate? {
+    switch cell {
+    case .leaky: leak ?? .default
+    case .esn: leak ?? EchoStateConfig.defaultLeak
+    default: nil
+    }
+}
+
+/// Reservoir settings given for a cell other than `esn`, or out of range; nil when fine.
+public func echoStateProblem(cell: CellKind, echoState: EchoStateConfig?) -> String? {
+    guard let echoState else { return nil }
+    if cell != .esn { return "--radius, --density, --input-scale and --ridge apply to --cell esn; the cell is \(cell.rawValue)" }
+    return echoState.problem()
+}
+
 /// The architecture of a recurrent language model: embedding → L recurrent layers → linear readout.
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var cell: CellKind
@@ -268,13 +291,18 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var skipSteps: [Int]?
     /// `clockwork` only: module periods, strictly increasing; nil = `ClockPeriods.resolved`'s default.
     public var clockPeriods: [Int]?
+    /// `esn` only: reservoir and ridge settings (nil = `EchoStateConfig.default`; absent in older
+    /// checkpoints).
+    public var echoState: EchoStateConfig?
 
     public init(cell: CellKind, vocabSize: Int, embeddingSize: Int, hiddenSize: Int, layers: Int,
                 dropout: Float = 0, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false,
-                leak: LeakRate? = nil, skipSteps: [Int]? = nil, clockPeriods: [Int]? = nil) {
+                leak: LeakRate? = nil, skipSteps: [Int]? = nil, clockPeriods: [Int]? = nil,
+                echoState: EchoStateConfig? = nil) {
         self.leak = leak
         self.skipSteps = skipSteps
         self.clockPeriods = clockPeriods
+        self.echoState = echoState
         self.cell = cell
         self.vocabSize = vocabSize
         self.embeddingSize = embeddingSize
@@ -296,12 +324,16 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if cell == .jordan {
             return "--cell jordan needs per-step targets of a sequence dataset (it feeds back the previous target); a language model's previous target is its current input"
         }
+        if let p = echoStateProblem(cell: cell, echoState: echoState) { return p }
         if let p = leakProblem(cell: cell, leak: leak) { return p }
         return recurrenceProblem(cell: cell, hidden: hiddenSize, skipSteps: skipSteps, clockPeriods: clockPeriods)
     }
 
-    /// The leak rates a layer of this model uses: nil unless the cell is `leaky`.
-    public var effectiveLeak: LeakRate? { cell == .leaky ? (leak ?? .default) : nil }
+    /// The leak rates a layer of this model uses: nil unless the cell is `leaky` or `esn`.
+    public var effectiveLeak: LeakRate? { cellLeak(cell, leak) }
+
+    /// The reservoir settings of an `esn` model (nil for other cells).
+    public var effectiveEchoState: EchoStateConfig? { cell == .esn ? (echoState ?? .default) : nil }
 
     /// The skip steps a layer uses (empty: none).
     public var effectiveSkipSteps: [Int] { skipSteps ?? [] }

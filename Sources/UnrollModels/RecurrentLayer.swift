@@ -402,9 +402,10 @@ public enum RecurrentLayers {
             ClockworkLayer(index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction, arena: arena,
                            maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix,
                            periods: ClockPeriods.resolved(clockPeriods, hidden: hiddenSize))
-        case .leaky:
-            LeakyLayer(index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction, arena: arena,
-                       maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, leak: leak ?? .default)
+        case .leaky, .esn:
+            LeakyLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
+                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix,
+                       leak: leak ?? cellLeak(cell, nil) ?? .default)
         case .lstm:
             LSTMLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
                       arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix)

@@ -70,17 +70,24 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
     public var effectiveClockPeriods: [Int]? {
         cell == .clockwork ? ClockPeriods.resolved(clockPeriods, hidden: hiddenSize) : nil
     }
+    /// `esn` only: reservoir and ridge settings (nil = `EchoStateConfig.default`).
+    public var echoState: EchoStateConfig?
 
-    /// The leak rates a layer uses: nil unless the cell is `leaky`.
-    public var effectiveLeak: LeakRate? { cell == .leaky ? (leak ?? .default) : nil }
+    /// The leak rates a layer uses: nil unless the cell is `leaky` or `esn`.
+    public var effectiveLeak: LeakRate? { cellLeak(cell, leak) }
+
+    /// The reservoir settings of an `esn` model (nil for other cells).
+    public var effectiveEchoState: EchoStateConfig? { cell == .esn ? (echoState ?? .default) : nil }
 
     public init(cell: CellKind, vocabSize: Int, inputSize: Int, hiddenSize: Int, layers: Int, bidirectional: Bool,
                 dropout: Float = 0, pool: PoolKind = .last, perStep: Bool = false, outputKind: SequenceOutputKind,
                 targetDim: Int, numClasses: Int, initScheme: InitScheme = .pytorch, forgetGateBias: Bool = false,
-                leak: LeakRate? = nil, skipSteps: [Int]? = nil, clockPeriods: [Int]? = nil) {
+                leak: LeakRate? = nil, skipSteps: [Int]? = nil, clockPeriods: [Int]? = nil,
+                echoState: EchoStateConfig? = nil) {
         self.leak = leak
         self.skipSteps = skipSteps
         self.clockPeriods = clockPeriods
+        self.echoState = echoState
         self.cell = cell
         self.vocabSize = vocabSize
         self.inputSize = inputSize
@@ -135,6 +142,7 @@ public struct SequenceModelConfig: Codable, Equatable, Sendable {
                 return "--init \(initScheme.name) sets W_hh, which --cell jordan does not have (use pytorch or uniform)"
             }
         }
+        if let p = echoStateProblem(cell: cell, echoState: echoState) { return p }
         if targetDim < 1 { return "target dimension must be ≥ 1 (from the dataset), got \(targetDim)" }
         switch outputKind {
         case .classes where numClasses < 2:
@@ -335,11 +343,20 @@ public final class SequenceModel {
     public convenience init(config: SequenceModelConfig, seed: UInt64, maxSteps: Int, maxBatch: Int) {
         precondition(config.problem() == nil, config.problem() ?? "")
         let arena = ParameterArena(layout: .sequenceModel(config))
-        Initializer.initialize(arena, cell: config.cell, hiddenSize: config.hiddenSize, scheme: config.initScheme,
-                               forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak,
-                               clockPeriods: config.effectiveClockPeriods, seed: seed)
+        if let echoState = config.effectiveEchoState {
+            EchoState.initialize(arena, hiddenSize: config.hiddenSize, config: echoState, seed: seed)
+        } else {
+            Initializer.initialize(arena, cell: config.cell, hiddenSize: config.hiddenSize, scheme: config.initScheme,
+                                   forgetGateBias: config.forgetGateBias, leak: config.effectiveLeak,
+                                   clockPeriods: config.effectiveClockPeriods, seed: seed)
+        }
         self.init(config: config, arena: arena, maxSteps: maxSteps, maxBatch: maxBatch)
     }
+
+    /// The head's input of the last forward: (B, D) pooled vectors for a sequence head, (T, B, D)
+    /// top-layer outputs for a per-step head (dropout applied when it was active); nil after a
+    /// backward. Read by closed-form readouts (echo state networks).
+    public var headInputs: UnsafePointer<Float>? { headInput }
 
     /// Head outputs of the last forward: (B, O) for sequence heads, (T, B, O) for per-step heads
     /// (logits for classes, predictions for values). Values at padded steps are unspecified.

@@ -533,7 +533,10 @@ extension Checkpoint {
                      + "vocabulary \(m.vocabSize), dropout \(m.dropout), init \(m.initScheme.name)"
                      + (m.effectiveLeak.map { ", leak \($0)" } ?? "")
                      + (m.skipSteps.map { ", skip steps \($0.map(String.init).joined(separator: ","))" } ?? "")
-                     + (m.effectiveClockPeriods.map { ", clock periods \($0.map(String.init).joined(separator: ","))" } ?? ""))
+                     + (m.effectiveClockPeriods.map { ", clock periods \($0.map(String.init).joined(separator: ","))" } ?? "")
+                     + (m.effectiveEchoState.map { e in
+                         ", reservoir radius \(e.radius) density \(e.density) input scale \(e.inputScale), ridge \(e.ridge)"
+                     } ?? ""))
         lines.append("  parameters: \(layout.parameterCount)")
         for view in layout.views { lines.append("    /params/\(view.name) \(view.shape)") }
         let p = c.progress

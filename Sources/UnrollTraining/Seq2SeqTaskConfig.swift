@@ -117,6 +117,9 @@ public struct Seq2SeqTaskConfig: Codable, Equatable, Sendable {
         if model.cell == .jordan {
             return "--cell jordan applies to sequence tasks with per-step targets; an encoder–decoder uses rnn, rnn-relu, lstm or gru"
         }
+        if model.cell == .esn {
+            return "--cell esn applies to sequence tasks (layout sequences); an encoder–decoder uses rnn, rnn-relu, lstm or gru"
+        }
         if model.cell == .leaky {
             return "--cell leaky applies to language models and sequence tasks; an encoder–decoder uses rnn, rnn-relu, lstm or gru"
         }

@@ -109,7 +109,7 @@ public final class SequenceTask: TrainingTask {
     public let window: Int
     /// The longest sequence this task will see (the run's, or its dataset's if longer).
     let longest: Int
-    private var train: LoadedSequences?
+    var train: LoadedSequences?
     private var loaded: [String: LoadedSequences] = [:]
     private var epochBatches: [[Int]] = []
     /// This rank's rows of the prepared step and their positions in the global batch.
@@ -120,9 +120,9 @@ public final class SequenceTask: TrainingTask {
     // Work buffers, sized once for T × (largest batch).
     private var tokenBuffer: [Int32]
     private var featureBuffer: [Float]
-    private var classTargets: [Int32]
-    private var valueTargets: [Float]
-    private var rowMask: [UInt8]
+    var classTargets: [Int32]
+    var valueTargets: [Float]
+    var rowMask: [UInt8]
     private var dOutputs: [Float]
     /// Jordan models: (T, B, O) the fed-back targets of a window; (B, O) the fed-back predictions
     /// carried between the windows of free-running decoding.
@@ -345,8 +345,8 @@ public final class SequenceTask: TrainingTask {
     /// Jordan model is fed the previous targets, or with `freeRunning` its own predictions.
     /// - Returns: the valid steps of every row in the window.
     @discardableResult
-    private func runWindow(_ split: LoadedSequences, rows: [Int], window w: Int, dropout: SequenceDropout?,
-                           freeRunning: Bool = false) -> [Int] {
+    func runWindow(_ split: LoadedSequences, rows: [Int], window w: Int, dropout: SequenceDropout?,
+                   freeRunning: Bool = false) -> [Int] {
         let T = window, B = rows.count, F = sequence.inputDim
         let lengths = rows.map { max(0, min(T, split.lengths[$0] - w * T)) }
         let steps = max(lengths.first ?? 0, 1)
@@ -463,7 +463,7 @@ public final class SequenceTask: TrainingTask {
     /// Fills targets and the mask of window `w` (a sequence's target counts in the window where the
     /// sequence ends; a step's where the step is) and computes the loss of the last forward, with
     /// ∂loss/∂outputs in `dOutputs` when `gradients`.
-    private func windowLoss(_ split: LoadedSequences, rows: [Int], window w: Int, lengths: [Int],
+    func windowLoss(_ split: LoadedSequences, rows: [Int], window w: Int, lengths: [Int],
                             gradients: Bool) -> (lossSum: Double, count: Int) {
         let T = window, B = rows.count, d = sequence.targetDim
         let steps = max(lengths.first ?? 0, 1)

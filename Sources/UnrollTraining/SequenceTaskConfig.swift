@@ -51,7 +51,8 @@ public struct SequenceTaskConfig: Codable, Equatable, Sendable {
                             layers: model.layers, bidirectional: bidirectional, dropout: model.dropout, pool: pool,
                             perStep: perStep, outputKind: outputKind, targetDim: targetDim, numClasses: numClasses,
                             initScheme: model.initScheme, forgetGateBias: model.forgetGateBias, leak: model.leak,
-                            skipSteps: model.skipSteps, clockPeriods: model.clockPeriods)
+                            skipSteps: model.skipSteps, clockPeriods: model.clockPeriods,
+                            echoState: model.echoState)
     }
 
     /// Checks the task against the window `bptt` (and, given `model`, its cell); returns a

@@ -149,6 +149,13 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             return "--skip-steps applies to sequence tasks (layout sequences): a language model's TBPTT windows carry one state, not the last max(d)"
         } else if m.cell == .clockwork {
             return "--cell clockwork applies to sequence tasks (layout sequences), where every sequence starts its clock at step 0"
+        } else if m.cell == .esn {
+            return "--cell esn applies to sequence tasks (layout sequences); \(data) holds a token stream"
+        }
+        if m.cell == .esn, sequence != nil {
+            if m.dropout > 0 { return "--dropout applies to trained cells; an echo state network's reservoir is fixed (--cell esn)" }
+            if accumulation != 1 { return "--accumulate applies to gradient training; --cell esn solves its readout in one pass" }
+            if effectiveReductionGroup != 0 { return "--reduction-group applies to gradient training; --cell esn sums exactly at any world size" }
         }
         if batchSize < 1 { return "--batch-size must be ≥ 1, got \(batchSize)" }
         if bptt < 1 { return "--bptt must be ≥ 1, got \(bptt)" }

@@ -31,10 +31,10 @@ public final class TrainingRun {
     let logger = UnrollLog.training
     let isRoot: Bool
     let dataSHA256: String
-    private var metrics: FileHandle?
+    var metrics: FileHandle?
     /// TensorBoard event file of this run (rank 0, with `config.tensorboard`); nil after a failed
     /// write (the run goes on without it, having said so once).
-    private var tensorBoard: TensorBoardWriter?
+    var tensorBoard: TensorBoardWriter?
     /// Non-zero once SIGTERM/SIGINT arrived (see `installSignalHandlers`).
     static var signalled: sig_atomic_t { sig_atomic_t(StopSignals.count) }
 
@@ -279,6 +279,7 @@ public final class TrainingRun {
     public func run() throws -> RunSummary {
         let c = trainer.config
         let start = monotonicSeconds()
+        if c.model.cell == .esn, let task = trainer.task as? SequenceTask { return try runEchoState(task, start: start) }
         if isRoot {
             logLine("training: \(trainer.task.setupDescription), steps \(trainer.progress.step)→\(trainer.totalSteps), "
                 + "\(trainer.task.arena.layout.parameterCount) parameters")
@@ -364,6 +365,41 @@ public final class TrainingRun {
             logLine("done: \(summary.steps) steps in \(duration(summary.seconds)), best valid loss \(f(summary.bestValidLoss, 4))"
                 + (figures.isEmpty ? "" : " (\(figures))") + ", skipped \(summary.skippedSteps)"
                 + (lastCheckpoint.map { ", last checkpoint \($0)" } ?? ""))
+        }
+        try? metrics?.close()
+        tensorBoard?.close()
+        directory?.lock?.release()
+        return summary
+    }
+}
+
+extension TrainingRun {
+    /// `--cell esn`: one pass of the reservoir over the train split, the readout solved in closed
+    /// form (`SequenceTask.fitEchoStateReadout`), validation, and one checkpoint at step 1 (best).
+    func runEchoState(_ task: SequenceTask, start: Double) throws -> RunSummary {
+        defer { writer.wait() }
+        if isRoot {
+            logLine("training: echo state network, \(task.setupDescription.components(separatedBy: ", ").prefix(2).joined(separator: ", ")); "
+                + "one pass, readout by ridge regression (λ = \(task.model.config.effectiveEchoState?.ridge ?? 0))")
+        }
+        let fit = try task.fitEchoStateReadout()
+        trainer.progress.step = 1
+        trainer.progress.window = 0
+        trainer.progress.epoch = 1
+        if isRoot {
+            let radii = fit.radii.map { f($0, 4) }.joined(separator: ", ")
+            logLine("readout: \(fit.outputs) output(s) × \(fit.features) features (state + bias) solved from \(fit.rows) "
+                + "\(task.targetUnit) rows in \(f(fit.seconds, 2)) s; reservoir spectral radius \(radii)")
+        }
+        try validate()
+        let last = try saveCheckpoint(best: true)
+        try finishCheckpoints()
+        let summary = RunSummary(steps: 1, finalTrainLoss: .nan, bestValidLoss: trainer.progress.bestValidLoss,
+                                 lastCheckpoint: last, stoppedBySignal: false, skippedSteps: 0,
+                                 seconds: monotonicSeconds() - start)
+        if isRoot {
+            logLine("done: echo state readout in \(duration(summary.seconds)), valid loss \(f(summary.bestValidLoss, 4))"
+                + (last.map { ", checkpoint \($0)" } ?? ""))
         }
         try? metrics?.close()
         tensorBoard?.close()

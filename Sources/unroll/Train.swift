@@ -12,7 +12,7 @@ import UnrollTraining
 
 /// Cell names on the command line.
 enum CellOption: String, ExpressibleByArgument, CaseIterable {
-    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky, clockwork, jordan
+    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky, clockwork, jordan, esn
     var kind: CellKind {
         switch self {
         case .clockwork: .clockwork
@@ -22,6 +22,7 @@ enum CellOption: String, ExpressibleByArgument, CaseIterable {
         case .gru: .gru
         case .leaky: .leaky
         case .jordan: .jordan
+        case .esn: .esn
         }
     }
 }
@@ -62,9 +63,17 @@ struct DataOptions: ParsableArguments {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak), clockwork (Koutník et al. 2014: modules with periods 1, 2, 4, …; sequence tasks; see --clock-modules), or jordan (output recurrence, h_t = tanh(W x_t + U y_{t-1} + b): one layer fed the previous target in training, its own previous prediction free-running; per-step targets only) (default \(CellOption.name(of: M.cell))).")
+    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak), clockwork (Koutník et al. 2014: modules with periods 1, 2, 4, …; sequence tasks; see --clock-modules), jordan (output recurrence, h_t = tanh(W x_t + U y_{t-1} + b): one layer fed the previous target in training, its own previous prediction free-running; per-step targets only), or esn (echo state network: a fixed random reservoir, only the readout trained, in closed form in one pass; sequence datasets; see --radius, --density, --input-scale, --ridge) (default \(CellOption.name(of: M.cell))).")
     var cell: CellOption?
-    @Option(help: "Leaky cell: leak rates α per unit — a rate in (0, 1] (0.1), a range LO:HI with 0 < LO < HI ≤ 1 log-spaced across units (several time scales), or learned[:LO:HI] (α = σ(a), a a parameter starting log-spaced over LO..HI, default \(LeakRate.defaultLearned)) (default \(LeakRate.default)).")
+    @Option(parsing: .unconditional, help: "ESN: spectral radius of the reservoir's W_hh, estimated by power iteration (default \(shown(EchoStateConfig.defaultRadius))).")
+    var radius: Double?
+    @Option(parsing: .unconditional, help: "ESN: share of W_hh's entries that are nonzero, in (0, 1] (default \(shown(EchoStateConfig.defaultDensity))).")
+    var density: Double?
+    @Option(parsing: .unconditional, help: "ESN: W_ih and b_ih drawn from U(-s, s) (default \(shown(EchoStateConfig.defaultInputScale))).")
+    var inputScale: Double?
+    @Option(parsing: .unconditional, help: "ESN: ridge penalty λ ≥ 0 of the readout solve (HᵀH + λI) W = HᵀY; 0 = least squares (default \(shown(EchoStateConfig.defaultRidge))).")
+    var ridge: Double?
+    @Option(help: "Leaky cell and ESN: leak rates α per unit — a rate in (0, 1] (0.1), a range LO:HI with 0 < LO < HI ≤ 1 log-spaced across units (several time scales), or learned[:LO:HI] (α = σ(a), a a parameter starting log-spaced over LO..HI, default \(LeakRate.defaultLearned)) (default \(LeakRate.default)).")
     var leak: String?
     @Option(help: "rnn/rnn-relu on sequence tasks: skip connections through time from h_{t-d} for each listed d ≥ 2, each with its own H×H weights rnn.weight_hh_skip{d}_l{k} (Deep Learning §10.7.2), e.g. 2,4 (default: none).")
     var skipSteps: String?
@@ -394,6 +403,28 @@ struct Train: ParsableCommand {
         return nil
     }
 
+    /// `--cell esn` with an option that only gradient training uses, or resumed, or started from
+    /// a checkpoint's weights: one line; nil otherwise. An ESN has no optimizer, schedule, epochs
+    /// or initialisation choices: its reservoir is drawn from --seed and its readout solved once.
+    func echoStateProblem(_ c: TrainingConfig, resuming: Bool) -> String? {
+        guard c.model.cell == .esn else { return nil }
+        if resuming { return "--resume: an echo state network (--cell esn) trains in one pass; there is nothing to resume — evaluate its checkpoint with unroll eval" }
+        if initFrom != nil { return "--init-from: an echo state network (--cell esn) draws its reservoir from --seed and solves its readout; it starts from no checkpoint" }
+        let o = optimisation, m = modelOptions
+        let ignored: [(String, Bool)] = [
+            ("--optimizer", o.optimizer != nil), ("--lr", o.lr != nil), ("--lr-schedule", o.lrSchedule != nil),
+            ("--lr-decay", o.lrDecay != nil), ("--decay-after", o.decayAfter != nil), ("--warmup", o.warmup != nil),
+            ("--momentum", o.momentum != nil), ("--weight-decay", o.weightDecay != nil), ("--clip", o.clip != nil),
+            ("--clip-mode", o.clipMode != nil), ("--epochs", o.epochs != nil), ("--steps", o.steps != nil),
+            ("--max-skips", o.maxSkips != nil), ("--init", m.`init` != nil), ("--init-range", m.initRange != nil),
+            ("--forget-bias", m.forgetBias != nil),
+        ]
+        if let (flag, _) = ignored.first(where: { $0.1 }) {
+            return "\(flag) applies to gradient training; --cell esn solves its readout in closed form in one pass (see --ridge)"
+        }
+        return nil
+    }
+
     /// Every option the user gave (in --config or on the command line), each able to apply
     /// itself to a configuration and classified for resuming (see `ConfigMerge`).
     func givenOptions() -> [GivenOption] {
@@ -425,6 +456,16 @@ struct Train: ParsableCommand {
             case .uniform: break  // the range comes from --init-range (validate() requires it)
             }
         }
+        func echo(_ c: inout TrainingConfig, _ change: (inout EchoStateConfig) -> Void) {
+            var e = c.model.echoState ?? .default
+            change(&e)
+            c.model.echoState = e
+        }
+        let echoCurrent: (TrainingConfig) -> String = { c in c.model.echoState.map { "\($0)" } ?? "none" }
+        add("--radius", .fixed, m.radius, current: echoCurrent) { c, v in echo(&c) { $0.radius = v } }
+        add("--density", .fixed, m.density, current: echoCurrent) { c, v in echo(&c) { $0.density = v } }
+        add("--input-scale", .fixed, m.inputScale, current: echoCurrent) { c, v in echo(&c) { $0.inputScale = v } }
+        add("--ridge", .fixed, m.ridge, current: echoCurrent) { c, v in echo(&c) { $0.ridge = v } }
         add("--leak", .fixed, m.leakRate, text: { $0.description }, current: { $0.model.effectiveLeak?.description ?? "none" }) {
             $0.model.leak = $1
         }
@@ -622,7 +663,14 @@ struct Train: ParsableCommand {
             if resumePath == nil, config.model.cell == .clockwork, config.model.clockPeriods == nil {
                 config.model.clockPeriods = config.model.effectiveClockPeriods
             }
-            if let problem = config.problem() ?? options.unusedOptionProblem(config)
+            // So does an echo state network its reservoir settings and rate (α = 1 by default).
+            if resumePath == nil, config.model.cell == .esn {
+                // One reservoir unless --layers asks for a deep (stacked) one.
+                if options.modelOptions.layers == nil { config.model.layers = 1 }
+                if config.model.echoState == nil { config.model.echoState = .default }
+                if config.model.leak == nil { config.model.leak = EchoStateConfig.defaultLeak }
+            }
+            if let problem = config.problem() ?? options.unusedOptionProblem(config) ?? options.echoStateProblem(config, resuming: resumePath != nil)
                 ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
                 throw TrainingError.config(problem)
             }

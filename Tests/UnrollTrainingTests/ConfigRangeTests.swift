@@ -30,7 +30,7 @@ import UnrollModels
         ("--log-every must be ≥ 1, got 0", { $0.logEvery = 0 }),
         ("--keep must be ≥ 1", { $0.keep = 0 }),
         ("--steps must be ≥ 1", { $0.steps = 0 }),
-        ("--leak applies to --cell leaky; the cell is lstm", { $0.model.leak = .fixed(0.5) }),
+        ("--leak applies to --cell leaky or esn; the cell is lstm", { $0.model.leak = .fixed(0.5) }),
         ("--leak: a fixed leak rate must be in (0, 1], got 1.5", { $0.model.cell = .leaky; $0.model.leak = .fixed(1.5) }),
         ("--leak: a learned leak range", { $0.model.cell = .leaky; $0.model.leak = .learned(low: 0.1, high: 1) }),
         ("--skip-steps applies to --cell rnn and rnn-relu; the cell is lstm", { $0.model.skipSteps = [2] }),
@@ -77,6 +77,18 @@ import UnrollModels
             $0.sequence = Self.adding; $0.bptt = 10; $0.model.cell = .rnnTanh; $0.model.layers = 1
             $0.model.skipSteps = [2]; $0.flowReg = 0.1
         }),
+        // Echo state networks: every reservoir range, a learned leak, and the task it needs.
+        ("--radius must be a finite number > 0, got 0.0", { esn(&$0) { $0.radius = 0 } }),
+        ("--radius must be a finite number > 0, got -1.0", { esn(&$0) { $0.radius = -1 } }),
+        ("--radius must be a finite number > 0, got inf", { esn(&$0) { $0.radius = .infinity } }),
+        ("--density must be in (0, 1], got 0.0", { esn(&$0) { $0.density = 0 } }),
+        ("--density must be in (0, 1], got 1.01", { esn(&$0) { $0.density = 1.01 } }),
+        ("--input-scale must be a finite number > 0, got nan", { esn(&$0) { $0.inputScale = .nan } }),
+        ("--ridge must be a finite number ≥ 0, got -1e-06", { esn(&$0) { $0.ridge = -1e-6 } }),
+        ("--ridge must be a finite number ≥ 0, got nan", { esn(&$0) { $0.ridge = .nan } }),
+        ("--leak learned: an echo state network's reservoir is fixed", { esn(&$0) { _ in }; $0.model.leak = .learned(low: 0.1, high: 0.5) }),
+        ("--radius, --density, --input-scale and --ridge apply to --cell esn; the cell is lstm", { $0.model.echoState = .default }),
+        ("--cell esn applies to sequence tasks", { esn(&$0) { _ in } }),
     ]
 
     /// A token classification task whose longest sequence is 20 steps.
@@ -120,6 +132,14 @@ import UnrollModels
         #expect(flow.problem() == nil)
         flow.flowReg = 2
         #expect(flow.problem() == nil)
+    }
+
+    /// Makes the base an ESN with the default reservoir changed by `change`.
+    static func esn(_ c: inout TrainingConfig, _ change: (inout EchoStateConfig) -> Void) {
+        c.model.cell = .esn
+        var e = EchoStateConfig.default
+        change(&e)
+        c.model.echoState = e
     }
 
     @Test func theBaseConfigurationIsValid() {
