@@ -305,9 +305,9 @@ struct Train: ParsableCommand {
             config.sequence = nil
             config.trees = TreeTask.taskConfig(for: set, loss: treeOptions.treeLoss ?? .root)
             config.model.vocabSize = set.vocabulary.count
-            // One recursive layer, Tree-LSTM unless --cell says otherwise; the window is unused
-            // (trees run whole) and records the greatest height.
-            if modelOptions.cell == nil { config.model.cell = .treeLSTM }
+            // One recursive layer, Tree-LSTM unless --cell (or --init-from's checkpoint) says
+            // otherwise; the window is unused (trees run whole) and records the greatest height.
+            if modelOptions.cell == nil && !config.model.cell.isTree { config.model.cell = .treeLSTM }
             if modelOptions.layers == nil { config.model.layers = 1 }
             config.bptt = set.greatestHeight + 1
         } else if kind == "pairs" {
