@@ -137,3 +137,47 @@ UK_CLONES void uk_add_column_sums(float *restrict sums, const float *restrict x,
         for (int j = 0; j < cols; ++j) sums[j] += row[j];
     }
 }
+
+/* Binary Tree-LSTM (Tai, Socher & Manning 2015, N-ary with N = 2), gates [i fL fR o u] per row:
+ * c = i*u + fL*cL + fR*cR, h = o*tanh(c). c_children (B, 2H) holds [cL cR] per row. */
+UK_CLONES void uk_tree_lstm_forward(float *restrict gates, const float *restrict c_children, float *restrict c,
+                                    float *restrict tanh_c, float *restrict h, int batch, int hidden) {
+    const size_t H = (size_t)hidden;
+    for (int b = 0; b < batch; ++b) {
+        float *restrict g = gates + (size_t)b * 5 * H;
+        uk_sigmoid(g, g, 4 * H);              // i, fL, fR, o
+        uk_tanh(g + 4 * H, g + 4 * H, H);     // u
+        const float *restrict cl = c_children + (size_t)b * 2 * H, *restrict cr = cl + H;
+        float *restrict cn = c + (size_t)b * H, *restrict tc = tanh_c + (size_t)b * H;
+        float *restrict hn = h + (size_t)b * H;
+        for (size_t j = 0; j < H; ++j) cn[j] = g[j] * g[4 * H + j] + g[H + j] * cl[j] + g[2 * H + j] * cr[j];
+        uk_tanh(tc, cn, H);
+        for (size_t j = 0; j < H; ++j) hn[j] = g[3 * H + j] * tc[j];
+    }
+}
+
+UK_CLONES void uk_tree_lstm_backward(float *restrict d_gates, float *restrict dc_children, const float *restrict dc,
+                                     const float *restrict dh, const float *restrict gates,
+                                     const float *restrict c_children, const float *restrict tanh_c, int batch,
+                                     int hidden) {
+    const size_t H = (size_t)hidden;
+    for (int b = 0; b < batch; ++b) {
+        const float *restrict g = gates + (size_t)b * 5 * H;
+        float *restrict dg = d_gates + (size_t)b * 5 * H;
+        const float *restrict cl = c_children + (size_t)b * 2 * H, *restrict cr = cl + H;
+        float *restrict dcl = dc_children + (size_t)b * 2 * H, *restrict dcr = dcl + H;
+        const float *restrict dcb = dc + (size_t)b * H, *restrict dhb = dh + (size_t)b * H;
+        const float *restrict tc = tanh_c + (size_t)b * H;
+        for (size_t j = 0; j < H; ++j) {
+            float i = g[j], fl = g[H + j], fr = g[2 * H + j], o = g[3 * H + j], u = g[4 * H + j], t = tc[j];
+            float dct = dcb[j] + dhb[j] * o * (1 - t * t);
+            dg[j] = dct * u * i * (1 - i);
+            dg[H + j] = dct * cl[j] * fl * (1 - fl);
+            dg[2 * H + j] = dct * cr[j] * fr * (1 - fr);
+            dg[3 * H + j] = dhb[j] * t * o * (1 - o);
+            dg[4 * H + j] = dct * i * (1 - u * u);
+            dcl[j] = dct * fl;
+            dcr[j] = dct * fr;
+        }
+    }
+}

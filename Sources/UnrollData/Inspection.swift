@@ -8,8 +8,8 @@ public enum DatasetInspector {
     public static func kind(of path: String) throws -> String {
         let file = try openDatasetFile(path, kind: nil, versions: 1...DatasetFormat.newestVersion)
         let kind = try requireString(file, "kind")
-        guard kind == "tokens" || kind == "sequences" || kind == "pairs" else {
-            throw DataError.invalid(file: path, field: "attribute 'kind'", expected: "\"tokens\", \"sequences\" or \"pairs\"",
+        guard ["tokens", "sequences", "pairs", "trees"].contains(kind) else {
+            throw DataError.invalid(file: path, field: "attribute 'kind'", expected: "\"tokens\", \"sequences\", \"pairs\" or \"trees\"",
                                     found: quoted(kind))
         }
         return kind
@@ -43,6 +43,8 @@ public enum DatasetInspector {
             lines.append("  /vocab: \(vocab.count) entries: \(shown)\(vocab.count > 20 ? " …" : "")")
         case "pairs":
             lines += try describePairs(try PairSet(path: path))
+        case "trees":
+            lines += try describeTrees(try TreeSet(path: path))
         default:
             let set = try SequenceSet(path: path)
             lines.append(sequenceHeadline(set))
@@ -107,6 +109,32 @@ public enum DatasetInspector {
                          + "\(target.min()!)...\(target.max()!))")
         }
         lines.append("  longest source \(set.longestSource), longest target \(set.longestTarget) (targets without <bos>/<eos>)")
+        return lines
+    }
+
+    /// Lines for a tree file (already fully validated by `TreeSet`, so `scan` adds nothing).
+    private static func describeTrees(_ set: TreeSet) throws -> [String] {
+        var lines = ["\(set.path): trees '\(set.task)', format \(DatasetFormat.name) v\(set.version), vocab size "
+                     + "\(set.vocabulary.count), \(set.classNames.count) classes, labels per root"
+                     + (set.hasNodeLabels ? " and per node" : "") + ", all nodes checked"]
+        for (name, value) in set.attributes() {
+            lines.append("  @\(name) = \(value)")
+        }
+        let shown = set.vocabulary.prefix(20).map { quoted($0) }.joined(separator: " ")
+        lines.append("  /vocab: \(set.vocabulary.count) entries: \(shown)\(set.vocabulary.count > 20 ? " …" : "")")
+        let classes = set.classNames.prefix(20).enumerated().map { "\($0.offset)=\(quoted($0.element))" }
+        lines.append("  classes: " + classes.joined(separator: " ") + (set.classNames.count > 20 ? " …" : ""))
+        for name in DatasetFormat.splits {
+            let split = try set.split(name)
+            let sizes = (0..<split.count).map { split.nodes($0).count }
+            let heights = (0..<split.count).map { Int(split.heights[split.root($0)]) }
+            var histogram = [Int](repeating: 0, count: set.classNames.count)
+            for label in split.labels { histogram[Int(label)] += 1 }
+            let top = histogram.indices.sorted { histogram[$0] > histogram[$1] }.prefix(5)
+                .map { "\(quoted(set.classNames[$0])) \(histogram[$0])" }
+            lines.append("  /\(name): \(split.count) trees, \(split.nodeCount) nodes (sizes \(sizes.min()!)...\(sizes.max()!), "
+                         + "heights \(heights.min()!)...\(heights.max()!)); root classes: " + top.joined(separator: ", "))
+        }
         return lines
     }
 

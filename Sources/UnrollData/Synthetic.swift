@@ -20,6 +20,8 @@ public enum SyntheticTask: String, CaseIterable, Sendable {
     case reverse
     /// Pairs: a small Python program → what it prints (Zaremba & Sutskever 2014).
     case execute
+    /// Trees: arithmetic expression trees over the digits with + − × → value mod 10.
+    case exprTrees = "expr-trees"
 
     /// Whether the task writes layout `pairs`.
     public var isPairs: Bool { self == .reverse || self == .execute }
@@ -74,7 +76,7 @@ public struct SyntheticOptions: Sendable {
         switch task {
         case .arith: return [1_000_000, 100_000, 100_000]
         case .reverse, .execute: return [20_000, 1_000, 1_000]
-        case .parity, .adding, .copy: return [10_000, 1_000, 1_000]
+        case .parity, .adding, .copy, .exprTrees: return [10_000, 1_000, 1_000]
         }
     }
 
@@ -83,6 +85,7 @@ public struct SyntheticOptions: Sendable {
         switch task {
         case .adding: 50...50
         case .copy: 100...100
+        case .exprTrees: 1...4
         case .reverse: 5...20
         case .arith, .parity, .execute: 20...20
         }
@@ -99,11 +102,18 @@ public enum SyntheticSummary: Sendable, CustomStringConvertible {
     case tokens(PrepareSummary)
     case sequences(output: String, task: String, counts: [String: Int], steps: [String: Int], lengths: ClosedRange<Int>)
     case pairs(PairPrepareSummary)
+    case trees(output: String, task: String, counts: [String: Int], nodes: [String: Int], depths: ClosedRange<Int>)
 
     public var description: String {
         switch self {
         case let .tokens(summary): return summary.description
         case let .pairs(summary): return summary.description
+        case let .trees(output, task, counts, nodes, depths):
+            var lines = ["wrote \(output): \(task) trees, depths \(depths.lowerBound)...\(depths.upperBound)"]
+            for name in DatasetFormat.splits {
+                lines.append("  \(name): \(counts[name] ?? 0) trees, \(nodes[name] ?? 0) nodes")
+            }
+            return lines.joined(separator: "\n")
         case let .sequences(output, task, counts, steps, lengths):
             var lines = ["wrote \(output): \(task) sequences, lengths \(lengths.lowerBound)...\(lengths.upperBound)"]
             for name in DatasetFormat.splits {
@@ -132,11 +142,14 @@ public enum SyntheticPreparation {
         }
         // Bytes held in memory while generating, estimated before anything is generated: the text
         // and its token ids (arith), or inputs, targets and offsets of the longest sequences.
+        if options.task == .exprTrees {
+            return try prepareTrees(options, sizes: sizes, output: output, failureHook: failureHook, progress: progress)
+        }
         let total = options.task.isPairs ? 0 : sizes.reduce(0.0) { $0 + Double($1) }  // pairs: checked there
         let longest = options.task == .arith || options.task.isPairs ? 1.0 : Double(try lengthRange(options).upperBound)
         let perItem: Double
         switch options.task {
-        case .arith, .reverse, .execute: perItem = 16
+        case .arith, .reverse, .execute, .exprTrees: perItem = 16
         case .parity: perItem = longest * 4 + 16
         case .adding: perItem = longest * 2 * 4 + 16
         case .copy: perItem = (longest + Double(2 * CopyTask.symbols)) * 2 * 4 + 16
@@ -193,6 +206,8 @@ public enum SyntheticPreparation {
             return .sequences(output: output, task: options.task.rawValue,
                               counts: splits.mapValues { $0.offsets.count - 1 },
                               steps: splits.mapValues { Int($0.offsets.last ?? 0) }, lengths: lengths)
+        case .exprTrees:
+            preconditionFailure("expr-trees returned above")
         case .reverse, .execute:
             return .pairs(try preparePairs(options, sizes: sizes, output: output, failureHook: failureHook,
                                            progress: progress))

@@ -20,8 +20,11 @@ public enum DatasetFormat {
     /// Value of the root attribute `version` written and read for layout `pairs` (its first
     /// version; it uses the checksummed format of version 2 of the other layouts).
     public static let pairsVersion = 2
+    /// Value of the root attribute `version` written and read for layout `trees` (its first
+    /// version; the checksummed format of version 2 of the other layouts).
+    public static let treesVersion = 2
     /// The newest version of any layout (what a file of unknown kind may have).
-    static let newestVersion = max(version, sequencesVersion, pairsVersion)
+    static let newestVersion = max(version, sequencesVersion, pairsVersion, treesVersion)
     /// The splits every dataset file holds, in this order.
     public static let splits = ["train", "valid", "test"]
     /// Elements per chunk of a token stream (64 KiB as int32, 16 KiB as uint8).

@@ -5,9 +5,10 @@
 // - AtomicFile.swift: temp file + fsync + rename + directory fsync for every file written.
 // - TokenDataset.swift (layout `tokens` v1), SequenceSetWriter.swift + SequenceSet.swift (layout
 //   `sequences` v2, v1 read): dataset files (DatasetFormat.md), writers and
-//   validating readers; PairSetWriter.swift + PairSet.swift (layout `pairs`: source → target).
+//   validating readers; PairSetWriter.swift + PairSet.swift (layout `pairs`: source → target); TreeSetWriter.swift +
+//   TreeSet.swift (layout `trees`: binary trees for recursive networks).
 // - TextPreparation.swift, Synthetic.swift, SequencePreparation.swift, NumPy.swift, Random.swift,
-//   SHA256.swift, PairPreparation.swift, SyntheticPairs.swift: `unroll prepare`.
+//   SHA256.swift, PairPreparation.swift, SyntheticPairs.swift, SyntheticTrees.swift: `unroll prepare`.
 // - Bleu.swift: corpus BLEU-4 from summable counts (pure Swift).
 // - StreamReaders.swift: sharded training windows (batchify), evaluation streams, read-ahead.
 // - Inspection.swift: `unroll inspect`.

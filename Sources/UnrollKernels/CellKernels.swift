@@ -111,3 +111,33 @@ public enum LeakyKernels {
         uk_leaky_backward(dPre, dhPrev, dRate, dh, u, hPrev, alpha, rateScale, Int32(batch), Int32(hidden))
     }
 }
+
+/// Binary Tree-LSTM node pointwise kernels (Tai, Socher & Manning 2015, N-ary Tree-LSTM with N = 2):
+/// gates [i f_L f_R o u] = [σ σ σ σ tanh](W x + U [h_L; h_R] + b), c = i ⊙ u + f_L ⊙ c_L + f_R ⊙ c_R,
+/// h = o ⊙ tanh(c). A leaf has c_L = c_R = h_L = h_R = 0.
+public enum TreeLSTMKernels {
+    /// Gate blocks per node: i, f_L, f_R, o, u.
+    public static let gateCount = 5
+
+    /// Nodes forward.
+    /// - gates: (B, 5H) pre-activations on entry; activations on exit (kept for backward).
+    /// - cChildren: (B, 2H) [c_L c_R] per node; c, tanhC, h: (B, H) out.
+    @inlinable
+    public static func forward(gates: UnsafeMutablePointer<Float>, cChildren: UnsafePointer<Float>,
+                               c: UnsafeMutablePointer<Float>, tanhC: UnsafeMutablePointer<Float>,
+                               h: UnsafeMutablePointer<Float>, batch: Int, hidden: Int) {
+        uk_tree_lstm_forward(gates, cChildren, c, tanhC, h, Int32(batch), Int32(hidden))
+    }
+
+    /// Nodes backward.
+    /// - dGates: (B, 5H) out, gradient w.r.t. the pre-activations.
+    /// - dcChildren: (B, 2H) out, [∂L/∂c_L ∂L/∂c_R] through this node.
+    /// - dc: (B, H) ∂L/∂c arriving from the parent; dh: (B, H) ∂L/∂h (parent and head).
+    /// - gates: (B, 5H) activations; cChildren: (B, 2H); tanhC: (B, H) from forward.
+    @inlinable
+    public static func backward(dGates: UnsafeMutablePointer<Float>, dcChildren: UnsafeMutablePointer<Float>,
+                                dc: UnsafePointer<Float>, dh: UnsafePointer<Float>, gates: UnsafePointer<Float>,
+                                cChildren: UnsafePointer<Float>, tanhC: UnsafePointer<Float>, batch: Int, hidden: Int) {
+        uk_tree_lstm_backward(dGates, dcChildren, dc, dh, gates, cChildren, tanhC, Int32(batch), Int32(hidden))
+    }
+}

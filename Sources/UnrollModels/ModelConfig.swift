@@ -30,12 +30,21 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
     /// weights (sparse W_hh scaled to a spectral radius, see `EchoState`) and a readout solved in
     /// closed form; α fixed (default 1, no leak).
     case esn
+    /// Recursive network over binary trees (layout `trees` only; TreeModel.swift): h = tanh(W_ih x +
+    /// W_hh [h_L; h_R] + b) (Socher et al. 2011).
+    case treeRNN = "tree_rnn"
+    /// Binary Tree-LSTM (layout `trees` only; Tai, Socher & Manning 2015), gates i, f_L, f_R, o, u.
+    case treeLSTM = "tree_lstm"
+
+    /// Whether the cell runs on trees (layout `trees`) rather than sequences.
+    public var isTree: Bool { self == .treeRNN || self == .treeLSTM }
 
     /// Gate blocks stacked in `weight_ih`/`weight_hh`: G in (G·H, in).
     public var gateCount: Int {
         switch self {
-        case .rnnTanh, .rnnRelu, .leaky, .clockwork, .jordan, .esn: 1
+        case .rnnTanh, .rnnRelu, .leaky, .clockwork, .jordan, .esn, .treeRNN: 1
         case .lstm: 4
+        case .treeLSTM: 5
         case .gru: 3
         }
     }

@@ -418,6 +418,9 @@ public enum RecurrentLayers {
             ElmanLayer(cell: cell, index: index, inputSize: inputSize, hiddenSize: hiddenSize, direction: direction,
                        arena: arena, maxSteps: maxSteps, maxBatch: maxBatch, suffix: suffix, prefix: prefix,
                        skipSteps: skipSteps)
+        case .treeRNN, .treeLSTM:
+            // Refused by every sequence configuration's validation (TreeModel runs these).
+            preconditionFailure("\(cell.rawValue) is a tree cell, not a sequence layer")
         }
     }
 }

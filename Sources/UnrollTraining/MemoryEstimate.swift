@@ -76,6 +76,7 @@ public enum MemoryEstimate {
     /// Bytes one training process allocates (parameters, gradients, optimizer slots, the BPTT
     /// caches of its share of the batch, logits, evaluation workspaces), over-estimated.
     public static func trainingBytes(_ config: TrainingConfig, worldSize: Int) -> Double {
+        if let t = config.trees { return treeTrainingBytes(config, t) }
         if let s = config.sequence { return sequenceTrainingBytes(config, s) }
         if let p = config.seq2seq { return seq2seqTrainingBytes(config, p) }
         let m = config.model
@@ -93,6 +94,17 @@ public enum MemoryEstimate {
         return 4 * ((2 + slots) * P + activations + state) + stagingBytes(config, parameters: P)
     }
 
+    /// Bytes one training process of a tree task allocates: parameters, gradients and slots, and
+    /// per node of a global batch of the largest trees its inputs, gates, states and gradients.
+    static func treeTrainingBytes(_ config: TrainingConfig, _ t: TreeTaskConfig) -> Double {
+        let P = Double(ParameterLayout.treeModel(t.modelConfig(config.model)).totalCount)
+        let slots = Double(config.optimizer.slotNames.count)
+        let G = Double(t.modelConfig(config.model).gateCount), H = Double(config.model.hiddenSize)
+        let E = Double(config.model.embeddingSize), C = Double(t.numClasses)
+        let perNode = 2 * E + 2 * G * H + 14 * H + 2 * C
+        return 4 * ((2 + slots) * P + Double(config.batchSize) * Double(t.largestTree) * perNode) + stagingBytes(config, parameters: P)
+    }
+
     /// The copy of parameters and optimizer slots a background checkpoint write works from (rank 0,
     /// with checkpoints; see CheckpointWriter).
     static func stagingBytes(_ config: TrainingConfig, parameters P: Double) -> Double {
@@ -104,6 +116,10 @@ public enum MemoryEstimate {
     public static func trainingProblem(_ config: TrainingConfig, worldSize: Int) -> String? {
         guard let short = shortfall(bytesPerProcess: trainingBytes(config, worldSize: worldSize)) else { return nil }
         let m = config.model
+        if let t = config.trees {
+            return "this model and batch \(short) (--hidden \(m.hiddenSize), --embedding \(m.embeddingSize), "
+                + "--batch-size \(config.batchSize), largest tree \(t.largestTree) nodes)"
+        }
         if let s = config.sequence {
             return "this model and batch \(short) (--hidden \(m.hiddenSize), --layers \(m.layers)"
                 + (s.bidirectional ? " bidirectional" : "") + (s.tokens ? ", --embedding \(m.embeddingSize), vocabulary \(m.vocabSize)" : ", \(s.inputDim) features")
@@ -121,7 +137,8 @@ public enum MemoryEstimate {
 
     /// Bytes to hold one checkpoint of `config` in memory while loading it.
     public static func checkpointBytes(_ config: TrainingConfig) -> Double {
-        let P = config.sequence.map { parameterCount(config.model, $0) }
+        let P = config.trees.map { Double(ParameterLayout.treeModel($0.modelConfig(config.model)).totalCount) }
+            ?? config.sequence.map { parameterCount(config.model, $0) }
             ?? config.seq2seq.map { parameterCount(config.model, $0) } ?? parameterCount(config.model)
         let state = 2 * Double(config.model.layers) * Double(config.batchSize) * Double(config.model.hiddenSize)
         return 4 * ((1 + Double(config.optimizer.slotNames.count)) * P + state)

@@ -41,6 +41,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var sequence: SequenceTaskConfig?
     /// Encoder–decoder (dataset layout `pairs`); nil for other tasks.
     public var seq2seq: Seq2SeqTaskConfig?
+    /// Recursive network over trees (dataset layout `trees`); nil for other tasks.
+    public var trees: TreeTaskConfig?
 
     // Optimisation
     public var optimizer = OptimizerConfig()
@@ -113,7 +115,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
     public func reductionGroupProblem(worldSize: Int) -> String? {
         let g = effectiveReductionGroup
-        guard g > 0, sequence == nil, seq2seq == nil else { return nil }
+        guard g > 0, sequence == nil, seq2seq == nil, trees == nil else { return nil }
         let groups = batchSize / g
         if groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 { return nil }
         return "--reduction-group \(g) cuts --batch-size \(batchSize) into \(groups) groups, which \(worldSize) ranks "
@@ -139,7 +141,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if case .uniform(let a) = m.initScheme, !(a > 0 && finite(a)) {
             return "--init-range must be a finite number ≥ 0 (0: PyTorch's initialisation), got \(a)"
         }
-        if let sequence {
+        if trees == nil && m.cell.isTree {
+            return "--cell \(m.cell.cliName) applies to tree datasets (layout trees); \(data) is not one"
+        }
+        if let trees {
+            if let p = trees.problem(model: m, lossNormalization: lossNormalization) { return p }
+        } else if let sequence {
             if let p = sequence.modelConfig(m).problem() { return p }
         } else if let seq2seq {
             if let p = seq2seq.problem(model: m, lossNormalization: lossNormalization) { return p }
@@ -194,7 +201,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
         if let k = accumulate {
             if k < 1 { return "--accumulate must be ≥ 1, got \(k)" }
-            if k > 1 && effectiveReductionGroup > 0 && sequence == nil {
+            if k > 1 && effectiveReductionGroup > 0 && sequence == nil && trees == nil {
                 return "--accumulate \(k) and --reduction-group \(effectiveReductionGroup) exclude each other (set --reduction-group 0)"
             }
         }

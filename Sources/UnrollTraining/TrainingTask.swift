@@ -90,12 +90,14 @@ public struct MicroBatch: Sendable, Equatable {
 public enum TrainingTasks {
     /// The task type for `config`.
     public static func type(for config: TrainingConfig) -> any TrainingTask.Type {
+        if config.trees != nil { return TreeTask.self }
         if config.seq2seq != nil { return Seq2SeqTask.self }
         return config.sequence == nil ? LanguageModelTask.self : SequenceTask.self
     }
 
     /// Opens the data and builds the model of `config`'s task on this rank.
     public static func make(config: TrainingConfig, communicator: any Communicator) throws -> any TrainingTask {
+        if config.trees != nil { return try TreeTask(config: config, communicator: communicator) }
         if config.seq2seq != nil { return try Seq2SeqTask(config: config, communicator: communicator) }
         return config.sequence == nil
             ? try LanguageModelTask(config: config, communicator: communicator)

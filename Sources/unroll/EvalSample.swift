@@ -68,6 +68,14 @@ struct Eval: ParsableCommand {
         try runReportingErrors(communicator: comm) {
             let content = try Checkpoint.load(checkpoint)
             let path = try data ?? CheckpointDataPath.resolve(stored: content.dataFile, checkpoint: checkpoint)
+            if content.config.trees != nil {
+                if decoding.given { throw TrainingError.config("--beam, --length-penalty and --max-length apply to encoder–decoder checkpoints") }
+                if evalStreams != nil || bptt != nil {
+                    throw TrainingError.config("--eval-streams and --bptt apply to language models and sequence tasks; \(checkpoint) holds a tree model")
+                }
+                try evaluateTrees(content, path: path, comm)
+                return
+            }
             if content.config.sequence != nil {
                 try evaluateSequences(content, path: path, comm)
                 return
@@ -186,6 +194,49 @@ extension Eval {
     /// Evaluates a sequence task's checkpoint on `split` of `path` (collective, exact for any
     /// world size): loss, and accuracy, macro F1, per-class precision and recall and the
     /// confusion matrix for classes, or MSE and MAE for values.
+    /// `eval` of a tree model: loss and accuracy over the nodes its loss counts, and the roots' accuracy.
+    func evaluateTrees(_ content: CheckpointContent, path: String, _ comm: any Communicator) throws {
+        var config = content.config
+        config.data = path
+        if let problem = config.problem() { throw TrainingError.config(problem) }
+        if let short = MemoryEstimate.shortfall(bytesPerProcess: MemoryEstimate.trainingBytes(config, worldSize: comm.size)) {
+            throw TrainingError.config("evaluating \(checkpoint) \(short)")
+        }
+        let task = try TreeTask(config: config, communicator: comm, forTraining: false)
+        try task.copyParameters(from: content)
+        try task.restore(content.taskState, file: checkpoint)
+        let e = try task.evaluateFully(split: split)
+        guard comm.rank == 0 else { return }
+        if json {
+            print(try Self.jsonText(TreeReport(checkpoint: checkpoint, data: path, split: split, ranks: comm.size, count: e.count,
+                                               lossSum: e.lossSum, loss: e.meanLoss, accuracy: e.accuracy, roots: e.roots,
+                                               rootAccuracy: e.rootAccuracy)))
+            return
+        }
+        let unit = task.trees.loss == .root ? "trees" : "labelled nodes"
+        print("\(split): loss \(String(format: "%.6f", e.meanLoss)) | accuracy \(String(format: "%.4f", e.accuracy)) "
+              + "| root_accuracy \(String(format: "%.4f", e.rootAccuracy)) | \(e.count) \(unit) | \(comm.size) rank(s)")
+    }
+
+    /// What `eval --json` prints for a tree model.
+    struct TreeReport: Codable {
+        var checkpoint: String
+        var data: String
+        var split: String
+        var ranks: Int
+        var count: Int
+        var lossSum: Double
+        var loss: Double
+        var accuracy: Double
+        var roots: Int
+        var rootAccuracy: Double
+
+        enum CodingKeys: String, CodingKey {
+            case checkpoint, data, split, ranks, count, loss, accuracy, roots
+            case lossSum = "loss_sum", rootAccuracy = "root_accuracy"
+        }
+    }
+
     func evaluateSequences(_ content: CheckpointContent, path: String, _ comm: any Communicator) throws {
         var config = content.config
         config.data = path
@@ -279,6 +330,9 @@ struct Sample: ParsableCommand {
             }
             if condition != nil {
                 throw TrainingError.config("--condition applies to encoder–decoder checkpoints; \(checkpoint) holds a language model")
+            }
+            if content.config.trees != nil {
+                throw TrainingError.config("\(checkpoint): a tree model does not generate text; evaluate it with unroll eval --checkpoint \(checkpoint)")
             }
             if content.config.sequence != nil {
                 throw TrainingError.config("\(checkpoint): a sequence model does not generate text; use unroll predict --checkpoint \(checkpoint) --input FILE")

@@ -33,6 +33,9 @@ struct Predict: ParsableCommand {
             guard topK >= 1 else { throw TrainingError.config("--top-k must be ≥ 1, got \(topK)") }
             guard batchSize >= 1 && batchSize <= 65536 else { throw TrainingError.config("--batch-size must be in 1…65536, got \(batchSize)") }
             let content = try Checkpoint.load(checkpoint)
+            if content.config.trees != nil {
+                throw TrainingError.config("\(checkpoint): a tree model reads trees, not sequences; use unroll eval --checkpoint \(checkpoint)")
+            }
             guard let s = content.config.sequence else {
                 throw TrainingError.config("\(checkpoint): a language model; use unroll sample --checkpoint \(checkpoint)")
             }

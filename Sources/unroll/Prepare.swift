@@ -109,15 +109,18 @@ struct PrepareSynthetic: ParsableCommand {
             sets. reverse: digit string → the string reversed; execute: a small Python program → what \
             it prints (Learning to Execute); both are source → target pairs. --length is the bit count \
             (parity), the sequence length (adding, reverse), the delay T (copy) or the digits per \
-            number (execute).
+            number (execute). expr-trees: binary expression trees over the digits with + − × (mod \
+            10) → the value mod 10 at the root and at every node (layout trees); --length is the \
+            greatest depth (each tree draws its depth from 1...N, or --min-length...--max-length).
             """ + examples(
                 "unroll prepare synthetic --task arith --seed 1 --output arith.h5",
                 "unroll prepare synthetic --task parity --size 10000,1000,1000 \\\n      --min-length 5 --max-length 40 --output parity.h5",
                 "unroll prepare synthetic --task adding --length 100 --output adding.h5",
                 "unroll prepare synthetic --task copy --length 50 --output copy.h5",
-                "unroll prepare synthetic --task execute --length 3 --nesting 2 --seed 1 \\\n      --output execute.h5"))
+                "unroll prepare synthetic --task execute --length 3 --nesting 2 --seed 1 \\\n      --output execute.h5",
+                "unroll prepare synthetic --task expr-trees --length 4 --seed 1 --output trees.h5"))
 
-    @Option(help: "Task: arith, parity, adding, copy, reverse or execute.")
+    @Option(help: "Task: arith, parity, adding, copy, reverse, execute or expr-trees.")
     var task: SyntheticTask
 
     @Option(help: "Random seed.")
@@ -126,7 +129,7 @@ struct PrepareSynthetic: ParsableCommand {
     @Option(help: "Sizes TRAIN,VALID,TEST: characters for arith (default 1000000,100000,100000), pairs for reverse/execute (default 20000,1000,1000), sequences otherwise (default 10000,1000,1000).")
     var size: String?
 
-    @Option(help: "parity: bits (default 20); adding: steps (default 50); reverse: digits (default 5–20); copy: delay T (default 100, sequences of T+20 steps) — the same as --min-length N --max-length N; execute: digits per number, 1...9 (default \(SyntheticOptions.defaultDigits)).")
+    @Option(help: "parity: bits (default 20); adding: steps (default 50); reverse: digits (default 5–20); copy: delay T (default 100, sequences of T+20 steps) — the same as --min-length N --max-length N; execute: digits per number, 1...9 (default \(SyntheticOptions.defaultDigits)); expr-trees: greatest tree depth, 1...12 (depths 1...N; default 1...4).")
     var length: Int?
 
     @Option(help: "Shortest sequence (or delay, copy) of a range (defaults as --length).")
@@ -164,9 +167,11 @@ struct PrepareSynthetic: ParsableCommand {
 
     func run() throws {
         let sizes = try sizes()
-        let digits = task == .execute ? length : nil, fixed = task == .execute ? nil : length
-        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: fixed ?? minLength,
-                                       maxLength: fixed ?? maxLength, length: digits, nesting: nesting)
+        let digits = task == .execute ? length : nil, fixed = task == .execute || task == .exprTrees ? nil : length
+        // expr-trees: --length D is the greatest depth (depths 1...D).
+        let deepest = task == .exprTrees ? length : nil
+        let options = SyntheticOptions(task: task, seed: seed, sizes: sizes, minLength: fixed ?? (deepest != nil ? 1 : minLength),
+                                       maxLength: fixed ?? deepest ?? maxLength, length: digits, nesting: nesting)
         try runReportingErrors(communicator: SingleProcessCommunicator()) {
             print(try SyntheticPreparation.prepare(options, output: output,
                                                    progress: prepareProgress("prepare synthetic", quiet: quiet)))

@@ -12,7 +12,7 @@ import UnrollTraining
 
 /// Cell names on the command line.
 enum CellOption: String, ExpressibleByArgument, CaseIterable {
-    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky, clockwork, jordan, esn
+    case rnn, rnnRelu = "rnn-relu", lstm, gru, leaky, clockwork, jordan, esn, treeRNN = "tree-rnn", treeLSTM = "tree-lstm"
     var kind: CellKind {
         switch self {
         case .clockwork: .clockwork
@@ -23,6 +23,8 @@ enum CellOption: String, ExpressibleByArgument, CaseIterable {
         case .leaky: .leaky
         case .jordan: .jordan
         case .esn: .esn
+        case .treeRNN: .treeRNN
+        case .treeLSTM: .treeLSTM
         }
     }
 }
@@ -63,7 +65,7 @@ struct DataOptions: ParsableArguments {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak), clockwork (Koutník et al. 2014: modules with periods 1, 2, 4, …; sequence tasks; see --clock-modules), jordan (output recurrence, h_t = tanh(W x_t + U y_{t-1} + b): one layer fed the previous target in training, its own previous prediction free-running; per-step targets only), or esn (echo state network: a fixed random reservoir, only the readout trained, in closed form in one pass; sequence datasets; see --radius, --density, --input-scale, --ridge) (default \(CellOption.name(of: M.cell))).")
+    @Option(help: "Cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky integration, h = (1-α)h + α tanh(…), α per unit; see --leak), clockwork (Koutník et al. 2014: modules with periods 1, 2, 4, …; sequence tasks; see --clock-modules), jordan (output recurrence, h_t = tanh(W x_t + U y_{t-1} + b): one layer fed the previous target in training, its own previous prediction free-running; per-step targets only), or esn (echo state network: a fixed random reservoir, only the readout trained, in closed form in one pass; sequence datasets; see --radius, --density, --input-scale, --ridge); on tree datasets tree-rnn (h = tanh(W x + U [h_L; h_R] + b), Socher et al. 2011) or tree-lstm (binary Tree-LSTM, Tai et al. 2015) (default \(CellOption.name(of: M.cell)); tree datasets: tree-lstm).")
     var cell: CellOption?
     @Option(parsing: .unconditional, help: "ESN: spectral radius of the reservoir's W_hh, estimated by power iteration (default \(shown(EchoStateConfig.defaultRadius))).")
     var radius: Double?
@@ -153,6 +155,13 @@ struct SequenceOptions: ParsableArguments {
     var pool: PoolKind?
     @Flag(inversion: .prefixedNo, help: "Sequence datasets with float features: standardise each feature with the train split's mean and std (default \(onOff(Defaults.normalize))).")
     var normalize: Bool?
+}
+
+extension TreeLossKind: ExpressibleByArgument {}
+
+struct TreeOptions: ParsableArguments {
+    @Option(help: "Tree datasets: which nodes the loss counts — root (each tree's label) or nodes (every labelled node: each subtree's label too) (default root).")
+    var treeLoss: TreeLossKind?
 }
 
 extension AttentionKind: ExpressibleByArgument {}
@@ -278,6 +287,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
     @OptionGroup(title: "Sequence tasks") var sequenceOptions: SequenceOptions
     @OptionGroup(title: "Encoder–decoder tasks") var seq2seqOptions: Seq2SeqOptions
+    @OptionGroup(title: "Tree tasks") var treeOptions: TreeOptions
     @OptionGroup(title: "Optimisation") var optimisation: OptimisationOptions
     @OptionGroup(title: "Bookkeeping") var bookkeeping: BookkeepingOptions
     @OptionGroup(title: "Distributed") var distributed: DistributedOptions
@@ -338,7 +348,18 @@ struct Train: ParsableCommand {
     func describeData(_ config: inout TrainingConfig) throws {
         let kind = try datasetKind(config.data)
         config.seq2seq = nil
-        if kind == "pairs" {
+        config.trees = nil
+        if kind == "trees" {
+            let set = try TreeSet(path: config.data)
+            config.sequence = nil
+            config.trees = TreeTask.taskConfig(for: set, loss: treeOptions.treeLoss ?? .root)
+            config.model.vocabSize = set.vocabulary.count
+            // One recursive layer, Tree-LSTM unless --cell (or --init-from's checkpoint) says
+            // otherwise; the window is unused (trees run whole) and records the greatest height.
+            if modelOptions.cell == nil && !config.model.cell.isTree { config.model.cell = .treeLSTM }
+            if modelOptions.layers == nil { config.model.layers = 1 }
+            config.bptt = set.greatestHeight + 1
+        } else if kind == "pairs" {
             let set = try PairSet(path: config.data)
             let p = seq2seqOptions
             let task = try Seq2SeqTask.taskConfig(for: set, bidirectional: sequenceOptions.bidirectional ?? Defaults.bidirectional,
@@ -367,7 +388,17 @@ struct Train: ParsableCommand {
     /// schedule, momentum for an optimizer without it), or nil.
     func unusedOptionProblem(_ c: TrainingConfig) -> String? {
         let o = optimisation, q = sequenceOptions, p = seq2seqOptions
-        if c.seq2seq == nil {
+        if c.trees == nil, treeOptions.treeLoss != nil { return "--tree-loss applies to tree datasets (layout trees); \(c.data) is not one" }
+        if c.trees != nil {
+            for (flag, given) in [("--bidirectional", q.bidirectional != nil), ("--pool", q.pool != nil), ("--normalize", q.normalize != nil),
+                                  ("--attention", p.attention != nil), ("--bridge", p.bridge != nil),
+                                  ("--input-feeding", p.inputFeeding != nil), ("--scheduled-sampling", p.scheduledSampling != nil),
+                                  ("--leak", modelOptions.leak != nil), ("--eval-streams", dataOptions.evalStreams != nil),
+                                  ("--bptt", dataOptions.bptt != nil)]
+            where given {
+                return "\(flag) does not apply to tree datasets (layout trees): \(c.data) holds trees, run whole by a recursive network"
+            }
+        } else if c.seq2seq == nil {
             for (flag, given) in [("--attention", p.attention != nil), ("--bridge", p.bridge != nil),
                                   ("--input-feeding", p.inputFeeding != nil), ("--scheduled-sampling", p.scheduledSampling != nil)]
             where given {
@@ -380,7 +411,7 @@ struct Train: ParsableCommand {
             if dataOptions.evalStreams != nil { return "--eval-streams applies to language models; encoder–decoder tasks evaluate in batches of --batch-size" }
             if dataOptions.bptt != nil { return "--bptt applies to language models and sequence tasks; encoder–decoder tasks run whole pairs" }
         }
-        if c.sequence == nil && c.seq2seq == nil {
+        if c.sequence == nil && c.seq2seq == nil && c.trees == nil {
             for (flag, given) in [("--bidirectional", q.bidirectional != nil), ("--pool", q.pool != nil), ("--normalize", q.normalize != nil)]
             where given {
                 return "\(flag) applies to sequence datasets (layout sequences); \(c.data) holds a token stream"
@@ -491,6 +522,9 @@ struct Train: ParsableCommand {
             current: { ($0.seq2seq?.inputFeeding ?? false) ? "on" : "off" }) { $0.seq2seq?.inputFeeding = $1 }
         add("--scheduled-sampling", .fixed, p.scheduledSampling, text: { $0.text },
             current: { $0.seq2seq?.scheduledSampling?.text ?? "off" }) { $0.seq2seq?.scheduledSampling = $1 }
+        add("--tree-loss", .fixed, treeOptions.treeLoss, text: { $0.rawValue }, current: { $0.trees?.loss.rawValue ?? "none" }) {
+            $0.trees?.loss = $1
+        }
         add("--pool", .fixed, q.pool, text: { $0.rawValue }, current: { $0.sequence?.pool.rawValue ?? "none" }) { $0.sequence?.pool = $1 }
         add("--normalize", .fixed, q.normalize, text: { $0 ? "on" : "off" },
             current: { ($0.sequence?.normalize ?? false) ? "on" : "off" }) { $0.sequence?.normalize = $1 }
@@ -649,7 +683,7 @@ struct Train: ParsableCommand {
                 shape.dropout = 0
                 config = ConfigMerge.fresh(try options.defaults(model: shape), given)
                 func kind(_ c: TrainingConfig) -> String {
-                    c.seq2seq != nil ? "encoder–decoder" : c.sequence != nil ? "sequence model" : "language model"
+                    c.trees != nil ? "tree model" : c.seq2seq != nil ? "encoder–decoder" : c.sequence != nil ? "sequence model" : "language model"
                 }
                 if kind(saved.config) != kind(config) {
                     throw TrainingError.config("--init-from \(initFrom): a \(kind(saved.config)) cannot start a run on \(config.data)")

@@ -100,6 +100,14 @@ void uk_leaky_forward(float *u, const float *h_prev, const float *alpha, float *
 /// per-row ∂L/∂α times rate_scale (H).
 void uk_leaky_backward(float *d_pre, float *dh_prev, float *d_rate, const float *dh, const float *u,
                        const float *h_prev, const float *alpha, const float *rate_scale, int batch, int hidden);
+/// Binary Tree-LSTM node forward: gates (B, 5H) pre-activations [i fL fR o u] in, activations out;
+/// c_children (B, 2H) [c_left c_right]; c, tanh_c, h (B, H) out.
+void uk_tree_lstm_forward(float *gates, const float *c_children, float *c, float *tanh_c, float *h, int batch,
+                          int hidden);
+/// Binary Tree-LSTM node backward: d_gates (B, 5H) out; dc_children (B, 2H) out [∂L/∂c_left ∂L/∂c_right];
+/// dc (B, H) in ∂L/∂c from the parent; dh (B, H) in ∂L/∂h.
+void uk_tree_lstm_backward(float *d_gates, float *dc_children, const float *dc, const float *dh, const float *gates,
+                           const float *c_children, const float *tanh_c, int batch, int hidden);
 /// sums[j] += Σ_r x[r·cols + j], rows added in order.
 void uk_add_column_sums(float *sums, const float *x, int rows, int cols);
 
