@@ -65,7 +65,7 @@ struct BenchAllreduce: ParsableCommand {
                     if let raw { line["rawMs"] = raw * 1000 }
                     let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
                     print(String(decoding: data, as: UTF8.self))
-                    fflush(stdout)
+                    fflush(nil)
                 }
             }
         }
