@@ -55,6 +55,21 @@ public struct TrainingBenchmarkResult: Codable, Sendable {
     /// target tokens with their <eos>, paddingEfficiency is the decoder's, meanLength the mean
     /// target length with <eos>.
     public var pairsPerSecond: Double?
+    /// The step's compute schedule for `launch/scaling-model` (language models A–E): the bucket
+    /// size; the gradient bytes reduced in buckets (the rest, the embedding table, by touched rows);
+    /// the arena offsets (bytes) backward handed over, in order, and the median compute time (ms
+    /// since the step's start, communication excluded) of each; the median end of backward; the
+    /// median number of embedding rows reduced per step (nil when the whole table was) and the
+    /// table width (nil: no row-reduced table); the median time
+    /// outside I/O, compute and communication (zeroing, clip, update).
+    public var bucketBytes: Int?
+    public var denseGradientBytes: Int?
+    public var readyOffsetBytes: [Int]?
+    public var readyMs: [Double]?
+    public var backwardEndMs: Double?
+    public var embeddingRows: Double?
+    public var embeddingWidth: Int?
+    public var updateMs: Double?
 }
 
 public enum TrainingBenchmark {
@@ -105,7 +120,13 @@ public enum TrainingBenchmark {
         let count = max(5, min(5000, Int(seconds / max(pace[0], 1e-6))))
         var reports: [StepReport] = []
         reports.reserveCapacity(count)
-        for _ in 0..<count { reports.append(try trainer.step()) }
+        var timelines: [[(offset: Int, seconds: Double)]] = [], backwardEnds: [Double] = [], rows: [Double] = []
+        for _ in 0..<count {
+            reports.append(try trainer.step())
+            timelines.append(trainer.sync.readyTimeline)
+            backwardEnds.append(trainer.sync.backwardEndSeconds)
+            if let sparse = trainer.sync.sparseRows { rows.append(Double(sparse.rows.count)) }
+        }
         let step = median(reports.map(\.stepSeconds))
         var slowest = reports.map(\.computeSeconds), fastest = reports.map { -$0.computeSeconds }
         try slowest.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
@@ -119,6 +140,8 @@ public enum TrainingBenchmark {
             ioMs: median(reports.map(\.ioSeconds)) * 1000,
             gflops: shape.config.trainingFlopsPerToken * Double(globalBatch * T) / step / 1e9,
             peakRssMB: 0, gradientBytes: trainer.task.arena.gradients.count * 4)
+        recordSchedule(trainer, timelines: timelines, backwardEnds: backwardEnds, embeddingRows: rows,
+                       reports: reports, into: &result)
 
         if extras {
             try timeAllreduces(of: trainer, communicator: comm, into: &result)
@@ -193,6 +216,28 @@ public enum TrainingBenchmark {
         result.stepWithForegroundSaveMs = median(foreground) * 1000
         result.stepWithBackgroundSaveMs = median(background) * 1000
         result.checkpointStallMs = median(stalls) * 1000
+    }
+
+    /// Fills the schedule fields of `result` from the timed steps (medians; a timeline whose
+    /// hand-over offsets differ from the first step's is left out).
+    static func recordSchedule(_ trainer: Trainer, timelines: [[(offset: Int, seconds: Double)]],
+                               backwardEnds: [Double], embeddingRows: [Double], reports: [StepReport],
+                               into result: inout TrainingBenchmarkResult) {
+        let sync = trainer.sync
+        result.bucketBytes = trainer.config.bucketBytes
+        result.denseGradientBytes = (trainer.task.arena.count - sync.denseOffset) * 4
+        if let first = timelines.first, !first.isEmpty {
+            let offsets = first.map(\.offset)
+            let same = timelines.filter { $0.map(\.offset) == offsets }
+            result.readyOffsetBytes = offsets.map { $0 * 4 }
+            result.readyMs = offsets.indices.map { i in median(same.map { $0[i].seconds }) * 1000 }
+        }
+        result.backwardEndMs = median(backwardEnds) * 1000
+        result.embeddingWidth = sync.embeddingWidth
+        if !embeddingRows.isEmpty { result.embeddingRows = median(embeddingRows) }
+        result.updateMs = median(reports.map {
+            $0.stepSeconds - $0.ioSeconds - $0.computeSeconds - $0.communicationSeconds
+        }) * 1000
     }
 
     /// Median seconds to write `bytes` bytes to a new file in 1 MiB writes and fsync it (3 runs).

@@ -33,6 +33,15 @@ public final class GradientSync {
     let denseStart: Int
     /// Seconds spent in communication calls since `beginStep`.
     public private(set) var communicationSeconds = 0.0
+    /// This step's hand-overs: each `gradientsReady` offset with the compute time at which it came
+    /// (seconds since `beginStep` minus the communication time until then), in call order. With
+    /// `backwardEndSeconds`, the schedule `launch/scaling-model` replays (`bench-train` reports the
+    /// medians). Capacity kept from step to step.
+    public private(set) var readyTimeline: [(offset: Int, seconds: Double)] = []
+    /// Compute time since `beginStep` (communication excluded) at which `finish` was called: the
+    /// end of forward and backward.
+    public private(set) var backwardEndSeconds = 0.0
+    private var stepStart = 0.0
     /// Loss sum, count and stop flag, reduced in place every step (allocated once).
     private var totals = [Double](repeating: 0, count: 3)
     /// The first error of a call made from a backward hook (hooks cannot throw); rethrown by `finish`.
@@ -53,6 +62,12 @@ public final class GradientSync {
         let gradients = UnsafeMutableBufferPointer(start: arena.gradients.pointer + denseStart, count: arena.count - denseStart)
         buckets = GradientBucketReducer(buffer: gradients, bucketBytes: bucketBytes, communicator: communicator)
     }
+
+    /// Elements at the start of the arena reduced by rows (the embedding table); the rest is
+    /// reduced in buckets.
+    public var denseOffset: Int { denseStart }
+    /// Width of the row-reduced embedding table (nil: none).
+    public var embeddingWidth: Int? { embedding?.width }
 
     /// The embedding rows that can be non-zero after the last `finish` (nil: all of them).
     public var sparseRows: SparseRows? {
@@ -77,11 +92,14 @@ public final class GradientSync {
     public func beginStep<S: Sequence>(touchedRows: S) throws where S.Element: BinaryInteger {
         communicationSeconds = 0
         failure = nil
+        readyTimeline.removeAll(keepingCapacity: true)
+        stepStart = monotonicSeconds()
         try timed { try embedding?.begin(touched: touchedRows) }
     }
 
     /// Backward hook: the gradient from `offset` to the end is final; starts reducing it.
     public func gradientsReady(from offset: Int) {
+        readyTimeline.append((offset, monotonicSeconds() - stepStart - communicationSeconds))
         hook {
             try buckets.ready(from: max(0, offset - denseStart))
             if offset == 0 { try embedding?.start(arena.gradients.pointer) }
@@ -99,6 +117,7 @@ public final class GradientSync {
     /// Completes every reduction of the step and sums `local` over the ranks. Collective.
     /// - Returns: the global totals.
     public func finish(_ local: StepTotals) throws -> StepTotals {
+        backwardEndSeconds = monotonicSeconds() - stepStart - communicationSeconds
         if let failure { throw failure }
         return try timed {
             try buckets.finish()

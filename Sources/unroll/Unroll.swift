@@ -17,7 +17,7 @@ struct Unroll: ParsableCommand {
             "mpirun -np 2 unroll train --data arith.h5 --steps 300 \\\n      --checkpoint-dir runs/a",
             "unroll eval --checkpoint runs/a/best.h5 --json"),
         version: UnrollVersion.string,
-        subcommands: [Prepare.self, Train.self, Eval.self, Predict.self, Translate.self, Sample.self, Baseline.self, Inspect.self, Export.self, BenchKernels.self, BenchTrain.self])
+        subcommands: [Prepare.self, Train.self, Eval.self, Predict.self, Translate.self, Sample.self, Baseline.self, Inspect.self, Export.self, BenchKernels.self, BenchTrain.self, BenchAllreduce.self])
 
     static func main() {
         // A write past the file-size limit (ulimit -f) then fails with EFBIG and is reported

@@ -72,6 +72,36 @@ import UnrollTraining
         #expect(worst < 1e-5, "largest relative parameter error \(worst) (window \(len) of \(config.bptt) steps)")
     }
 
+    /// The hand-over schedule a step records for launch/scaling-model: readout first, then each
+    /// layer's weight_hh and weight_ih from the top, the embedding (offset 0) last; offsets never
+    /// increase, compute times never decrease and end by the end of backward.
+    @Test func stepRecordsTheOrderAndTimesGradientsBecomeReady() throws {
+        let (dir, path) = try Self.dataset()
+        defer { try? FileManager.default.removeItem(atPath: dir) }  // best-effort cleanup of test scratch
+        let vocab = try TokenDataset(path: path).vocabSize
+        var config = TrainingConfig(data: path, model: ModelConfig(cell: .lstm, vocabSize: vocab, embeddingSize: 8,
+                                                                   hiddenSize: 16, layers: 2))
+        config.batchSize = 4
+        config.bptt = 8
+        let t = try Trainer(config: config, communicator: SingleProcessCommunicator())
+        for _ in 0..<2 {
+            _ = try t.step()
+            let arena = t.model.arena
+            let offsets = t.sync.readyTimeline.map(\.offset), times = t.sync.readyTimeline.map(\.seconds)
+            let expected = [arena.view("decoder.weight").offset,
+                            arena.view("rnn.weight_hh_l1").offset, arena.view("rnn.weight_ih_l1").offset,
+                            arena.view("rnn.weight_ih_l1").offset,
+                            arena.view("rnn.weight_hh_l0").offset, arena.view("rnn.weight_ih_l0").offset,
+                            arena.view("rnn.weight_ih_l0").offset, 0]
+            #expect(offsets == expected)
+            #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 }, "times \(times)")
+            #expect((times.first ?? -1) >= 0)
+            #expect((times.last ?? .infinity) <= t.sync.backwardEndSeconds)
+            #expect(t.sync.embeddingWidth == 8)
+            #expect(t.sync.denseOffset == arena.view("rnn.weight_ih_l0").offset)
+        }
+    }
+
     /// Several single-process steps with a vocabulary much larger than a window's tokens, so the
     /// embedding gradient takes the row-sparse path (only touched rows are zeroed, normed and
     /// updated), against a dense reference: the same model run with full-buffer zeroing, norm and
