@@ -150,6 +150,8 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
         for t in clamped { RowKernels.add(sum, dPre.pointer + t * BH, count: BH) }
         BLAS.sgemm(transA: true, m: H, n: H, k: B, a: sum, lda: H, b: slot(initialSlot), ldb: H,
                    beta: 1, c: gradient, ldc: H)
+    }
+
     /// BPTT of L + λ·Ω, Ω = Σ_t Σ_rows (‖v_t‖/‖g_t‖ − 1)² with g_t = ∂L/∂h_t (loss only, held
     /// constant) and v_t = (g_t ⊙ φ'(a_t)) W_hh = g_t ∂h_t/∂h_{t−1}. Two adjoints run backwards:
     /// g (the loss's, in `dhRecurrent`, exactly as without the regulariser) and ω = λ·∂Ω/∂h (in
