@@ -256,7 +256,7 @@ public func recurrenceProblem(cell: CellKind, hidden H: Int, skipSteps: [Int]?, 
         }
         if let p = SkipSteps.problem(skipSteps) { return p }
     }
-    if let clockPeriods, cell != .clockwork {
+    if clockPeriods != nil, cell != .clockwork {
         return "--clock-periods / --clock-modules apply to --cell clockwork; the cell is \(cell.rawValue)"
     }
     if cell == .clockwork, H >= 1 { return ClockPeriods.problem(ClockPeriods.resolved(clockPeriods, hidden: H), hidden: H) }

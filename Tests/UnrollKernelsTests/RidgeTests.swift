@@ -3,6 +3,7 @@
 // and the exact accumulator giving the same bits in any order and grouping.
 import Testing
 @testable import UnrollKernels
+import UnrollTestSupport
 
 struct RidgeTests {
     /// Deterministic values in (−1, 1).
@@ -12,21 +13,6 @@ struct RidgeTests {
         return out.map { Double($0) }
     }
 
-    /// x (n, m) solving a x = b for a (n, n), b (n, m), by Gauss–Jordan with partial pivoting.
-    static func naiveSolve(_ a: [Double], _ b: [Double], n: Int, m: Int) -> [Double] {
-        var a = a, b = b
-        for col in 0..<n {
-            let pivot = (col..<n).max { abs(a[$0 * n + col]) < abs(a[$1 * n + col]) }!
-            for j in 0..<n { a.swapAt(col * n + j, pivot * n + j) }
-            for j in 0..<m { b.swapAt(col * m + j, pivot * m + j) }
-            for r in 0..<n where r != col {
-                let factor = a[r * n + col] / a[col * n + col]
-                for j in 0..<n { a[r * n + j] -= factor * a[col * n + j] }
-                for j in 0..<m { b[r * m + j] -= factor * b[col * m + j] }
-            }
-        }
-        return (0..<(n * m)).map { b[$0] / a[($0 / m) * n + $0 / m] }
-    }
 
     @Test func normalEquationsMatchPlainLoops() {
         let n = 23, f = 5, o = 3
@@ -57,7 +43,7 @@ struct RidgeTests {
         let w = try Ridge.solve(gram: gram, cross: cross, features: f, outputs: o, lambda: lambda)
         var a = gram
         for i in 0..<f { a[i * f + i] += lambda }
-        let reference = Self.naiveSolve(a, cross, n: f, m: o)
+        let reference = gaussJordanSolve(a, cross, n: f, m: o)
         for i in 0..<(f * o) { #expect(abs(w[i] - reference[i]) <= 1e-10 * max(1, abs(reference[i])), "w[\(i)]") }
         // The ridge solution makes the gradient of ‖ΦW − Y‖² + λ‖W‖² vanish: Φᵀ(ΦW − Y) + λW = 0.
         for i in 0..<f {

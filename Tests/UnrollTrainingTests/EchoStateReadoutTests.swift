@@ -8,25 +8,11 @@ import Testing
 import UnrollData
 import UnrollDistributed
 import UnrollKernels
+import UnrollTestSupport
 import UnrollModels
 @testable import UnrollTraining
 
 struct EchoStateReadoutTests {
-    /// x (n, m) solving a x = b, Gauss–Jordan with partial pivoting in Double.
-    static func solve(_ a: [Double], _ b: [Double], n: Int, m: Int) -> [Double] {
-        var a = a, b = b
-        for col in 0..<n {
-            let pivot = (col..<n).max { abs(a[$0 * n + col]) < abs(a[$1 * n + col]) }!
-            for j in 0..<n { a.swapAt(col * n + j, pivot * n + j) }
-            for j in 0..<m { b.swapAt(col * m + j, pivot * m + j) }
-            for r in 0..<n where r != col {
-                let factor = a[r * n + col] / a[col * n + col]
-                for j in 0..<n { a[r * n + j] -= factor * a[col * n + j] }
-                for j in 0..<m { b[r * m + j] -= factor * b[col * m + j] }
-            }
-        }
-        return (0..<(n * m)).map { b[$0] / a[($0 / m) * n + $0 / m] }
-    }
 
     @Test func sequenceToOneReadoutEqualsTheIndependentRidgeSolution() throws {
         let dir = try CheckpointScratch()
@@ -76,7 +62,7 @@ struct EchoStateReadoutTests {
             }
         }
         for i in 0..<F { a[i * F + i] += lambda }
-        let reference = Self.solve(a, b, n: F, m: 1)
+        let reference = gaussJordanSolve(a, b, n: F, m: 1)
         let weight = arena.parameters(arena.view("head.weight")), bias = arena.parameters(arena.view("head.bias"))
         let solved = (0..<H).map { Double(weight[$0]) } + [Double(bias[0])]
         let scale = reference.map(abs).max() ?? 1
