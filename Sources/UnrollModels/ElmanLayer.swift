@@ -26,6 +26,9 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
     /// Ω of the last backward: Σ over active (row, step) of (‖g_t ∂h_t/∂h_{t−1}‖ / ‖g_t‖ − 1)²,
     /// g_t = ∂L/∂h_t (0 when λ = 0).
     private(set) var flowSum: Double = 0
+    /// Smallest ‖∂L/∂h_t‖ of a row whose flow term counts; below it the gradient has vanished and the
+    /// ratio ‖v_t‖/‖g_t‖ is undefined (its gradient, ∝ 1/‖g_t‖, would overflow).
+    static let flowGradientFloor = 1e-12
     /// The regulariser's work buffers, allocated at its first use.
     private var flow: FlowBuffers?
 
@@ -179,7 +182,9 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
             let pL = flow.pL.pointer + t * BH, r = flow.r.pointer + t * BH, dp = dPre.pointer + t * BH
             ElmanKernels.backward(dPre: pL, dh: g, h: h, count: b * H, relu: relu)
             recurrentBackward(dh, dGates: pL, beta: 0, rows: b)   // v_t: also the recurrent part of g_{t−1}
-            // r = λ·∂Ω_t/∂v = λ·2(n − 1)/(‖g‖‖v‖)·v, n = ‖v‖/‖g‖ (a zero g or v contributes no gradient).
+            // r = λ·∂Ω_t/∂v = λ·2(n − 1)/(‖g‖‖v‖)·v, n = ‖v‖/‖g‖. A g that has vanished to numerical
+            // zero (‖g‖ < `flowGradientFloor`, common for early steps of a long tanh sequence) makes the
+            // ratio undefined and 1/‖g‖ overflow Float: such a term is left out, like a zero g's.
             for i in 0..<b {
                 var gg = 0.0, vv = 0.0
                 for j in 0..<H {
@@ -187,7 +192,7 @@ final class ElmanLayer: RecurrentLayerBase, RecurrentLayer {
                     vv += Double(dh[i * H + j]) * Double(dh[i * H + j])
                 }
                 let gn = gg.squareRoot(), vn = vv.squareRoot()
-                guard gn > 0 else { (r + i * H).update(repeating: 0, count: H); continue }
+                guard gn >= Self.flowGradientFloor else { (r + i * H).update(repeating: 0, count: H); continue }
                 let n = vn / gn
                 sum += (n - 1) * (n - 1)
                 let coefficient = vn > 0 ? Float(Double(lambda) * 2 * (n - 1) / (gn * vn)) : 0

@@ -311,6 +311,38 @@ private func referenceG(_ layer: any RecurrentLayer, arena: ParameterArena, relu
     }
 
     /// The model sets λ on its Elman layers and sums their Ω.
+    /// A long tanh window whose loss reaches only the last step: ∂L/∂h_t shrinks geometrically to
+    /// numerical zero at the early steps, where the ratio is undefined and 1/‖g‖ overflowed Float
+    /// (NaN gradients on adding, T = 100). Those terms are left out; the gradient stays finite and
+    /// Ω counts only the steps whose gradient has not vanished.
+    @Test func vanishedLossGradientsLeaveNoNaN() {
+        let T = 120, B = 2, E = 2, H = 8
+        let layout = singleLayerLayout(.rnnTanh, inputSize: E, hiddenSize: H)
+        let arena = ParameterArena(layout: layout)
+        var rng = TestRNG(seed: 7)
+        rng.fill(arena.parameters.pointer, count: arena.parameters.count, -0.15, 0.15)
+        guard let layer = RecurrentLayers.make(cell: .rnnTanh, index: 0, inputSize: E, hiddenSize: H, direction: .forward,
+                                               arena: arena, maxSteps: T, maxBatch: B) as? ElmanLayer else {
+            Issue.record("not an Elman layer")
+            return
+        }
+        let input = FloatBuffer(rng.floats(T * B * E)), h0 = FloatBuffer(count: B * H), hT = FloatBuffer(count: B * H)
+        layer.forward(input: input.pointer, steps: T, batch: B, lengths: nil,
+                      initial: LayerState(h: h0.pointer, c: nil), final: LayerState(h: hT.pointer, c: nil))
+        arena.zeroGradients()
+        layer.flowRegularizer = 1
+        let dOut = FloatBuffer(count: T * B * H), dFinal = FloatBuffer([Float](repeating: 1, count: B * H))
+        let dInput = FloatBuffer(count: T * B * E)
+        layer.backward(dOutput: dOut.pointer, dFinal: LayerState(h: dFinal.pointer, c: nil), dInput: dInput.pointer,
+                       dInitial: nil)
+        let gradients = UnsafeBufferPointer(start: arena.gradients.pointer, count: arena.gradients.count)
+        #expect(gradients.allSatisfy { $0.isFinite }, "non-finite parameter gradient")
+        #expect(UnsafeBufferPointer(start: dInput.pointer, count: T * B * E).allSatisfy { $0.isFinite })
+        // Terms exist (the late steps) but not for all T·B (row, step) pairs.
+        #expect(layer.flowSum.isFinite && layer.flowSum > 0)
+        #expect(layer.flowSum < Double(T * B))
+    }
+
     @Test func sequenceModelReportsOmegaOfItsLayers() {
         let c = SequenceModelConfig(cell: .rnnTanh, vocabSize: 0, inputSize: 3, hiddenSize: 4, layers: 1,
                                     bidirectional: true, perStep: false, outputKind: .values, targetDim: 1, numClasses: 0)
