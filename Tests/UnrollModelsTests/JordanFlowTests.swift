@@ -52,23 +52,7 @@ private func runJordan(_ model: SequenceModel, _ batch: SequenceBatch, feedback:
                           feedback: feedback)
         }
     }
-    let rows = batch.rows, O = c.outputSize
-    var dOutputs = [Float](repeating: 0, count: rows * O)
-    let loss = dOutputs.withUnsafeMutableBufferPointer { d in
-        let dp = gradients ? d.baseAddress : nil
-        switch c.outputKind {
-        case .classes:
-            return SequenceLoss.crossEntropy(logits: model.outputs, targets: batch.classTargets, rowMask: batch.rowMask,
-                                             rows: rows, targetDim: c.targetDim, classes: c.numClasses, gradScale: 1,
-                                             dLogits: dp).lossSum
-        case .values:
-            return SequenceLoss.squaredError(predictions: model.outputs, targets: batch.valueTargets,
-                                             rowMask: batch.rowMask, rows: rows, targetDim: c.targetDim, gradScale: 1,
-                                             dPredictions: dp).lossSum
-        }
-    }
-    if gradients { model.backward(dOutputs: dOutputs, gradientsReady: nil, progress: nil) }
-    return loss
+    return lossAndBackward(model, batch, gradients: gradients)
 }
 
 @Suite struct JordanModelTests {

@@ -92,6 +92,13 @@ func runSequenceModel(_ model: SequenceModel, _ batch: SequenceBatch, state: Rec
                           steps: batch.steps, batch: B, lengths: batch.lengths, state: state, dropout: dropout)
         }
     }
+    return lossAndBackward(model, batch, gradients: gradients)
+}
+
+/// The summed loss of the last forward's outputs on the batch's valid targets; with `gradients`,
+/// also the model's backward of it.
+func lossAndBackward(_ model: SequenceModel, _ batch: SequenceBatch, gradients: Bool) -> Double {
+    let c = model.config
     let rows = batch.rows, O = c.outputSize
     var dOutputs = [Float](repeating: 0, count: rows * O)
     let loss = dOutputs.withUnsafeMutableBufferPointer { d in
