@@ -64,10 +64,12 @@ public struct SequenceBenchmarkShape: Sendable {
 extension TrainingBenchmark {
     /// Runs sequence shape `shape` with global batch `globalBatch` over `communicator`'s ranks
     /// (collective). `tokensPerSecond` in the result counts real steps only (median per-step rate).
+    /// `reductionGroup`: sequences per reduction group, as `train --reduction-group` (nil: none).
     /// - Throws: when the data cannot be written or the run cannot be set up.
     public static func run(_ shape: SequenceBenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
                            workdir: String, warmup: Int, seconds: Double,
-                           extras: Bool, bucketBytes: Int = 4 << 20) throws -> TrainingBenchmarkResult {
+                           extras: Bool, bucketBytes: Int = 4 << 20,
+                           reductionGroup: Int? = nil) throws -> TrainingBenchmarkResult {
         let path = try writeOnRankZero(workdir: workdir, name: "\(shape.name)-\(globalBatch)", communicator: comm) {
             try SequenceSetWriter.write(shape.content(), to: $0)
         }
@@ -83,6 +85,7 @@ extension TrainingBenchmark {
         config.clip = 5
         config.steps = 1 << 30
         config.bucketBytes = bucketBytes
+        config.reductionGroup = reductionGroup
         let trainer = try Trainer(config: config, communicator: comm)
         guard let task = trainer.task as? SequenceTask else { preconditionFailure("a sequence set makes a SequenceTask") }
         for _ in 0..<warmup { _ = try trainer.step() }
