@@ -72,6 +72,10 @@ public struct TrainingBenchmarkResult: Codable, Sendable {
     public var updateMs: Double?
     /// Streams per reduction group the run used (0: none; language models A–E).
     public var reductionGroup: Int?
+    /// `--compare-groups`: median step of the configuration above and of the same run without
+    /// reduction groups, timed alternately in one process (see `timeAgainst`).
+    public var groupedStepMs: Double?
+    public var ungroupedStepMs: Double?
 }
 
 public enum TrainingBenchmark {
@@ -79,7 +83,7 @@ public enum TrainingBenchmark {
     public static func run(_ shape: BenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
                            workdir: String, warmup: Int, seconds: Double,
                            extras: Bool, bucketBytes: Int = 4 << 20,
-                           reductionGroup: Int? = nil) throws -> TrainingBenchmarkResult {
+                           reductionGroup: Int? = nil, compareGroups: Bool = false) throws -> TrainingBenchmarkResult {
         let T = shape.bptt, V = shape.config.vocabSize
         // Rank 0 writes a random-token dataset big enough for 64 windows per stream.
         var name = Array("\(workdir)/bench-\(shape.name)-\(globalBatch)-\(getpid()).h5".utf8)
@@ -111,7 +115,8 @@ public enum TrainingBenchmark {
         config.clip = 5
         config.steps = 1 << 30
         config.bucketBytes = bucketBytes
-        config.reductionGroup = reductionGroup ?? config.defaultReductionGroup(worldSize: comm.size)
+        // `--compare-groups` without a size compares `auto` with none.
+        config.reductionGroup = reductionGroup ?? (compareGroups ? TrainingConfig.defaultReductionGroup(batchSize: globalBatch) : 0)
         let trainer = try Trainer(config: config, communicator: comm)
         for _ in 0..<warmup { _ = try trainer.step() }
         // Agree on the number of timed steps from the slowest rank's warm-up pace.
@@ -144,6 +149,12 @@ public enum TrainingBenchmark {
             peakRssMB: 0, gradientBytes: trainer.task.arena.gradients.count * 4)
         recordSchedule(trainer, timelines: timelines, backwardEnds: backwardEnds, embeddingRows: rows,
                        reports: reports, into: &result)
+        if compareGroups {
+            var ungrouped = config
+            ungrouped.reductionGroup = 0
+            try timeAgainst(Trainer(config: ungrouped, communicator: comm), trainer, communicator: comm,
+                            rounds: max(4, count / 2), into: &result)
+        }
 
         if extras {
             try timeAllreduces(of: trainer, communicator: comm, into: &result)
@@ -173,6 +184,25 @@ public enum TrainingBenchmark {
         result.peakRssMB = rss[0]
         result.reductionGroup = config.effectiveReductionGroup
         return result
+    }
+
+    /// Times `trainer` (the grouped configuration) against `ungrouped` step by step in one
+    /// process, in the order ABBA, so that the host's drift — ±20 % from minute to minute on a
+    /// shared machine, more than the difference measured — hits both alike; medians into `result`
+    /// (collective; after two untimed steps of each).
+    static func timeAgainst(_ ungrouped: Trainer, _ trainer: Trainer, communicator comm: any Communicator,
+                            rounds: Int, into result: inout TrainingBenchmarkResult) throws {
+        for _ in 0..<2 { _ = try ungrouped.step() }
+        var grouped: [Double] = [], plain: [Double] = []
+        for i in 0..<(2 * rounds) {
+            if i % 4 == 0 || i % 4 == 3 {
+                grouped.append(try trainer.step().stepSeconds)
+            } else {
+                plain.append(try ungrouped.step().stepSeconds)
+            }
+        }
+        result.groupedStepMs = median(grouped) * 1000
+        result.ungroupedStepMs = median(plain) * 1000
     }
 
     /// Times steps each followed by a checkpoint, saved in the foreground and in the background

@@ -156,8 +156,10 @@ struct BenchTrain: ParsableCommand {
     var workdir: String = "/tmp/unroll-bench"
     @Option(help: "Gradient allreduce bucket size in bytes.")
     var bucketBytes: Int = 4 << 20
-    @Option(help: "Streams (config F: sequences) per reduction group, as `train --reduction-group` (default: what a new `train` run picks — groups when the number of ranks can share them —; 0: none).")
+    @Option(help: "Streams (config F: sequences) per reduction group, as `train --reduction-group` (default 0: none; with --compare-groups, auto).")
     var reductionGroup: Int?
+    @Flag(help: "Also time the same run without reduction groups, step by step alternating with the grouped one in this process (groupedStepMs, ungroupedStepMs; language models A–E).")
+    var compareGroups = false
     @Flag(help: "Run as one independent process even under mpirun (the no-communication ceiling).")
     var noComm = false
     @Flag(help: "Also time plain and ordered allreduces of the gradient bytes and a checkpoint save vs a raw write.")
@@ -187,7 +189,8 @@ struct BenchTrain: ParsableCommand {
             } else if let shape = BenchmarkShape.reference.first(where: { $0.name == config }) {
                 r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
                                               workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
-                                              bucketBytes: bucketBytes, reductionGroup: reductionGroup)
+                                              bucketBytes: bucketBytes, reductionGroup: reductionGroup,
+                                              compareGroups: compareGroups)
             } else {
                 throw ValidationError("--config: unknown shape '\(config)'")
             }
