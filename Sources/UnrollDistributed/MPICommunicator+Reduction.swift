@@ -19,6 +19,7 @@ import MPIShim
 
 /// The element-wise combination a reduction applies.
 enum ReduceOp {
+    /// Sum; a NaN result is the canonical quiet NaN (`.nan`), whatever NaNs went in.
     case sum
     /// Maximum; a NaN on any rank wins (the first in rank order), so all ranks see the same NaN.
     case max
@@ -363,25 +364,37 @@ private func fold<T: BinaryFloatingPoint>(_: T.Type, _ op: ReduceOp, received: U
 }
 
 /// a[j] = b[j] ⊕ a[j] (b is the left operand).
+///
+/// Both combinations give the same bits for the same (left, right) pair, whichever of them is
+/// stored in `a`: a sum that is NaN is stored as the canonical quiet NaN, because which operand's
+/// NaN an addition returns (sign and payload) depends on the instruction's operand order, which
+/// the compiler picks; a maximum keeps the left operand on a tie (−0 and +0).
 @inline(__always)
 func combineUnder<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
-                                                  _ b: UnsafePointer<T>, count: Int) {
+                                          _ b: UnsafePointer<T>, count: Int) {
     switch op {
     case .sum:
-        for j in 0..<count { a[j] = b[j] + a[j] }
+        for j in 0..<count {
+            let s = b[j] + a[j]
+            a[j] = s.isNaN ? .nan : s
+        }
     case .max:
-        // A NaN in b (earlier rank) wins; otherwise a NaN in a stays, else the larger.
-        for j in 0..<count where b[j].isNaN || (!a[j].isNaN && b[j] > a[j]) { a[j] = b[j] }
+        // A NaN in b (earlier rank) wins; otherwise a NaN in a stays, else the larger, b on a tie.
+        for j in 0..<count where b[j].isNaN || (!a[j].isNaN && b[j] >= a[j]) { a[j] = b[j] }
     }
 }
 
-/// a[j] = a[j] ⊕ b[j]. The op is tested outside the loops so that the sum loop vectorises.
+/// a[j] = a[j] ⊕ b[j] (see `combineUnder`). The op is tested outside the loops so that the sum
+/// loop vectorises.
 @inline(__always)
 func combine<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
-                                             _ b: UnsafePointer<T>, count: Int) {
+                                     _ b: UnsafePointer<T>, count: Int) {
     switch op {
     case .sum:
-        for j in 0..<count { a[j] += b[j] }
+        for j in 0..<count {
+            let s = a[j] + b[j]
+            a[j] = s.isNaN ? .nan : s
+        }
     case .max:
         // A NaN already in `a` (earlier rank) stays; otherwise a NaN or larger value in b wins.
         for j in 0..<count where !a[j].isNaN && (b[j].isNaN || b[j] > a[j]) { a[j] = b[j] }
