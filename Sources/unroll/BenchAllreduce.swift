@@ -52,11 +52,13 @@ struct BenchAllreduce: ParsableCommand {
                 var probe = [try timeOrdered(&buffer, comm)]
                 try probe.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
                 let repeats = max(5, min(maxRepeats, Int(seconds / max(probe[0], 1e-6))))
-                // Each schedule's calls alternate with the other's, so that drift on a busy host
-                // affects both alike.
+                // Each schedule's calls alternate with the other's, first one then the other first
+                // (ABBA), so that drift on a busy host and the order of the pair affect both alike.
                 var times = Array(repeating: [Double](), count: schedules.count)
-                for _ in 0..<repeats {
-                    for (k, schedule) in schedules.enumerated() {
+                for i in 0..<repeats {
+                    let order = i % 2 == 0 ? Array(schedules.indices) : schedules.indices.reversed()
+                    for k in order {
+                        let schedule = schedules[k]
                         mpi?.reductionSchedule = schedule
                         times[k].append(try timeOrdered(&buffer, comm))
                     }
