@@ -83,6 +83,9 @@ public enum DistributedError: Error, Equatable, CustomStringConvertible {
     case countTooLarge(call: String, count: Int)
     /// MPI cannot be used in this process (already finalised, too little thread support, ...).
     case unavailable(String)
+    /// An environment variable read by the communicator has a value it does not accept; the
+    /// message names the variable and what was expected.
+    case badSetting(String)
 
     public var description: String {
         switch self {
@@ -95,6 +98,8 @@ public enum DistributedError: Error, Equatable, CustomStringConvertible {
             return "\(call): \(count) elements exceed the MPI limit of \(Int32.max) per call"
         case let .unavailable(reason):
             return "MPI unavailable: \(reason)"
+        case let .badSetting(message):
+            return message
         }
     }
 }

@@ -81,7 +81,7 @@ public final class MPICommunicator: Communicator {
         var schedule = ReductionSchedule.preferred(ranks: size)
         if let setting = getenv("UNROLL_REDUCTION_SCHEDULE").map({ String(cString: $0) }), !setting.isEmpty {
             guard let chosen = ReductionSchedule(rawValue: setting) else {
-                throw DistributedError.unavailable(
+                throw DistributedError.badSetting(
                     "UNROLL_REDUCTION_SCHEDULE: expected linear or logarithmic, got '\(setting)'")
             }
             // Logarithmic where it applies (the default); linear on request.
