@@ -70,6 +70,8 @@ public struct TrainingBenchmarkResult: Codable, Sendable {
     public var embeddingRows: Double?
     public var embeddingWidth: Int?
     public var updateMs: Double?
+    /// Streams per reduction group the run used (0: none; language models A–E).
+    public var reductionGroup: Int?
 }
 
 public enum TrainingBenchmark {
@@ -109,7 +111,7 @@ public enum TrainingBenchmark {
         config.clip = 5
         config.steps = 1 << 30
         config.bucketBytes = bucketBytes
-        config.reductionGroup = reductionGroup
+        config.reductionGroup = reductionGroup ?? config.defaultReductionGroup(worldSize: comm.size)
         let trainer = try Trainer(config: config, communicator: comm)
         for _ in 0..<warmup { _ = try trainer.step() }
         // Agree on the number of timed steps from the slowest rank's warm-up pace.
@@ -169,6 +171,7 @@ public enum TrainingBenchmark {
         var rss = [peakResidentMiB()]
         try rss.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
         result.peakRssMB = rss[0]
+        result.reductionGroup = config.effectiveReductionGroup
         return result
     }
 

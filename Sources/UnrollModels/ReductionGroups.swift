@@ -43,12 +43,29 @@ public final class ReductionGroups {
     /// contiguous (T, g, width) block and returns it.
     func gather(_ slot: Int, from source: UnsafePointer<Float>, steps: Int, batch: Int, width: Int,
                 group q: Int) -> UnsafeMutablePointer<Float> {
+        let dst = scratch(slot, count: steps * size * width)
+        gather(into: dst, from: source, steps: steps, batch: batch, width: width, group: q)
+        return dst
+    }
+
+    /// Copies group `q`'s rows of the time-major `source` (T, B, width) into `dst` as a contiguous
+    /// (T, g, width) block.
+    func gather(into dst: UnsafeMutablePointer<Float>, from source: UnsafePointer<Float>, steps: Int, batch: Int,
+                width: Int, group q: Int) {
         let g = size, block = g * width
-        let dst = scratch(slot, count: steps * block)
         for t in 0..<steps {
             (dst + t * block).update(from: source + (t * batch + q * g) * width, count: block)
         }
-        return dst
+    }
+
+    /// The inverse of `gather(into:)`: writes the contiguous (T, g, width) block `src` back as
+    /// group `q`'s rows of the time-major `destination` (T, B, width).
+    func scatter(_ src: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, steps: Int, batch: Int,
+                 width: Int, group q: Int) {
+        let g = size, block = g * width
+        for t in 0..<steps {
+            (destination + (t * batch + q * g) * width).update(from: src + t * block, count: block)
+        }
     }
 
     /// result (n) += the halving-tree sum over `groups` groups of leaf(q, out), where `leaf` writes

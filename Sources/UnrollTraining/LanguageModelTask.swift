@@ -96,7 +96,8 @@ public final class LanguageModelTask: TrainingTask {
         guard let microState, microBatch.count > 1 else {
             return window.inputs.withUnsafeBufferPointer { inputs in
                 window.targets.withUnsafeBufferPointer { targets in
-                    model.forward(tokens: inputs.baseAddress!, steps: T, batch: window.batch, state: state, dropout: dropout)
+                    model.forward(tokens: inputs.baseAddress!, steps: T, batch: window.batch, state: state, dropout: dropout,
+                                  wholeGroups: true)
                     return model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: ready, progress: progress)
                 }
             }

@@ -85,7 +85,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Streams per reduction group (`--reduction-group`): the gradient is summed per group of
     /// consecutive streams and the groups are added by a fixed halving tree, so every world size
     /// that gives each rank a whole subtree trains the same bits. 0: no groups (each rank sums its
-    /// own streams; results then depend on the number of ranks). Nil: 0, off by default.
+    /// own streams; results then depend on the number of ranks). Nil: 0 (configurations written
+    /// before groups became the default); a new run records `defaultReductionGroup(worldSize:)`.
     /// Language-model task only.
     public var reductionGroup: Int?
     /// Micro-batches per optimizer step (`--accumulate K`): each rank runs its share of the global
@@ -107,10 +108,21 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return batchSize / max(a, 1)
     }
 
-    /// The group size in effect (0: none). Off unless asked for: the grouped reduction costs
-    /// 8–29 % of step time on configs A, D, B (Sources/UnrollTraining/TrainingStep.md), more than
-    /// the 5 % a default may cost.
+    /// The group size in effect (0: none). Nil — a configuration written before groups were the
+    /// default — means none; a new run states its size (`defaultReductionGroup(worldSize:)`).
     public var effectiveReductionGroup: Int { reductionGroup ?? 0 }
+
+    /// The group size a new run gets when none is asked for: `auto`'s (B / gcd(B, 8)) when the task
+    /// sums by groups and `worldSize` ranks can share them as whole subtrees — so the run is the
+    /// same bits at every such world size —, else 0 (no groups: `--accumulate`, a world size that is
+    /// not a power of two dividing the groups, or a task without grouped sums).
+    public func defaultReductionGroup(worldSize: Int) -> Int {
+        guard sequence == nil, seq2seq == nil, trees == nil, accumulation == 1 else { return 0 }
+        var grouped = self
+        grouped.reductionGroup = Self.defaultReductionGroup(batchSize: batchSize)
+        guard grouped.problem() == nil, grouped.reductionGroupProblem(worldSize: worldSize) == nil else { return 0 }
+        return grouped.effectiveReductionGroup
+    }
 
     /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
     public func reductionGroupProblem(worldSize: Int) -> String? {

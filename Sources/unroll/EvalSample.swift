@@ -94,6 +94,7 @@ struct Eval: ParsableCommand {
             sized.evalStreams = streams
             sized.bptt = T
             sized.batchSize = 1
+            sized.reductionGroup = 0  // evaluation sums per stream; the training batch's groups do not apply
             if let problem = sized.problem() { throw TrainingError.config(problem) }
             if let short = MemoryEstimate.shortfall(bytesPerProcess: MemoryEstimate.trainingBytes(sized, worldSize: comm.size)) {
                 throw TrainingError.config("evaluating with --eval-streams \(streams) --bptt \(T) \(short)")

@@ -256,7 +256,7 @@ enum ReductionGroupOption: ExpressibleByArgument, CustomStringConvertible {
 struct DistributedOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default \(D.bucketBytes)).")
     var bucketBytes: Int?
-    @Option(help: "Streams per reduction group, or auto (B / gcd(B, 8): up to 8 groups): gradients and losses are summed per group of consecutive streams and the groups added by a fixed halving tree, so np = 1, 2, 4, … train byte-identically whenever the number of ranks is a power of two dividing the number of groups; costs 8–29 % of step time (language models). Default 0: no groups (each rank sums its streams; results differ in the last bits with the number of ranks).")
+    @Option(help: "Streams per reduction group, or auto (B / gcd(B, 8): up to 8 groups): gradients and losses are summed per group of consecutive streams and the groups added by a fixed halving tree, so np = 1, 2, 4, … train byte-identically whenever the number of ranks is a power of two dividing the number of groups; 0: no groups (each rank sums its streams; results differ in the last bits with the number of ranks). Default for a new language-model run: auto when the number of ranks is a power of two dividing the groups (and no --accumulate), else 0; stored in the checkpoint, so a resumed run keeps it.")
     var reductionGroup: ReductionGroupOption?
     @OptionGroup var watchdog: WatchdogOptions
     @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once.")
@@ -703,6 +703,11 @@ struct Train: ParsableCommand {
                 if options.modelOptions.layers == nil { config.model.layers = 1 }
                 if config.model.echoState == nil { config.model.echoState = .default }
                 if config.model.leak == nil { config.model.leak = EchoStateConfig.defaultLeak }
+            }
+            // A new run sums by fixed reduction groups (the same bits at any world size that can
+            // share them) unless told otherwise or this world size cannot use them.
+            if resumePath == nil, options.distributed.reductionGroup == nil {
+                config.reductionGroup = config.defaultReductionGroup(worldSize: comm.size)
             }
             if let problem = config.problem() ?? options.unusedOptionProblem(config) ?? options.echoStateProblem(config, resuming: resumePath != nil)
                 ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
