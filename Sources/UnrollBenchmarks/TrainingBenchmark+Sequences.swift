@@ -64,10 +64,13 @@ public struct SequenceBenchmarkShape: Sendable {
 extension TrainingBenchmark {
     /// Runs sequence shape `shape` with global batch `globalBatch` over `communicator`'s ranks
     /// (collective). `tokensPerSecond` in the result counts real steps only (median per-step rate).
+    /// `reductionGroup`: sequences per reduction group, as `train --reduction-group` (nil: what a
+    /// new run picks).
     /// - Throws: when the data cannot be written or the run cannot be set up.
     public static func run(_ shape: SequenceBenchmarkShape, globalBatch: Int, communicator comm: any Communicator,
                            workdir: String, warmup: Int, seconds: Double,
-                           extras: Bool, bucketBytes: Int = 4 << 20) throws -> TrainingBenchmarkResult {
+                           extras: Bool, bucketBytes: Int = 4 << 20,
+                           reductionGroup: Int? = nil) throws -> TrainingBenchmarkResult {
         let path = try writeOnRankZero(workdir: workdir, name: "\(shape.name)-\(globalBatch)", communicator: comm) {
             try SequenceSetWriter.write(shape.content(), to: $0)
         }
@@ -83,6 +86,7 @@ extension TrainingBenchmark {
         config.clip = 5
         config.steps = 1 << 30
         config.bucketBytes = bucketBytes
+        config.reductionGroup = reductionGroup ?? config.defaultReductionGroup(worldSize: comm.size)
         let trainer = try Trainer(config: config, communicator: comm)
         guard let task = trainer.task as? SequenceTask else { preconditionFailure("a sequence set makes a SequenceTask") }
         for _ in 0..<warmup { _ = try trainer.step() }
@@ -120,6 +124,7 @@ extension TrainingBenchmark {
         result.sequencesPerSecond = tokensPerSecond / meanLength
         result.aggregateTokensPerSecond = Double(totalValid) / totalSeconds
         result.paddingEfficiency = Double(totalValid) / Double(max(totalPadded, 1))
+        result.reductionGroup = config.effectiveReductionGroup
         result.meanLength = meanLength
         if extras {
             try timeAllreduces(of: trainer, communicator: comm, into: &result)

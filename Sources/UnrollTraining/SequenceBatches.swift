@@ -4,7 +4,9 @@
 //   pools of 50 batches, sorts each pool by length (longest first) and cuts it into batches of B,
 //   then shuffles the order of the batches. Grouping by length cuts padding; the pools keep
 //   batches random. Rank r of W takes rows r, r+W, … of a batch: a share of every length, still
-//   sorted longest first as the model needs.
+//   sorted longest first as the model needs. With reduction groups (`--reduction-group g`) rank r
+//   takes instead the r-th of W contiguous parts of B/W rows (whole groups of g consecutive rows;
+//   a short last batch leaves the last parts short or empty).
 // - evaluation: the whole split sorted by length, in batches of B; batch j is run by rank j mod W
 //   and its sums are reduced per batch, so the result does not depend on W either.
 import UnrollData
@@ -46,6 +48,14 @@ public enum SequenceBatches {
     /// Positions in the global batch of the rows `share` returns: world-size-independent row ids.
     public static func sharePositions(count: Int, rank: Int, size: Int) -> [Int] {
         Array(stride(from: rank, to: count, by: size))
+    }
+
+    /// Positions in a global batch of `count` rows (at most `batchSize`) that `rank` of `size` runs
+    /// with reduction groups: [r·B/W, (r+1)·B/W) cut to the batch. - Precondition: W divides B.
+    public static func groupShare(count: Int, batchSize: Int, rank: Int, size: Int) -> Range<Int> {
+        precondition(batchSize % size == 0 && count <= batchSize, "a batch of \(count) ≤ \(batchSize) rows over \(size) ranks")
+        let per = batchSize / size
+        return min(rank * per, count)..<min((rank + 1) * per, count)
     }
 
     static func sortedLongestFirst(_ indices: [Int], _ lengths: [Int]) -> [Int] {

@@ -113,8 +113,8 @@ public final class SequenceTask: TrainingTask {
     private var loaded: [String: LoadedSequences] = [:]
     private var epochBatches: [[Int]] = []
     /// This rank's rows of the prepared step and their positions in the global batch.
-    private var rows: [Int] = []
-    private var positions: [Int] = []
+    var rows: [Int] = []
+    var positions: [Int] = []
     /// Carried state per batch size (unidirectional models, for windows of long sequences).
     private var states: [Int: RecurrentState] = [:]
     // Work buffers, sized once for T × (largest batch).
@@ -123,13 +123,19 @@ public final class SequenceTask: TrainingTask {
     var classTargets: [Int32]
     var valueTargets: [Float]
     var rowMask: [UInt8]
-    private var dOutputs: [Float]
+    var dOutputs: [Float]
     /// Jordan models: (T, B, O) the fed-back targets of a window; (B, O) the fed-back predictions
     /// carried between the windows of free-running decoding.
     private var feedbackBuffer: [Float]
     private var freePrevious: [Float]
     /// Ω summed since the last progress line, and the targets it ran over (this rank's rows).
-    private var flowTally = (sum: 0.0, count: 0)
+    var flowTally = (sum: 0.0, count: 0)
+    /// Fixed reduction groups (`--reduction-group`, training only; see SequenceTask+Groups.swift).
+    let groups: ReductionGroups?
+    /// Groups only: the step's gradient in compact form (dense part, then the touched embedding
+    /// rows), and each vocabulary entry's compact slot (−1: not touched by this rank's rows).
+    var groupTotal = FloatBuffer(count: 1)
+    var embeddingSlot: [Int32] = []
     /// Valid and padded (valid + padding) steps of the global batches since the last progress line.
     private var padding = PaddingTally()
     /// Valid and padded (valid + padding) steps of the last prepared global batch (all ranks'
@@ -197,6 +203,10 @@ public final class SequenceTask: TrainingTask {
             throw TrainingError.config("--accumulate \(parts) exceeds each rank's \(share) sequence(s) per batch "
                                        + "(--batch-size \(config.batchSize) over \(communicator.size) rank(s))")
         }
+        if forTraining, let problem = config.reductionGroupProblem(worldSize: communicator.size) {
+            throw TrainingError.config(problem)
+        }
+        groups = forTraining && config.effectiveReductionGroup > 0 ? ReductionGroups(size: config.effectiveReductionGroup) : nil
         let needsWhole = sequence.bidirectional || (!sequence.perStep && sequence.pool != .last)
         window = needsWhole ? longest : min(config.bptt, longest)
         let largest = max(config.batchSize, 1)
@@ -293,8 +303,16 @@ public final class SequenceTask: TrainingTask {
             throw TrainingError.data("\(config.data): batch \(position) of the train split does not exist")
         }
         let batch = epochBatches[position]
-        rows = SequenceBatches.share(of: batch, rank: communicator.rank, size: communicator.size)
-        positions = SequenceBatches.sharePositions(count: batch.count, rank: communicator.rank, size: communicator.size)
+        if groups != nil {
+            // Whole groups: rank r runs the r-th of W contiguous parts of the global batch.
+            let part = SequenceBatches.groupShare(count: batch.count, batchSize: config.batchSize,
+                                                  rank: communicator.rank, size: communicator.size)
+            rows = Array(batch[part])
+            positions = Array(part)
+        } else {
+            rows = SequenceBatches.share(of: batch, rank: communicator.rank, size: communicator.size)
+            positions = SequenceBatches.sharePositions(count: batch.count, rank: communicator.rank, size: communicator.size)
+        }
         let longest = batch.first.map { train.lengths[$0] } ?? 0
         preparedSteps = (batch.reduce(0) { $0 + train.lengths[$1] }, batch.count * longest)
         padding.add(valid: preparedSteps.valid, padded: preparedSteps.padded)
@@ -306,14 +324,31 @@ public final class SequenceTask: TrainingTask {
 
     /// Micro-batch m of K runs the m-th of K contiguous parts of this rank's rows (still longest
     /// first), each through its own windows; dropout masks are keyed by the rows' positions in the
-    /// global batch, as unsplit.
+    /// global batch, as unsplit. With reduction groups (K = 1) the rows run group by group
+    /// (`forwardBackwardGrouped`).
     public func forwardBackward(step: Int, microBatch: MicroBatch, ready: @escaping (_ offset: Int) -> Void,
                                 progress: @escaping () -> Void) -> (lossSum: Double, count: Int) {
+        if let groups {
+            precondition(microBatch == .whole, "reduction groups run the whole share (--accumulate is refused with them)")
+            return forwardBackwardGrouped(groups, step: step, ready: ready, progress: progress)
+        }
         let part = microBatch.range(of: rows.count)
         let rows = Array(self.rows[part]), positions = Array(self.positions[part])
         if microBatch.isLast { self.rows = [] }
-        guard let train, !rows.isEmpty else {
+        guard !rows.isEmpty else {
             ready(0)  // nothing to contribute: the whole (zero) gradient is final
+            return (0, 0)
+        }
+        return runRows(rows, positions: positions, step: step, ready: ready, progress: progress)
+    }
+
+    /// Forward and backward of `rows` (sorted longest first, at `positions` of the global batch)
+    /// through all their windows, adding (+=) into the gradient; `ready` (if any) gets the last
+    /// window's hand-overs. - Returns: the loss summed over the windows in order, and the targets.
+    func runRows(_ rows: [Int], positions: [Int], step: Int, ready: ((_ offset: Int) -> Void)?,
+                 progress: @escaping () -> Void) -> (lossSum: Double, count: Int) {
+        guard let train, !rows.isEmpty else {
+            ready?(0)
             return (0, 0)
         }
         let windows = (train.lengths[rows[0]] + window - 1) / window
@@ -335,7 +370,7 @@ public final class SequenceTask: TrainingTask {
                     flowTally.count += c
                 }
             } else if last {
-                ready(0)
+                ready?(0)
             }
         }
         return (lossSum, count)

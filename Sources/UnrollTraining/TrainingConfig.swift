@@ -87,7 +87,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// that gives each rank a whole subtree trains the same bits. 0: no groups (each rank sums its
     /// own streams; results then depend on the number of ranks). Nil: 0 (configurations written
     /// before groups became the default); a new run records `defaultReductionGroup(worldSize:)`.
-    /// Language-model task only.
+    /// Language models and sequence tasks (where a group is g consecutive sequences of a batch).
     public var reductionGroup: Int?
     /// Micro-batches per optimizer step (`--accumulate K`): each rank runs its share of the global
     /// batch in K contiguous parts, one after the other (less activation memory), accumulating the
@@ -127,7 +127,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
     public func reductionGroupProblem(worldSize: Int) -> String? {
         let g = effectiveReductionGroup
-        guard g > 0, sequence == nil, seq2seq == nil, trees == nil else { return nil }
+        guard g > 0, seq2seq == nil, trees == nil else { return nil }
         let groups = batchSize / g
         if groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 { return nil }
         return "--reduction-group \(g) cuts --batch-size \(batchSize) into \(groups) groups, which \(worldSize) ranks "
@@ -213,7 +213,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
         if let k = accumulate {
             if k < 1 { return "--accumulate must be ≥ 1, got \(k)" }
-            if k > 1 && effectiveReductionGroup > 0 && sequence == nil && trees == nil {
+            if k > 1 && effectiveReductionGroup > 0 && trees == nil {
                 return "--accumulate \(k) and --reduction-group \(effectiveReductionGroup) exclude each other (set --reduction-group 0)"
             }
         }

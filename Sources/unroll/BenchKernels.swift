@@ -156,7 +156,7 @@ struct BenchTrain: ParsableCommand {
     var workdir: String = "/tmp/unroll-bench"
     @Option(help: "Gradient allreduce bucket size in bytes.")
     var bucketBytes: Int = 4 << 20
-    @Option(help: "Streams per reduction group, as `train --reduction-group` (default: what a new `train` run picks — groups when the number of ranks can share them —; 0: none).")
+    @Option(help: "Streams (config F: sequences) per reduction group, as `train --reduction-group` (default: what a new `train` run picks — groups when the number of ranks can share them —; 0: none).")
     var reductionGroup: Int?
     @Flag(help: "Run as one independent process even under mpirun (the no-communication ceiling).")
     var noComm = false
@@ -183,7 +183,7 @@ struct BenchTrain: ParsableCommand {
             } else if let shape = SequenceBenchmarkShape.reference.first(where: { $0.name == config }) {
                 r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
                                               workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
-                                              bucketBytes: bucketBytes)
+                                              bucketBytes: bucketBytes, reductionGroup: reductionGroup)
             } else if let shape = BenchmarkShape.reference.first(where: { $0.name == config }) {
                 r = try TrainingBenchmark.run(shape, globalBatch: batchSize ?? shape.batch, communicator: comm,
                                               workdir: workdir, warmup: warmup, seconds: seconds, extras: extras,
