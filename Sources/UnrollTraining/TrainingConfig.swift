@@ -208,6 +208,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if checkpointEvery < 0 { return "--checkpoint-every must be ≥ 0 (0: at epoch ends and the end), got \(checkpointEvery)" }
         if keep < 1 { return "--keep must be ≥ 1, got \(keep)" }
         if bucketBytes < 64 { return "--bucket-bytes must be ≥ 64, got \(bucketBytes)" }
+        if effectiveReductionGroup != 0, seq2seq != nil || trees != nil {
+            return "--reduction-group applies to language models and sequence tasks; "
+                + "\(seq2seq != nil ? "encoder–decoders" : "tree models") sum their gradients without groups (set --reduction-group 0)"
+        }
         if let g = reductionGroup, g < 0 || (g > 0 && batchSize % g != 0) {
             return "--reduction-group must be 0 or divide --batch-size \(batchSize), got \(g)"
         }
