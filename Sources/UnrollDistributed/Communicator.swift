@@ -25,13 +25,15 @@ public protocol Communicator: AnyObject {
     /// - Precondition: > 0.
     var collectiveTimeout: Double { get set }
 
-    /// Replaces every element of `x` with its sum over all ranks, in place.
+    /// Replaces every element of `x` with its sum over all ranks, in place. Over more than one
+    /// rank a sum that is NaN is the canonical quiet NaN, so that its bits do not depend on
+    /// which operand an addition took its NaN from.
     /// - Throws: `DistributedError` when the transport fails.
     func allreduceSum(_ x: UnsafeMutableBufferPointer<Float>) throws
-    /// Replaces every element of `x` with its sum over all ranks, in place.
+    /// Replaces every element of `x` with its sum over all ranks, in place (NaN as for Float).
     func allreduceSum(_ x: UnsafeMutableBufferPointer<Double>) throws
     /// Replaces every element of `x` with its maximum over all ranks, in place. A NaN on any rank
-    /// gives NaN on every rank.
+    /// gives NaN on every rank (the lowest rank's NaN); of −0 and +0 the lower rank's wins.
     func allreduceMax(_ x: UnsafeMutableBufferPointer<Double>) throws
     /// Copies `bytes` from `root` (in `0..<size`) to every rank; non-roots are resized to the root's
     /// length. MPI reports an out-of-range root as an error on every rank.
@@ -81,6 +83,9 @@ public enum DistributedError: Error, Equatable, CustomStringConvertible {
     case countTooLarge(call: String, count: Int)
     /// MPI cannot be used in this process (already finalised, too little thread support, ...).
     case unavailable(String)
+    /// An environment variable read by the communicator has a value it does not accept; the
+    /// message names the variable and what was expected.
+    case badSetting(String)
 
     public var description: String {
         switch self {
@@ -93,6 +98,8 @@ public enum DistributedError: Error, Equatable, CustomStringConvertible {
             return "\(call): \(count) elements exceed the MPI limit of \(Int32.max) per call"
         case let .unavailable(reason):
             return "MPI unavailable: \(reason)"
+        case let .badSetting(message):
+            return message
         }
     }
 }

@@ -8,7 +8,10 @@
 // which folds the W copies of its block as a pairwise tree over the ranks ((x0 + x1) + (x2 + x3) at
 // four ranks; see `fold`), then sends the folded block to every rank. Each element is thus summed
 // in the same order whatever the block boundaries, so the result depends only on the number of ranks and is the same
-// on every rank. Same traffic as a ring allreduce. The first version used MPI_Ialltoallv and
+// on every rank. Same traffic as a ring allreduce, but 2(W − 1) messages per rank: for a power-of-two
+// number of ranks W the default is the logarithmic schedule instead (MPICommunicator+Halving.swift),
+// which sums by the same tree in 2·log2 W messages; this file holds the linear schedule, the shared
+// slot machinery and the public entry points. The first version used MPI_Ialltoallv and
 // MPI_Iallgatherv for the two phases; those copy the rank's own block in and out of scratch and go
 // through libnbc's schedules, and at 2 ranks took 1.5–3.5× the point-to-point form for 4–10 MB
 // (which matches MPI_Allreduce's own time).
@@ -16,6 +19,7 @@ import MPIShim
 
 /// The element-wise combination a reduction applies.
 enum ReduceOp {
+    /// Sum; a NaN result is the canonical quiet NaN (`.nan`), whatever NaNs went in.
     case sum
     /// Maximum; a NaN on any rank wins (the first in rank order), so all ranks see the same NaN.
     case max
@@ -29,9 +33,28 @@ enum ReduceScalar {
     var stride: Int { self == .float ? MemoryLayout<Float>.stride : MemoryLayout<Double>.stride }
 }
 
+/// How `MPICommunicator` schedules its ordered reductions. Both sum every element by the same
+/// halving tree over the ranks, so their results are bit-identical; they differ in messages.
+public enum ReductionSchedule: String, CaseIterable, Sendable {
+    /// Reduce-scatter in which every rank sends block k to rank k, then an allgather: 2(W − 1)
+    /// messages per rank and reduction. Any number of ranks.
+    case linear
+    /// Recursive halving with doubling distance, then recursive doubling: 2·log2 W messages per
+    /// rank, the same bytes. Power-of-two numbers of ranks only.
+    case logarithmic
+
+    /// The schedule used unless set otherwise: logarithmic for a power-of-two number of ranks ≥ 2,
+    /// else linear.
+    public static func preferred(ranks: Int) -> ReductionSchedule {
+        ranks >= 2 && ranks & (ranks - 1) == 0 ? .logarithmic : .linear
+    }
+}
+
 /// Storage for one reduction, reused from step to step.
 final class ReductionSlot {
-    enum State { case idle, exchanging, gathering, complete }
+    /// `exchanging` and `gathering` are the linear schedule's phases, `stepping` the logarithmic
+    /// schedule's rounds.
+    enum State { case idle, exchanging, gathering, stepping, complete }
 
     var state = State.idle
     /// Bumped on release so that a stale handle is recognised.
@@ -48,13 +71,25 @@ final class ReductionSlot {
     /// Receives every other rank's copy of this rank's block, at position (rank · block).
     var scratch: UnsafeMutableRawPointer? = nil
     var scratchBytes = 0
+    var schedule = ReductionSchedule.linear
+    /// log2 ranks for a power of two ≥ 2, else 0: the logarithmic schedule's reduce-scatter rounds.
+    let levels: Int
+    /// Logarithmic schedule: per level j, the element ranges this rank keeps and sends in round j,
+    /// as (kept lower, kept upper, sent lower, sent upper).
+    let halves: UnsafeMutablePointer<Int>
+    /// Logarithmic schedule: rounds whose messages have been posted / have completed and been combined.
+    var postedRounds = 0
+    var finishedRounds = 0
 
     init(ranks: Int) {
         self.ranks = ranks
         layout = .allocate(capacity: 2 * ranks)
         layout.initialize(repeating: 0, count: 2 * ranks)
-        requests = .allocate(capacity: max(1, 2 * (ranks - 1)))
-        requests.initialize(repeating: nil, count: max(1, 2 * (ranks - 1)))
+        requests = .allocate(capacity: max(2, 2 * (ranks - 1)))
+        requests.initialize(repeating: nil, count: max(2, 2 * (ranks - 1)))
+        levels = ReductionSchedule.preferred(ranks: ranks) == .logarithmic ? ranks.trailingZeroBitCount : 0
+        halves = .allocate(capacity: max(1, 4 * levels))
+        halves.initialize(repeating: 0, count: max(1, 4 * levels))
     }
 
     deinit {
@@ -62,19 +97,25 @@ final class ReductionSlot {
         guard state == .idle || state == .complete else { return }
         layout.deallocate()
         requests.deallocate()
+        halves.deallocate()
         scratch?.deallocate()
     }
 
     var blockCounts: UnsafeMutablePointer<Int32> { layout }
     var blockOffsets: UnsafeMutablePointer<Int32> { layout + ranks }
     var requestCount: Int32 { Int32(2 * (ranks - 1)) }
+    /// Logarithmic schedule: reduce-scatter rounds then allgather rounds.
+    var rounds: Int { 2 * levels }
 }
 
-/// Message tags: the exchange phase always runs on `program` in program order; gathers of
-/// non-blocking reductions run on `gather`, those of blocking ones on `program` under their own tag.
-private let exchangeTag: Int32 = 1
+/// Message tags: the exchange phase (the logarithmic schedule's first round) always runs on
+/// `program` in program order; gathers (later rounds) of non-blocking reductions run on `gather`,
+/// those of blocking ones on `program` under their own tags. The logarithmic schedule's round k
+/// uses `roundTag + k` except a non-blocking first round, which uses `exchangeTag`.
+let exchangeTag: Int32 = 1
 private let blockingGatherTag: Int32 = 2
 private let gatherTag: Int32 = 1
+let roundTag: Int32 = 16
 
 extension MPICommunicator {
     public func allreduceSum(_ x: UnsafeMutableBufferPointer<Float>) throws {
@@ -94,19 +135,32 @@ extension MPICommunicator {
         let index = acquireSlot()
         let slot = slots[index]
         try prepare(slot, base: UnsafeMutableRawPointer(base), count: x.count, scalar: .float, op: .sum)
-        try postExchange(slot)
-        slot.state = .exchanging
-        exchanging.append(index)
+        switch slot.schedule {
+        case .linear:
+            try postExchange(slot)
+            slot.state = .exchanging
+            exchanging.append(index)
+        case .logarithmic:
+            try startRounds(slot)
+            stepping.append(index)
+        }
         return ReductionHandle(id: slot.generation << 32 | index)
     }
 
     public func wait(_ h: ReductionHandle) throws {
         if h == .completed { return }
         let slot = resolve(h)
-        try advanceExchanges(completing: slot)
-        if slot.state == .gathering {
-            try waitAll(slot.requests, count: slot.requestCount, "gradient allreduce", pointToPoint: true)
-            slot.state = .complete
+        switch slot.state {
+        case .exchanging, .gathering:
+            try advanceExchanges(completing: slot)
+            if slot.state == .gathering {
+                try waitAll(slot.requests, count: slot.requestCount, "gradient allreduce", peers: .allOthers)
+                slot.state = .complete
+            }
+        case .stepping:
+            try advanceRounds(completing: slot)
+        case .idle, .complete:
+            break
         }
         slot.state = .idle
         slot.generation += 1
@@ -117,6 +171,7 @@ extension MPICommunicator {
         if h == .completed { return true }
         let slot = resolve(h)
         try advanceExchanges(completing: nil)
+        try advanceRounds(completing: nil)
         if slot.state == .gathering {
             var done: Int32 = 0
             try mpiCheck(MPI_Testall(slot.requestCount, slot.requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall")
@@ -132,11 +187,16 @@ extension MPICommunicator {
         guard count > 0, let base else { return }
         let slot = blockingSlot
         try prepare(slot, base: base, count: count, scalar: scalar, op: op)
+        if slot.schedule == .logarithmic {
+            try reduceInRounds(slot)
+            slot.base = nil
+            return
+        }
         try postExchange(slot)
-        try waitAll(slot.requests, count: slot.requestCount, "allreduce", pointToPoint: true)
+        try waitAll(slot.requests, count: slot.requestCount, "allreduce", peers: .allOthers)
         foldReceivedBlocks(slot)
         try postGather(slot, on: program, tag: blockingGatherTag)
-        try waitAll(slot.requests, count: slot.requestCount, "allreduce", pointToPoint: true)
+        try waitAll(slot.requests, count: slot.requestCount, "allreduce", peers: .allOthers)
         slot.base = nil
     }
 
@@ -187,8 +247,9 @@ extension MPICommunicator {
         return slots[index]
     }
 
-    /// Splits `count` elements into one contiguous block per rank (the first `count % size` blocks
-    /// one longer) and sizes the slot's scratch for this rank's block from every rank.
+    /// Linear schedule: splits `count` elements into one contiguous block per rank (the first
+    /// `count % size` blocks one longer) and sizes the slot's scratch for this rank's block from
+    /// every rank. Logarithmic schedule: see `planRounds`.
     private func prepare(_ slot: ReductionSlot, base: UnsafeMutableRawPointer, count: Int,
                          scalar: ReduceScalar, op: ReduceOp) throws {
         let call: StaticString = "MPI_Isend"
@@ -201,8 +262,12 @@ extension MPICommunicator {
             slot.blockOffsets[k] = Int32(offset)
             offset += n
         }
-        let mine = Int(slot.blockCounts[rank])
-        let bytes = max(1, size * mine) * scalar.stride
+        slot.schedule = reductionSchedule
+        let bytes: Int
+        switch slot.schedule {
+        case .linear: bytes = max(1, size * Int(slot.blockCounts[rank])) * scalar.stride
+        case .logarithmic: bytes = max(1, planRounds(slot, count: count)) * scalar.stride
+        }
         if slot.scratchBytes < bytes {
             slot.scratch?.deallocate()
             slot.scratch = .allocate(byteCount: bytes, alignment: 64)
@@ -222,7 +287,7 @@ extension MPICommunicator {
         while let index = exchanging.first {
             let slot = slots[index]
             if let target, target.state == .exchanging {
-                try waitAll(slot.requests, count: slot.requestCount, "gradient allreduce", pointToPoint: true)
+                try waitAll(slot.requests, count: slot.requestCount, "gradient allreduce", peers: .allOthers)
             } else {
                 var done: Int32 = 0
                 try mpiCheck(MPI_Testall(slot.requestCount, slot.requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall")
@@ -299,25 +364,37 @@ private func fold<T: BinaryFloatingPoint>(_: T.Type, _ op: ReduceOp, received: U
 }
 
 /// a[j] = b[j] ⊕ a[j] (b is the left operand).
+///
+/// Both combinations give the same bits for the same (left, right) pair, whichever of them is
+/// stored in `a`: a sum that is NaN is stored as the canonical quiet NaN, because which operand's
+/// NaN an addition returns (sign and payload) depends on the instruction's operand order, which
+/// the compiler picks; a maximum keeps the left operand on a tie (−0 and +0).
 @inline(__always)
-private func combineUnder<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
-                                                  _ b: UnsafePointer<T>, count: Int) {
+func combineUnder<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
+                                          _ b: UnsafePointer<T>, count: Int) {
     switch op {
     case .sum:
-        for j in 0..<count { a[j] = b[j] + a[j] }
+        for j in 0..<count {
+            let s = b[j] + a[j]
+            a[j] = s.isNaN ? .nan : s
+        }
     case .max:
-        // A NaN in b (earlier rank) wins; otherwise a NaN in a stays, else the larger.
-        for j in 0..<count where b[j].isNaN || (!a[j].isNaN && b[j] > a[j]) { a[j] = b[j] }
+        // A NaN in b (earlier rank) wins; otherwise a NaN in a stays, else the larger, b on a tie.
+        for j in 0..<count where b[j].isNaN || (!a[j].isNaN && b[j] >= a[j]) { a[j] = b[j] }
     }
 }
 
-/// a[j] = a[j] ⊕ b[j]. The op is tested outside the loops so that the sum loop vectorises.
+/// a[j] = a[j] ⊕ b[j] (see `combineUnder`). The op is tested outside the loops so that the sum
+/// loop vectorises.
 @inline(__always)
-private func combine<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
-                                             _ b: UnsafePointer<T>, count: Int) {
+func combine<T: BinaryFloatingPoint>(_ op: ReduceOp, into a: UnsafeMutablePointer<T>,
+                                     _ b: UnsafePointer<T>, count: Int) {
     switch op {
     case .sum:
-        for j in 0..<count { a[j] += b[j] }
+        for j in 0..<count {
+            let s = a[j] + b[j]
+            a[j] = s.isNaN ? .nan : s
+        }
     case .max:
         // A NaN already in `a` (earlier rank) stays; otherwise a NaN or larger value in b wins.
         for j in 0..<count where !a[j].isNaN && (b[j].isNaN || b[j] > a[j]) { a[j] = b[j] }

@@ -28,14 +28,23 @@ private let printedTag: Int32 = 2
 /// Exit status of a job ended by the collective timeout.
 let collectiveTimeoutExitCode: Int32 = 1
 
+/// Whom the requests of a `waitAll` talk to.
+enum WaitPeers {
+    /// One MPI collective (peers unknown).
+    case collective
+    /// (receive, send) pairs with every other rank in ascending order.
+    case allOthers
+    /// Any number of requests, all with this one rank.
+    case partner(Int)
+}
+
 extension MPICommunicator {
     /// Blocks until every request in `requests[0..<count]` has completed; they are then
     /// MPI_REQUEST_NULL, as after MPI_Waitall. When none completes for `collectiveTimeout` seconds,
-    /// ends the job (see `collectiveTimedOut`). `what` names the operation in messages. With
-    /// `pointToPoint`, the requests are (receive, send) pairs with the other ranks in ascending
-    /// order, so the pending peers are known.
+    /// ends the job (see `collectiveTimedOut`). `what` names the operation in messages; `peers`
+    /// says whom the requests talk to, so that a timeout can name the pending ones.
     func waitAll(_ requests: UnsafeMutablePointer<MPI_Request?>, count: Int32, _ what: StaticString,
-                 pointToPoint: Bool) throws {
+                 peers: WaitPeers) throws {
         var lastProgress = 0.0, polls = 0, progressed = true, sleeping = false
         defer { if sleeping { unroll_set_current_wait(nil) } }
         while true {
@@ -55,7 +64,7 @@ extension MPICommunicator {
             let stalled = now - lastProgress
             if stalled >= collectiveTimeout {
                 collectiveTimedOut(what, stalled: stalled,
-                                   pendingPeers: pointToPoint ? pendingPeers(requests, count: count) : nil)
+                                   pendingPeers: pendingPeers(requests, count: count, peers))
             }
             if stalled >= spinSeconds {
                 if !sleeping {
@@ -69,14 +78,20 @@ extension MPICommunicator {
         }
     }
 
-    /// Ranks whose (receive, send) pair in `requests` is not complete.
-    private func pendingPeers(_ requests: UnsafeMutablePointer<MPI_Request?>, count: Int32) -> [Int] {
-        var peers: [Int] = []
+    /// Ranks whose messages in `requests` are not complete; nil when `peers` does not say.
+    private func pendingPeers(_ requests: UnsafeMutablePointer<MPI_Request?>, count: Int32,
+                              _ peers: WaitPeers) -> [Int]? {
+        var pending: [Int] = []
         for i in 0..<Int(count) where requests[i] != MPI_REQUEST_NULL {
-            let peer = i / 2 < rank ? i / 2 : i / 2 + 1
-            if peers.last != peer { peers.append(peer) }
+            let peer: Int
+            switch peers {
+            case .collective: return nil
+            case .allOthers: peer = i / 2 < rank ? i / 2 : i / 2 + 1
+            case .partner(let partner): peer = partner
+            }
+            if pending.last != peer { pending.append(peer) }
         }
-        return peers
+        return pending
     }
 
     /// Ends the job after a wait made no progress for `collectiveTimeout` seconds. Every rank

@@ -45,6 +45,23 @@ public final class MPICommunicator: Communicator {
     var slots: [ReductionSlot] = []
     /// Slots in their exchange phase, in start order; they move to the gather phase in this order.
     var exchanging: [Int] = []
+    /// Slots of the logarithmic schedule still in their rounds, in start order.
+    var stepping: [Int] = []
+
+    /// How reductions are scheduled (see `ReductionSchedule`); the result is the same bit for bit
+    /// either way. Default `ReductionSchedule.preferred(ranks: size)`, or `linear` when the
+    /// environment variable `UNROLL_REDUCTION_SCHEDULE` is `linear`. Must be the same on every rank
+    /// and changed only while no reduction is in flight (every handle waited).
+    /// - Precondition: `logarithmic` only for a power-of-two number of ranks ≥ 2.
+    public var reductionSchedule: ReductionSchedule {
+        didSet {
+            precondition(reductionSchedule == .linear || ReductionSchedule.preferred(ranks: size) == .logarithmic,
+                         "the logarithmic reduction schedule needs a power-of-two number of ranks, not \(size)")
+            precondition(slots.allSatisfy { $0.state == .idle },
+                         "reductionSchedule changed while a reduction is in flight")
+        }
+    }
+
     /// Storage for blocking reductions.
     let blockingSlot: ReductionSlot
     /// Number of buffer allocations made for reductions (slots or scratch growth); tests use it to
@@ -52,7 +69,8 @@ public final class MPICommunicator: Communicator {
     var reductionAllocations = 0
 
     /// Joins MPI_COMM_WORLD, initialising MPI if needed.
-    /// - Throws: `DistributedError` if MPI cannot be initialised or the communicators duplicated.
+    /// - Throws: `DistributedError` if MPI cannot be initialised or the communicators duplicated,
+    ///   or `UNROLL_REDUCTION_SCHEDULE` is set to something other than `linear` or `logarithmic`.
     public init() throws {
         _ = try MPIRuntime.ensureInitialized()
         var r: Int32 = 0, s: Int32 = 0
@@ -60,6 +78,15 @@ public final class MPICommunicator: Communicator {
         try mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &s), "MPI_Comm_size")
         rank = Int(r)
         size = Int(s)
+        var schedule = ReductionSchedule.preferred(ranks: size)
+        if let setting = getenv("UNROLL_REDUCTION_SCHEDULE").map({ String(cString: $0) }), !setting.isEmpty {
+            guard let chosen = ReductionSchedule(rawValue: setting) else {
+                throw DistributedError.badSetting(
+                    "UNROLL_REDUCTION_SCHEDULE: expected linear or logarithmic, got '\(setting)'")
+            }
+            // Logarithmic where it applies (the default); linear on request.
+            if chosen == .linear { schedule = .linear }
+        }
         var made: [MPI_Comm] = []
         do {
             for _ in 0..<3 { made.append(try duplicateWorld()) }
@@ -74,6 +101,7 @@ public final class MPICommunicator: Communicator {
         gather = made[1]
         watchdog = made[2]
         blockingSlot = ReductionSlot(ranks: size)
+        reductionSchedule = schedule
         waitIndices = .allocate(capacity: max(2, 2 * size))
     }
 
@@ -94,7 +122,7 @@ public final class MPICommunicator: Communicator {
         try withUnsafeMutablePointer(to: &count) { p in
             var request: MPI_Request? = MPI_REQUEST_NULL
             try mpiCheck(MPI_Ibcast(p, 1, MPI_INT64_T, root32, program, &request), "MPI_Ibcast")
-            try waitAll(&request, count: 1, "broadcast", pointToPoint: false)
+            try waitAll(&request, count: 1, "broadcast", peers: .collective)
         }
         if rank != root, bytes.count != Int(count) {
             bytes = [UInt8](repeating: 0, count: Int(count))
@@ -107,7 +135,7 @@ public final class MPICommunicator: Communicator {
                 var request: MPI_Request? = MPI_REQUEST_NULL
                 try mpiCheck(MPI_Ibcast(raw.baseAddress! + offset, Int32(n), MPI_BYTE, root32, program, &request),
                              "MPI_Ibcast")
-                try waitAll(&request, count: 1, "broadcast", pointToPoint: false)
+                try waitAll(&request, count: 1, "broadcast", peers: .collective)
                 offset += n
             }
         }
@@ -116,7 +144,7 @@ public final class MPICommunicator: Communicator {
     public func barrier() throws {
         var request: MPI_Request? = MPI_REQUEST_NULL
         try mpiCheck(MPI_Ibarrier(program, &request), "MPI_Ibarrier")
-        try waitAll(&request, count: 1, "barrier", pointToPoint: false)
+        try waitAll(&request, count: 1, "barrier", peers: .collective)
     }
 
     public func allAgree(_ ok: Bool) throws -> Bool {
@@ -129,7 +157,7 @@ public final class MPICommunicator: Communicator {
         try withUnsafeMutablePointer(to: &result) { p in
             var request: MPI_Request? = MPI_REQUEST_NULL
             try mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, p, 1, MPI_INT32_T, MPI_MIN, program, &request), "MPI_Iallreduce")
-            try waitAll(&request, count: 1, what, pointToPoint: false)
+            try waitAll(&request, count: 1, what, peers: .collective)
         }
         return result
     }

@@ -1,5 +1,6 @@
 // The collective tests run on every rank under mpirun: sums against a rank-order fold computed
-// locally, the bucketed reducer against one blocking allreduce bit for bit, non-blocking handles,
+// locally, the bucketed reducer against one blocking allreduce bit for bit, the logarithmic
+// reduction schedule against the linear one bit for bit (blocking and non-blocking), non-blocking handles,
 // broadcast, allAgree, checkIdentical, MPI error reporting, and a slow but progressing wait that
 // must not trip the collective timeout.
 #if canImport(Glibc)
@@ -19,6 +20,10 @@ let collectiveTests: [MPITest] = [
     MPITest(name: "reducerIsReusableAcrossSteps", body: reducerIsReusableAcrossSteps),
     MPITest(name: "sparseRowReducerMatchesDenseAllreduceBitForBit", body: sparseRowReducerMatchesDenseAllreduceBitForBit),
     MPITest(name: "nonBlockingReductionsCompleteInAnyWaitOrder", body: nonBlockingReductionsCompleteInAnyWaitOrder),
+    MPITest(name: "scheduleIsLogarithmicExactlyForPowersOfTwo", body: scheduleIsLogarithmicExactlyForPowersOfTwo),
+    MPITest(name: "logarithmicScheduleMatchesLinearBitForBit", body: logarithmicScheduleMatchesLinearBitForBit),
+    MPITest(name: "logarithmicNonBlockingMatchesLinearInAnyWaitOrder",
+            body: logarithmicNonBlockingMatchesLinearInAnyWaitOrder),
     MPITest(name: "reductionIsReproducible", body: reductionIsReproducible),
     MPITest(name: "reductionResultIsIdenticalOnAllRanks", body: reductionResultIsIdenticalOnAllRanks),
     MPITest(name: "broadcastCopiesRootBytesAndResizes", body: broadcastCopiesRootBytesAndResizes),
@@ -263,6 +268,126 @@ private func nonBlockingReductionsCompleteInAnyWaitOrder(_ comm: any Communicato
     e.expectSameBits(c, expectedC, "c")
 }
 
+/// Runs `body` with the communicator's reductions on `schedule`, then restores the previous one.
+private func withSchedule<R>(_ schedule: ReductionSchedule, _ comm: any Communicator, _ body: () throws -> R) rethrows -> R {
+    guard let mpi = comm as? MPICommunicator else { return try body() }
+    let saved = mpi.reductionSchedule
+    mpi.reductionSchedule = schedule
+    defer { mpi.reductionSchedule = saved }
+    return try body()
+}
+
+/// Whether the logarithmic schedule applies at this size (a power of two ≥ 2).
+private func logarithmicApplies(_ comm: any Communicator) -> Bool {
+    comm.size >= 2 && comm.size & (comm.size - 1) == 0
+}
+
+/// Inputs with about one element in 12 special: ±∞, NaN, ±0.
+private func specialInputs<T: BinaryFloatingPoint>(_ type: T.Type, seed: Int, rank: Int, count: Int) -> [T] {
+    (0..<count).map { i in
+        switch mix(seed &+ 7, rank, i) % 60 {
+        case 0: return .infinity
+        case 1: return -.infinity
+        case 2: return .nan
+        case 3: return -0.0
+        case 4: return 0
+        default: return input(type, seed: seed, rank: rank, index: i)
+        }
+    }
+}
+
+private func scheduleIsLogarithmicExactlyForPowersOfTwo(_ comm: any Communicator, _ e: inout Expectations) throws {
+    guard let mpi = comm as? MPICommunicator else { return }
+    // launch/test-mpi also runs this with UNROLL_REDUCTION_SCHEDULE=linear.
+    let forcedLinear = getenv("UNROLL_REDUCTION_SCHEDULE").map { String(cString: $0) } == "linear"
+    let expected: ReductionSchedule = logarithmicApplies(comm) && !forcedLinear ? .logarithmic : .linear
+    e.expect(mpi.reductionSchedule == expected, "\(comm.size) ranks: schedule \(mpi.reductionSchedule)")
+    e.expect([1, 3, 5, 6, 12].allSatisfy { ReductionSchedule.preferred(ranks: $0) == .linear }
+             && [2, 4, 8, 256].allSatisfy { ReductionSchedule.preferred(ranks: $0) == .logarithmic },
+             "preferred schedule by number of ranks")
+}
+
+/// Blocking sums (Float, Double) and maxima (Double) of plain and special inputs for many counts
+/// (fewer elements than ranks, odd, large): the logarithmic schedule must give the linear one's
+/// bits, and the plain sums must be the halving tree's.
+private func logarithmicScheduleMatchesLinearBitForBit(_ comm: any Communicator, _ e: inout Expectations) throws {
+    guard logarithmicApplies(comm) else { return }
+    let w = comm.size
+    for count in Set([0, 1, 2, 3, w - 1, w, w + 1, 2 * w + 1, 1003, 4099, 65_537]).sorted() {
+        for special in [false, true] {
+            let seed = 31 * count + (special ? 1 : 0)
+            let f = special ? specialInputs(Float.self, seed: seed, rank: comm.rank, count: count)
+                : inputs(Float.self, seed: seed, rank: comm.rank, count: count)
+            let d = special ? specialInputs(Double.self, seed: seed, rank: comm.rank, count: count)
+                : inputs(Double.self, seed: seed, rank: comm.rank, count: count)
+            var results: [ReductionSchedule: ([Float], [Double], [Double])] = [:]
+            for schedule in ReductionSchedule.allCases {
+                results[schedule] = try withSchedule(schedule, comm) {
+                    var sf = f, sd = d, md = d
+                    try sf.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+                    try sd.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+                    try md.withUnsafeMutableBufferPointer { try comm.allreduceMax($0) }
+                    return (sf, sd, md)
+                }
+            }
+            let (lf, ld, lm) = results[.logarithmic]!, (rf, rd, rm) = results[.linear]!
+            let what = "count \(count)\(special ? " with ±inf, NaN, ±0" : "")"
+            e.expectSameBits(lf, rf, "Float sum, " + what)
+            e.expectSameBits(ld, rd, "Double sum, " + what)
+            e.expectSameBits(lm, rm, "Double max, " + what)
+            if !special {
+                e.expectSameBits(lf, rankOrderSum(Float.self, seed: seed, ranks: w, count: count), "Float tree, " + what)
+            }
+            if special && count >= 1003 {
+                // The special values really occur in the result (else this case tests nothing).
+                e.expect(lf.contains { $0.isNaN } && lf.contains { $0.isInfinite } && lm.contains { $0.isNaN },
+                         what + ": no NaN or ∞ in the result")
+            }
+        }
+    }
+}
+
+/// Several logarithmic reductions in flight (one longer than the others, one shorter than the
+/// number of ranks, one empty), ranks polling different numbers of times, a blocking reduction
+/// and a bucketed reduction in between, waited in another order than started: each must equal the
+/// linear schedule's blocking result bit for bit.
+private func logarithmicNonBlockingMatchesLinearInAnyWaitOrder(_ comm: any Communicator,
+                                                                _ e: inout Expectations) throws {
+    guard logarithmicApplies(comm) else { return }
+    let counts = [4099, 1, comm.size - 1, 100_003, 77, 0]
+    var xs = counts.enumerated().map { inputs(Float.self, seed: 900 + $0.offset, rank: comm.rank, count: $0.element) }
+    let bucketInput = inputs(Float.self, seed: 950, rank: comm.rank, count: 65_537)
+    let expected = try withSchedule(.linear, comm) { try xs.map { try blockingSum(comm, $0) } }
+    let expectedBucketed = try withSchedule(.linear, comm) { try blockingSum(comm, bucketInput) }
+    var bucketed: [Float] = []
+    let buffers = xs.indices.map { i in
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: counts[i])
+        _ = b.initialize(from: xs[i])
+        return b
+    }
+    defer { buffers.forEach { $0.deallocate() } }
+    var handles: [ReductionHandle] = []
+    for (i, buffer) in buffers.enumerated() {
+        handles.append(try comm.startAllreduceSum(buffer))
+        if i == 2 {
+            // Blocking and bucketed reductions while three are in flight.
+            let mid = try blockingSum(comm, xs[1])
+            e.expectSameBits(mid, expected[1], "blocking while in flight")
+            bucketed = try bucketedSum(comm, bucketInput, bucketBytes: 4096)
+        }
+        for _ in 0..<(comm.rank * 3 + i) { _ = try comm.poll(handles[0]) }
+    }
+    var spins = 0
+    while try !comm.poll(handles[4]), spins < 10_000_000 { spins += 1 }
+    e.expect(try comm.poll(handles[4]), "poll never reported completion")
+    for i in [4, 3, 0, 5, 2, 1] { try comm.wait(handles[i]) }
+    for i in xs.indices {
+        xs[i] = Array(buffers[i])
+        e.expectSameBits(xs[i], expected[i], "reduction \(i) (\(counts[i]) elements)")
+    }
+    e.expectSameBits(bucketed, expectedBucketed, "bucketed while in flight")
+}
+
 private func reductionIsReproducible(_ comm: any Communicator, _ e: inout Expectations) throws {
     let x = inputs(Float.self, seed: 99, rank: comm.rank, count: 123_457)
     let first = try blockingSum(comm, x), second = try blockingSum(comm, x)
@@ -341,7 +466,10 @@ private func invalidBroadcastRootThrowsMPIErrorOnEveryRank(_ comm: any Communica
 
 /// Rank k > 0 joins a reduction k × 0.9 s late; with a 1.5 s timeout, rank 0's wait lasts longer
 /// than the timeout at 3 ranks (1.8 s) but a message arrives every 0.9 s, so nothing may abort (an
-/// abort ends the whole suite). The timeout measures silence, not the length of the wait.
+/// abort ends the whole suite). The timeout measures silence, not the length of the wait. With the
+/// logarithmic schedule (a power-of-two number of ranks) a rank hears from a group only when the
+/// whole group has arrived, so there rank k is 0.9 s late per bit set in k: rank 0 hears from
+/// rank 1 at 0.9 s, from ranks 2–3 at 1.8 s, from ranks 4–7 at 2.7 s.
 private func progressingWaitLongerThanTimeoutDoesNotAbort(_ comm: any Communicator, _ e: inout Expectations) throws {
     guard comm.size > 1 else { return }
     let saved = comm.collectiveTimeout
@@ -349,7 +477,8 @@ private func progressingWaitLongerThanTimeoutDoesNotAbort(_ comm: any Communicat
     defer { comm.collectiveTimeout = saved }
     var x = [Float](repeating: Float(comm.rank + 1), count: 3000)
     try comm.barrier()
-    usleep(useconds_t(comm.rank * 900_000))
+    let lateness = logarithmicApplies(comm) ? comm.rank.nonzeroBitCount : comm.rank
+    usleep(useconds_t(lateness * 900_000))
     try x.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
     let expected = Float(comm.size * (comm.size + 1) / 2)
     e.expect(x.allSatisfy { $0 == expected }, "sum \(x[0]), expected \(expected)")

@@ -1,5 +1,5 @@
 // Entry point of `unroll-mpi-tests`, run under mpirun by launch/test-mpi. Without arguments it
-// runs the collective tests; `--hang-test` and `--abort-test` make one rank die (SIGKILL) or abort
+// runs the collective tests (`--only NAME,NAME…` runs just those); `--hang-test` and `--abort-test` make one rank die (SIGKILL) or abort
 // while rank 0 waits in a collective, to check that the whole job ends instead of hanging;
 // `--timeout-test` makes rank 1 sleep inside a step while the others wait in a reduction, to check
 // the collective timeout; `--bench` times the reductions.
@@ -17,9 +17,19 @@ do {
 }
 
 switch CommandLine.arguments.dropFirst().first {
-case nil:
+case nil, "--only":
+    var selected = collectiveTests
+    if CommandLine.arguments.count > 1 {
+        let names = CommandLine.arguments.count > 2 ? CommandLine.arguments[2].split(separator: ",").map(String.init) : []
+        let unknown = names.filter { name in !collectiveTests.contains { $0.name == name } }
+        guard !names.isEmpty, unknown.isEmpty else {
+            writeLine("unroll-mpi-tests: --only needs comma-separated test names; unknown: \(unknown)", toStandardError: true)
+            exit(2)
+        }
+        selected = collectiveTests.filter { names.contains($0.name) }
+    }
     let runner = MPITestRunner(communicator: communicator)
-    for test in collectiveTests { runner.run(test) }
+    for test in selected { runner.run(test) }
     exit(runner.summarize())
 case "--hang-test":
     waitWhileRankOneFails(communicator) {
@@ -53,7 +63,7 @@ case "--bench":
         communicator.abort("benchmark failed: \(error)", code: 1)
     }
 case let other?:
-    writeLine("usage: unroll-mpi-tests [--hang-test | --abort-test | --timeout-test | --bench]; unknown argument \(other)",
+    writeLine("usage: unroll-mpi-tests [--only NAME,NAME… | --hang-test | --abort-test | --timeout-test | --bench]; unknown argument \(other)",
               toStandardError: true)
     exit(2)
 }
