@@ -314,8 +314,9 @@ public final class RecurrentLanguageModel {
 
     /// The readout's loss and gradients with reduction groups, from the group-major logits of
     /// forward: per group, the softmax over its T·g contiguous rows (∂L/∂logits in place), the
-    /// decoder bias and weight gradients (one GEMM) and the loss, each added over the groups by the
-    /// halving tree; ∂L/∂x of the readout input one GEMM per group, scattered back to (T, B, H).
+    /// decoder bias and weight gradients and the loss, each added over the groups by the
+    /// halving tree (decoder.weight's by GroupedGEMM); ∂L/∂x of the readout input one GEMM per
+    /// group, scattered back to (T, B, H).
     private func readoutBackwardGrouped(_ groups: ReductionGroups, targets: UnsafePointer<Int32>, gradScale: Float,
                                         dReadoutInput: UnsafeMutablePointer<Float>) -> (lossSum: Double, count: Int) {
         guard let gathered = groupedReadoutInput else { preconditionFailure("grouped readout without its workspace") }
@@ -338,20 +339,10 @@ public final class RecurrentLanguageModel {
         }
         let result = (lossSum: ReductionGroups.treeSum(losses), count: count)
         lastLoss = result
-        // decoder.weight's gradient (V, H) in tiles of rows of V, so that a tile's K group products
-        // and the tree over them stay in cache: untiled, the K products of k = T·g rows each and
-        // their sums move K full (V, H) matrices through memory (at V = 10,000, H = 200, K = 4:
-        // 44 ms against one ungrouped product's 29 ms; tiles of ~24K floats: 35 ms).
-        let tileRows = max(32, 24_576 / H)
-        var v0 = 0
-        while v0 < V {
-            let m = min(tileRows, V - v0)
-            groups.sum(groups: K, into: arena.gradients(decoderWeight) + v0 * H, count: m * H) { q, out in
-                BLAS.sgemm(transA: true, m: m, n: H, k: block, a: logits + q * block * V + v0, lda: V,
-                           b: gathered.pointer + q * block * H, ldb: H, beta: 0, c: out, ldc: H)
-            }
-            v0 += m
-        }
+        // decoder.weight's gradient (V, H): the groups' logits and readout inputs are group-major.
+        groups.accumulateProducts(m: V, n: H, steps: T, groups: K,
+                                  layout: .groupMajor(steps: T, groupSize: g), a: logits, lda: V,
+                                  b: gathered.pointer, ldb: H, c: arena.gradients(decoderWeight), ldc: H)
         let dX = groups.scratch(0, count: block * H)
         for q in 0..<K {
             BLAS.sgemm(m: block, n: H, k: V, a: logits + q * block * V, lda: V, b: arena.parameters(decoderWeight),

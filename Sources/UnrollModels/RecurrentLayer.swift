@@ -291,8 +291,8 @@ public class RecurrentLayerBase {
     }
 
     /// `finishBackward` with fixed reduction groups: every gradient is the halving-tree sum of the
-    /// groups' contributions, each computed from the group's rows copied out contiguously; the
-    /// input gradient is a row product (M-stable kernel).
+    /// groups' contributions (weights: GroupedGEMM over the rows in place); the input gradient is
+    /// a row product (M-stable kernel).
     private func finishBackwardGrouped(_ groups: ReductionGroups, input: UnsafePointer<Float>,
                                        dGatesIH: UnsafePointer<Float>, dGatesHH: UnsafePointer<Float>,
                                        dInput: UnsafeMutablePointer<Float>?) {
@@ -314,19 +314,13 @@ public class RecurrentLayerBase {
             columnSums(dGatesIH, into: arena.gradients(biasIH))
             columnSums(dGatesHH, into: arena.gradients(biasHH))
         }
-        let previous = UnsafePointer(previousStates)
-        groups.sum(groups: K, into: arena.gradients(weightHH), count: G * H) { q, out in
-            let a = groups.gather(0, from: dGatesHH, steps: T, batch: B, width: G, group: q)
-            let b = groups.gather(1, from: previous, steps: T, batch: B, width: H, group: q)
-            BLAS.sgemm(transA: true, m: G, n: H, k: T * g, a: a, lda: G, b: b, ldb: H, beta: 0, c: out, ldc: H)
-        }
+        let layout = GroupedGEMM.RowLayout.timeMajor(batch: B, groupSize: g)
+        groups.accumulateProducts(m: G, n: H, steps: T, groups: K, layout: layout, a: dGatesHH, lda: G,
+                                  b: previousStates, ldb: H, c: arena.gradients(weightHH), ldc: H)
         maskRecurrentGradient()
         hooks.gradientsReady?(weightHH.offset)
-        groups.sum(groups: K, into: arena.gradients(weightIH), count: G * E) { q, out in
-            let a = groups.gather(0, from: dGatesIH, steps: T, batch: B, width: G, group: q)
-            let b = groups.gather(1, from: input, steps: T, batch: B, width: E, group: q)
-            BLAS.sgemm(transA: true, m: G, n: E, k: T * g, a: a, lda: G, b: b, ldb: E, beta: 0, c: out, ldc: E)
-        }
+        groups.accumulateProducts(m: G, n: E, steps: T, groups: K, layout: layout, a: dGatesIH, lda: G,
+                                  b: input, ldb: E, c: arena.gradients(weightIH), ldc: E)
         hooks.gradientsReady?(weightIH.offset)
         if let dInput, let packed = packedInputBackward {
             BLAS.pack(packed.pointer, b: arena.parameters(weightIH), k: G, n: E, ldb: E, transB: false)

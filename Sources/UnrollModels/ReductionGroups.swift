@@ -32,20 +32,11 @@ public final class ReductionGroups {
         return batch / size
     }
 
-    /// Scratch buffer `slot` (0, 1 or 2) with room for at least `count` floats; contents undefined.
+    /// Scratch buffer `slot` (0 … 3) with room for at least `count` floats; contents undefined.
     func scratch(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
         while slots.count <= slot { slots.append(FloatBuffer(count: 1)) }
         if slots[slot].count < count { slots[slot] = FloatBuffer(count: count) }
         return slots[slot].pointer
-    }
-
-    /// Copies group `q`'s rows of the time-major `source` (T, B, width) into scratch `slot` as a
-    /// contiguous (T, g, width) block and returns it.
-    func gather(_ slot: Int, from source: UnsafePointer<Float>, steps: Int, batch: Int, width: Int,
-                group q: Int) -> UnsafeMutablePointer<Float> {
-        let dst = scratch(slot, count: steps * size * width)
-        gather(into: dst, from: source, steps: steps, batch: batch, width: width, group: q)
-        return dst
     }
 
     /// Copies group `q`'s rows of the time-major `source` (T, B, width) into `dst` as a contiguous
@@ -68,9 +59,24 @@ public final class ReductionGroups {
         }
     }
 
+    /// c (m×n) += the halving-tree sum over `groups` groups of each group's Σ_rows aᵀ·b — a weight
+    /// gradient — with the rows read in place at `layout` (GroupedGEMM): no gathered copies, no
+    /// per-group matrices, the tree added tile by tile in cache.
+    func accumulateProducts(m: Int, n: Int, steps: Int, groups: Int, layout: GroupedGEMM.RowLayout,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let count = GroupedGEMM.scratchCount(m: m, n: n, steps: steps, groupSize: size, groups: groups)
+        GroupedGEMM.accumulate(m: m, n: n, steps: steps, groupSize: size, groups: groups, layout: layout,
+                               a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, scratch: scratch(3, count: count))
+    }
+
     /// result (n) += the halving-tree sum over `groups` groups of leaf(q, out), where `leaf` writes
-    /// group q's contribution (n floats) into `out`, overwriting it. Leaves run in group order.
-    func sum(groups: Int, into result: UnsafeMutablePointer<Float>, count n: Int,
+    /// group q's contribution (n floats) into `out`, overwriting it. Leaves run in group order, one
+    /// at a time. A rank holding groups [r·groups, (r+1)·groups) of a batch whose group count is a
+    /// power of two times `groups` holds a whole subtree: the communicator's fold over the ranks
+    /// then completes the tree of the whole batch. Public for the sequence task, whose leaves are
+    /// the gradients of whole groups run alone through the model.
+    public func sum(groups: Int, into result: UnsafeMutablePointer<Float>, count n: Int,
              leaf: (_ q: Int, _ out: UnsafeMutablePointer<Float>) -> Void) {
         precondition(groups >= 1, "no groups")
         var depth = 1, span = 1

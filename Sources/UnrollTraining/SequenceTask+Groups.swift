@@ -46,7 +46,7 @@ extension SequenceTask {
         total.update(repeating: 0, count: n)
 
         var losses = [Double](repeating: 0, count: K), count = 0
-        groups.sumLeaves(groups: K, into: total, count: n) { q, out in
+        groups.sum(groups: K, into: total, count: n) { q, out in
             let part = min(q * g, rows.count)..<min((q + 1) * g, rows.count)
             guard !part.isEmpty else {
                 out.update(repeating: 0, count: n)

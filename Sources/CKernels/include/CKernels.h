@@ -78,6 +78,29 @@ void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans);
 void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
                     const float *packed, float beta, float *c, int ldc);
 
+// MARK: Weight gradients under fixed reduction groups (group_gemm.c)
+
+/// Floats of scratch uk_group_gemm_tn needs: the packed rows of b (steps·group_size·groups × n,
+/// rounded up to 16 columns) and a block of a's. Zero when a size is not positive.
+size_t uk_group_gemm_tn_scratch(int m, int n, int steps, int group_size, int groups);
+
+/// C (m×n, row stride ldc) = C + T, where T is the halving-tree sum (node(lo, hi) = node(lo, mid) +
+/// node(mid, hi), mid = lo + (hi − lo)/2) over groups q in [0, groups) of Σ_rows a_rowᵀ · b_row.
+/// Group q's rows are (t, u) for t < steps, u < group_size, at row index q·group_stride +
+/// t·step_stride + u of `a` (rows of m floats, stride lda) and `b` (rows of n floats, stride ldb);
+/// each element of a group's sum is one fmaf chain over its rows in (t, u) order, so the result
+/// is the same bits on every ISA path and for a group wherever it sits. `scratch` holds
+/// uk_group_gemm_tn_scratch(m, n, steps, group_size, groups) floats. Single-threaded; allocates
+/// nothing. Returns 0, or −1 (C untouched) for steps or group_size < 1 or more than 2³⁰ rows.
+int uk_group_gemm_tn(int m, int n, int steps, int group_size, int groups, long group_stride,
+                     long step_stride, const float *a, int lda, const float *b, int ldb, float *c,
+                     int ldc, float *scratch);
+/// uk_group_gemm_tn on path `isa` (UK_ISA_GENERIC, or any other for the AVX2 tile); −1 if this
+/// CPU cannot run it. For tests: every path gives the same bits.
+int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int groups,
+                        long group_stride, long step_stride, const float *a, int lda,
+                        const float *b, int ldb, float *c, int ldc, float *scratch);
+
 // MARK: Recurrent cell pointwise kernels (one time step, B rows; PyTorch gate order)
 // Contracts (shapes, what is read and written) are documented on the Swift wrappers in
 // UnrollKernels/CellKernels.swift. No buffer may overlap another unless stated.

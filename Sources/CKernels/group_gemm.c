@@ -1,0 +1,228 @@
+// Weight gradients under fixed reduction groups: C += the halving-tree sum over K groups of each
+// group's Σ_rows aᵀ·b, in one pass. Replaces "gather the group's rows, sgemm into a scratch
+// matrix, add the K matrices by a tree": the rows are gathered while packing (as any GEMM packs),
+// each group's sum stays in the micro-tile's registers, and the tree adds run in the micro-tile's
+// epilogue on tiles in cache instead of as K full-matrix passes.
+//
+// Bits: element (i, j) of a group's sum is one fmaf chain over the group's rows in (t, u) order —
+// a k-block boundary inside a group continues the chain from the stored partial, and padding
+// only feeds tile lanes that are never stored — so the AVX2 and scalar micro-kernels agree bit for
+// bit, and a group gives the same bits wherever it is computed. The tree is ReductionGroups.sum's:
+// node(lo, hi) = node(lo, mid) + node(mid, hi), mid = lo + (hi − lo) / 2, then C = C + root.
+#include <math.h>
+#include <string.h>
+#include "uk_internal.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#define GG_MR 6
+#define GG_NR 16
+#define GG_TILE (GG_MR * GG_NR)
+/// Bytes of L2 the packed A block and one 16-column strip of packed b may take together; the rest
+/// of a 1 MiB L2 is left to the tree's tiles, C and the prefetchers.
+#define GG_L2_BUDGET (512 * 1024)
+#define GG_MAX_LEVELS 32
+
+/// The halving tree over the groups, as each leaf needs it: the level its value is parked at
+/// until its right sibling is done, and how many merges (pending left siblings at level − 1,
+/// level − 2, …, innermost first) follow it.
+typedef struct {
+    int groups, group_rows;
+    const int *leaf_level, *merges;
+} gg_tree;
+
+/// One 6×16 tile of the tree sum: for each group in order, the fmaf chain over its rows of the
+/// packed panel pa (rows × 6) and strip pb (rows × 16), merged through `stack` (levels × 96
+/// floats, in L1); the root is written to `out`.
+typedef void (*gg_tile_fn)(const gg_tree *tree, const float *pa, const float *pb, float *stack,
+                           float *out);
+
+static void gg_tile_generic(const gg_tree *tree, const float *pa, const float *pb, float *stack,
+                            float *out) {
+    float acc[GG_TILE];
+    for (int q = 0; q < tree->groups; ++q) {
+        for (int e = 0; e < GG_TILE; ++e) acc[e] = 0.0f;
+        const float *a = pa + (size_t)q * tree->group_rows * GG_MR;
+        const float *b = pb + (size_t)q * tree->group_rows * GG_NR;
+        for (int r = 0; r < tree->group_rows; ++r) {
+            const float *ar = a + (size_t)r * GG_MR, *br = b + (size_t)r * GG_NR;
+            for (int i = 0; i < GG_MR; ++i)
+                for (int j = 0; j < GG_NR; ++j) acc[i * GG_NR + j] = fmaf(ar[i], br[j], acc[i * GG_NR + j]);
+        }
+        int level = tree->leaf_level[q];
+        for (int up = 1; up <= tree->merges[q]; ++up) {
+            const float *left = stack + (size_t)(level - up) * GG_TILE;
+            for (int e = 0; e < GG_TILE; ++e) acc[e] = left[e] + acc[e];
+        }
+        float *dst = q == tree->groups - 1 ? out : stack + (size_t)(level - tree->merges[q]) * GG_TILE;
+        memcpy(dst, acc, sizeof acc);
+    }
+}
+
+#if defined(__x86_64__)
+UK_TARGET_AVX2 static void gg_tile_avx2(const gg_tree *tree, const float *pa, const float *pb,
+                                        float *stack, float *out) {
+    const int rows = tree->group_rows;
+    for (int q = 0; q < tree->groups; ++q) {
+        __m256 c[GG_MR][2];
+        for (int i = 0; i < GG_MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+        const float *a = pa + (size_t)q * rows * GG_MR, *b = pb + (size_t)q * rows * GG_NR;
+        for (int r = 0; r < rows; ++r) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)r * GG_NR);
+            __m256 b1 = _mm256_loadu_ps(b + (size_t)r * GG_NR + 8);
+            const float *ar = a + (size_t)r * GG_MR;
+            for (int i = 0; i < GG_MR; ++i) {
+                __m256 av = _mm256_broadcast_ss(ar + i);
+                c[i][0] = _mm256_fmadd_ps(av, b0, c[i][0]);
+                c[i][1] = _mm256_fmadd_ps(av, b1, c[i][1]);
+            }
+        }
+        int level = tree->leaf_level[q];
+        for (int up = 1; up <= tree->merges[q]; ++up) {
+            const float *left = stack + (size_t)(level - up) * GG_TILE;
+            for (int i = 0; i < GG_MR; ++i) {
+                c[i][0] = _mm256_add_ps(_mm256_loadu_ps(left + i * GG_NR), c[i][0]);
+                c[i][1] = _mm256_add_ps(_mm256_loadu_ps(left + i * GG_NR + 8), c[i][1]);
+            }
+        }
+        float *dst = q == tree->groups - 1 ? out : stack + (size_t)(level - tree->merges[q]) * GG_TILE;
+        for (int i = 0; i < GG_MR; ++i) {
+            _mm256_storeu_ps(dst + i * GG_NR, c[i][0]);
+            _mm256_storeu_ps(dst + i * GG_NR + 8, c[i][1]);
+        }
+    }
+}
+#endif
+
+/// Records each leaf's level and the merges that follow it for the halving tree over [lo, hi).
+static void gg_plan(int lo, int hi, int level, int *leaf_level, int *merges) {
+    if (hi - lo == 1) {
+        leaf_level[lo] = level;
+        merges[lo] = 0;
+        return;
+    }
+    int mid = lo + (hi - lo) / 2;
+    gg_plan(lo, mid, level, leaf_level, merges);
+    gg_plan(mid, hi, level + 1, leaf_level, merges);
+    merges[hi - 1] += 1;
+}
+
+static size_t gg_round(size_t floats) { return (floats + 15) / 16 * 16; }
+
+/// Columns of A (rows of C) per packed block: as many 6-column panels as fit beside one strip of
+/// b in GG_L2_BUDGET, at least one.
+static int gg_block_columns(long rows, int m) {
+    long panels = (GG_L2_BUDGET / (4L * rows) - GG_NR) / GG_MR;
+    if (panels < 1) panels = 1;
+    long cols = panels * GG_MR;
+    return cols < m ? (int)cols : m;
+}
+
+size_t uk_group_gemm_tn_scratch(int m, int n, int steps, int group_size, int groups) {
+    if (m <= 0 || n <= 0 || groups <= 0 || steps <= 0 || group_size <= 0) return 0;
+    long rows = (long)steps * group_size * groups;
+    size_t strips = ((size_t)n + GG_NR - 1) / GG_NR;
+    int mc = gg_block_columns(rows, m);
+    size_t panels = ((size_t)mc + GG_MR - 1) / GG_MR;
+    return gg_round((size_t)rows * strips * GG_NR) + gg_round((size_t)rows * panels * GG_MR) +
+           gg_round(2 * (size_t)groups) + 16;
+}
+
+/// Source row of local row w of group q: rows (t, u) in t-major order.
+static inline const float *gg_row(const float *base, int ld, long group_stride, long step_stride,
+                                  int group_size, int q, int w) {
+    long row = (long)q * group_stride + (long)(w / group_size) * step_stride + (w % group_size);
+    return base + row * (long)ld;
+}
+
+int uk_group_gemm_tn(int m, int n, int steps, int group_size, int groups, long group_stride,
+                     long step_stride, const float *a, int lda, const float *b, int ldb, float *c,
+                     int ldc, float *scratch) {
+    return uk_group_gemm_tn_on(uk_active_isa(), m, n, steps, group_size, groups, group_stride,
+                               step_stride, a, lda, b, ldb, c, ldc, scratch);
+}
+
+int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int groups,
+                        long group_stride, long step_stride, const float *a, int lda,
+                        const float *b, int ldb, float *c, int ldc, float *scratch) {
+    if (m <= 0 || n <= 0 || groups <= 0) return 0;
+    if (steps <= 0 || group_size <= 0 || (long)steps * group_size * groups > (1L << 30)) return -1;
+    const int L = steps * group_size, R = L * groups;
+    const int strips = (n + GG_NR - 1) / GG_NR;
+    const int mc = gg_block_columns(R, m);
+    float *pb = scratch;
+    float *pa = pb + gg_round((size_t)R * strips * GG_NR);
+    int *leaf_level = (int *)(pa + gg_round((size_t)R * ((mc + GG_MR - 1) / GG_MR) * GG_MR));
+    int *merges = leaf_level + groups;
+    gg_plan(0, groups, 0, leaf_level, merges);
+    int levels = 0;
+    for (int q = 0; q < groups; ++q) levels = leaf_level[q] + 1 > levels ? leaf_level[q] + 1 : levels;
+    if (levels > GG_MAX_LEVELS) return -1;
+    const gg_tree tree = {groups, L, leaf_level, merges};
+    gg_tile_fn tile_fn = gg_tile_generic;
+#if defined(__x86_64__)
+    // AVX-512 machines run the AVX2 tile: same bits, and the product is bound by memory, not width.
+    if (isa != UK_ISA_GENERIC) {
+        if (uk_kernels_for_isa(UK_ISA_AVX2) == NULL) return -1;
+        tile_fn = gg_tile_avx2;
+    }
+#endif
+    float stack[GG_MAX_LEVELS * GG_TILE] __attribute__((aligned(64)));
+    float out[GG_TILE] __attribute__((aligned(64)));
+    // Pack b once: strip s holds columns [16 s, 16 s + 16) of all rows in group order, zero past n.
+    for (int q = 0, rb = 0; q < groups; ++q) {
+        for (int w = 0; w < L; ++w, ++rb) {
+            const float *src = gg_row(b, ldb, group_stride, step_stride, group_size, q, w);
+            for (int s = 0; s < strips; ++s) {
+                int j0 = s * GG_NR, cols = n - j0 < GG_NR ? n - j0 : GG_NR;
+                float *d = pb + ((size_t)s * R + rb) * GG_NR;
+                memcpy(d, src + j0, (size_t)cols * sizeof(float));
+                for (int j = cols; j < GG_NR; ++j) d[j] = 0.0f;
+            }
+        }
+    }
+    for (int ic = 0; ic < m; ic += mc) {
+        int mcb = m - ic < mc ? m - ic : mc;
+        int panels = (mcb + GG_MR - 1) / GG_MR;
+        // Pack a's columns [ic, ic + mcb): panel p holds 6 of them as R rows of 6, zero past mcb.
+        // Sixteen panels at a time, so that each source row is read in 384-byte runs (fetched a
+        // few rows ahead: the rows are far apart) while sixteen panels are written sequentially.
+        for (int p0 = 0; p0 < panels; p0 += 16) {
+            int p1 = p0 + 16 < panels ? p0 + 16 : panels;
+            for (int q = 0, rb = 0; q < groups; ++q) {
+                for (int w = 0; w < L; ++w, ++rb) {
+                    const float *src = gg_row(a, lda, group_stride, step_stride, group_size, q, w) + ic;
+                    if (w + 4 < L) {
+                        const char *ahead = (const char *)(gg_row(a, lda, group_stride, step_stride,
+                                                                  group_size, q, w + 4) + ic + p0 * GG_MR);
+                        for (int line = 0; line < (p1 - p0) * GG_MR * 4; line += 64)
+                            __builtin_prefetch(ahead + line);
+                    }
+                    for (int p = p0; p < p1; ++p) {
+                        float *d = pa + ((size_t)p * R + rb) * GG_MR;
+                        int i0 = p * GG_MR;
+                        if (mcb - i0 >= GG_MR) {
+                            memcpy(d, src + i0, GG_MR * sizeof(float));
+                        } else {
+                            for (int i = 0; i < GG_MR; ++i) d[i] = i0 + i < mcb ? src[i0 + i] : 0.0f;
+                        }
+                    }
+                }
+            }
+        }
+        for (int s = 0; s < strips; ++s) {
+            int j0 = s * GG_NR, nv = n - j0 < GG_NR ? n - j0 : GG_NR;
+            for (int p = 0; p < panels; ++p) {
+                int i0 = ic + p * GG_MR, mv = m - i0 < GG_MR ? m - i0 : GG_MR;
+                // C's tile is read once, after the tile's whole sum: fetch it now, while it runs.
+                for (int i = 0; i < mv; ++i) __builtin_prefetch(c + (size_t)(i0 + i) * ldc + j0, 1);
+                tile_fn(&tree, pa + (size_t)p * R * GG_MR, pb + (size_t)s * R * GG_NR, stack, out);
+                float *ct = c + (size_t)i0 * ldc + j0;
+                for (int i = 0; i < mv; ++i)
+                    for (int j = 0; j < nv; ++j) ct[(size_t)i * ldc + j] = ct[(size_t)i * ldc + j] + out[i * GG_NR + j];
+            }
+        }
+    }
+    return 0;
+}

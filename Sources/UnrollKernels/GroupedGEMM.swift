@@ -1,0 +1,42 @@
+// Swift face of the grouped weight-gradient kernel (CKernels/group_gemm.c): C += the halving-tree
+// sum over reduction groups of each group's aᵀ·b, with the groups' rows addressed in place.
+import CKernels
+
+/// Weight-gradient products under fixed reduction groups.
+public enum GroupedGEMM {
+    /// Where group q's row (t, u) sits, in rows: `q · groupStride + t · stepStride + u`.
+    public struct RowLayout: Sendable, Equatable {
+        public let groupStride: Int
+        public let stepStride: Int
+
+        /// Time-major (T, B, ·) rows of a batch of `batch` streams cut into groups of `groupSize`.
+        public static func timeMajor(batch: Int, groupSize: Int) -> RowLayout {
+            RowLayout(groupStride: groupSize, stepStride: batch)
+        }
+
+        /// Group-major (K, T, g, ·) rows: each group's T·g rows contiguous.
+        public static func groupMajor(steps: Int, groupSize: Int) -> RowLayout {
+            RowLayout(groupStride: steps * groupSize, stepStride: groupSize)
+        }
+    }
+
+    /// Floats of scratch `accumulate` needs for these sizes.
+    public static func scratchCount(m: Int, n: Int, steps: Int, groupSize: Int, groups: Int) -> Int {
+        uk_group_gemm_tn_scratch(Int32(m), Int32(n), Int32(steps), Int32(groupSize), Int32(groups))
+    }
+
+    /// c (m×n, row stride ldc) += Σ_tree over `groups` groups of Σ over the group's rows of
+    /// a_rowᵀ·b_row, a's rows m wide (stride lda) and b's n wide (stride ldb), placed by `layout`.
+    /// A group's sum is one FMA chain per element over its rows in (t, u) order and the groups are
+    /// added by ReductionGroups' halving tree, so the bits do not depend on the ISA, on which rank
+    /// holds the group, or on how many groups it holds beside it.
+    /// - Precondition: `scratch` holds `scratchCount(...)` floats; steps, groupSize ≥ 1.
+    public static func accumulate(m: Int, n: Int, steps: Int, groupSize: Int, groups: Int, layout: RowLayout,
+                                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int, scratch: UnsafeMutablePointer<Float>) {
+        let status = uk_group_gemm_tn(Int32(m), Int32(n), Int32(steps), Int32(groupSize), Int32(groups),
+                                      layout.groupStride, layout.stepStride, a, Int32(lda), b, Int32(ldb), c,
+                                      Int32(ldc), scratch)
+        precondition(status == 0, "grouped weight gradient: \(groups) groups of \(steps)×\(groupSize) rows refused")
+    }
+}
