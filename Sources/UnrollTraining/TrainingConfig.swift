@@ -99,17 +99,18 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     /// The group size `--reduction-group auto` picks: B / gcd(B, 8), i.e. up to 8 groups, as many as the largest power
     /// of two dividing B allows — so np = 1, 2, 4, 8 train identically whenever they divide B.
-    /// One stream per group (B groups) would allow every power of two dividing B but costs ~2× on
-    /// the weight-gradient GEMMs (k = T rows each); see Sources/UnrollTraining/TrainingStep.md.
+    /// One stream per group (B groups) would allow every power of two dividing B; its weight
+    /// gradients cost about what 8 groups cost (GroupedGEMM), but the readout then runs one GEMM of
+    /// T rows per stream. See Sources/UnrollTraining/TrainingStep.md.
     public static func defaultReductionGroup(batchSize: Int) -> Int {
         var a = batchSize, b = 8
         while b != 0 { (a, b) = (b, a % b) }
         return batchSize / max(a, 1)
     }
 
-    /// The group size in effect (0: none). Off unless asked for: the grouped sums cost 6–18 % of
-    /// step time on configs A–E (launch/bench-groups, Sources/UnrollTraining/TrainingStep.md), more
-    /// than the 5 % a default may cost.
+    /// The group size in effect (0: none). Off unless asked for: groups cost 3–8 % of step time on
+    /// configs A, C, D, 9–14 % on B and 4–15 % on E (launch/bench-groups, launch/PERFORMANCE.md), more than
+    /// the 5 % a default may cost.
     public var effectiveReductionGroup: Int { reductionGroup ?? 0 }
 
     /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
