@@ -1,8 +1,8 @@
 // Fixed reduction groups: the association of a batch's gradient sum that does not depend on how
 // the batch is split over ranks. The B streams are cut into K = B / g groups of g consecutive
 // streams; every gradient that sums over rows (weight GEMMs, bias column sums, embedding rows, the
-// loss) is computed per group, from the group's T·g rows copied into contiguous buffers so that the
-// GEMM has the same shape and inputs wherever the group lives, and the K group contributions are
+// loss) is computed per group, the same way wherever the group lives (weight gradients: GroupedGEMM,
+// one FMA chain per element over the group's rows, read in place), and the K group contributions are
 // added by a halving tree: node(lo, hi) = node(lo, mid) + node(mid, hi), mid = lo + (hi − lo) / 2.
 // A rank holding K/W consecutive groups (W a power of two dividing K) holds a whole subtree, which
 // it evaluates here; the communicator's reduction folds the W subtrees with the same halving tree
@@ -77,7 +77,7 @@ public final class ReductionGroups {
     /// then completes the tree of the whole batch. Public for the sequence task, whose leaves are
     /// the gradients of whole groups run alone through the model.
     public func sum(groups: Int, into result: UnsafeMutablePointer<Float>, count n: Int,
-             leaf: (_ q: Int, _ out: UnsafeMutablePointer<Float>) -> Void) {
+                    leaf: (_ q: Int, _ out: UnsafeMutablePointer<Float>) -> Void) {
         precondition(groups >= 1, "no groups")
         var depth = 1, span = 1
         while span < groups { span *= 2; depth += 1 }
