@@ -1,12 +1,14 @@
 // Weight gradients under fixed reduction groups: C += the halving-tree sum over K groups of each
 // group's Σ_rows aᵀ·b, in one pass. Replaces "gather the group's rows, sgemm into a scratch
 // matrix, add the K matrices by a tree": the rows are gathered while packing (as any GEMM packs),
-// each group's sum stays in the micro-tile's registers, and the tree adds run in the micro-tile's
-// epilogue on tiles in cache instead of as K full-matrix passes.
+// each group's sum stays in the micro-tile's registers, and the tree adds run on the tile and a
+// small stack of tiles in L1 instead of as K full-matrix passes.
+//
+// Each tile runs all rows of all groups (the a block is as wide as L2 allows beside one strip of
+// b), so a group's sum is never split and the tree never leaves the tile.
 //
 // Bits: element (i, j) of a group's sum is one fmaf chain over the group's rows in (t, u) order —
-// a k-block boundary inside a group continues the chain from the stored partial, and padding
-// only feeds tile lanes that are never stored — so the AVX2 and scalar micro-kernels agree bit for
+// padding only feeds tile lanes that are never stored — so the AVX2 and scalar tiles agree bit for
 // bit, and a group gives the same bits wherever it is computed. The tree is ReductionGroups.sum's:
 // node(lo, hi) = node(lo, mid) + node(mid, hi), mid = lo + (hi − lo) / 2, then C = C + root.
 #include <math.h>
