@@ -5,8 +5,8 @@
 
 size_t uk_packed_floats(int k, int n) {
     if (k <= 0 || n <= 0) return 0;
-    size_t panels = ((size_t)n + UK_NR - 1) / UK_NR;
-    return panels * UK_NR * (size_t)k;
+    size_t pairs = ((size_t)n + UK_NR_PAIR - 1) / UK_NR_PAIR;
+    return pairs * UK_NR_PAIR * (size_t)k;
 }
 
 #if defined(__SSE2__)
@@ -16,7 +16,7 @@ size_t uk_packed_floats(int k, int n) {
 /// Writes the transpose of a `cols`×k block of B (rows of B are columns of op(B)) into one panel.
 static void pack_transposed_panel(float *restrict dst, const float *restrict b, int k, int cols,
                                   size_t ldb) {
-    // Blocks of 64 k keep both the panel rows being written (8 KiB) and the source lines being
+    // Blocks of 64 k keep both the panel rows being written (4 KiB) and the source lines being
     // read (UK_NR rows × 256 B) in L1 until they are finished.
     enum { KB = 64 };
     for (int k0 = 0; k0 < k; k0 += KB) {
@@ -54,10 +54,14 @@ static void pack_transposed_panel(float *restrict dst, const float *restrict b, 
 
 void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans) {
     if (k <= 0 || n <= 0) return;
-    for (int n0 = 0; n0 < n; n0 += UK_NR) {
+    int padded = (int)(uk_packed_floats(k, n) / (size_t)k);
+    for (int n0 = 0; n0 < padded; n0 += UK_NR) {
         int cols = n - n0 < UK_NR ? n - n0 : UK_NR;
         float *dst = packed + (size_t)(n0 / UK_NR) * UK_NR * (size_t)k;
-        if (trans) {
+        if (cols <= 0) {
+            // The odd panel's partner past N.
+            memset(dst, 0, (size_t)UK_NR * (size_t)k * sizeof(float));
+        } else if (trans) {
             pack_transposed_panel(dst, b + (size_t)n0 * (size_t)ldb, k, cols, (size_t)ldb);
         } else {
             for (int kk = 0; kk < k; ++kk) {

@@ -125,8 +125,7 @@ size_t uk_group_gemm_tn_scratch(int m, int n, int steps, int group_size, int gro
     if (m <= 0 || n <= 0 || groups <= 0 || steps <= 0 || group_size <= 0) return 0;
     long rows = (long)steps * group_size * groups;
     size_t strips = ((size_t)n + GG_NR - 1) / GG_NR;
-    int mc = gg_block_columns(rows, m);
-    size_t panels = ((size_t)mc + GG_MR - 1) / GG_MR;
+    size_t panels = ((size_t)m + GG_MR - 1) / GG_MR;
     return gg_round((size_t)rows * strips * GG_NR) + gg_round((size_t)rows * panels * GG_MR) +
            gg_round(2 * (size_t)groups) + 16;
 }
@@ -155,7 +154,7 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
     const int mc = gg_block_columns(R, m);
     float *pb = scratch;
     float *pa = pb + gg_round((size_t)R * strips * GG_NR);
-    int *leaf_level = (int *)(pa + gg_round((size_t)R * ((mc + GG_MR - 1) / GG_MR) * GG_MR));
+    int *leaf_level = (int *)(pa + gg_round((size_t)R * ((m + GG_MR - 1) / GG_MR) * GG_MR));
     int *merges = leaf_level + groups;
     gg_plan(0, groups, 0, leaf_level, merges);
     int levels = 0;
@@ -184,42 +183,31 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
             }
         }
     }
+    // Pack all of a once, reading it row by row: panel p holds columns [6 p, 6 p + 6) as R rows
+    // of 6, zero past m. (Packing a block of columns at a time read each row in short runs far
+    // apart, latency-bound: 21 of A's 260 ms per step.)
+    const int m_panels = (m + GG_MR - 1) / GG_MR;
+    for (int q = 0, rb = 0; q < groups; ++q) {
+        for (int w = 0; w < L; ++w, ++rb) {
+            const float *src = gg_row(a, lda, group_stride, step_stride, group_size, q, w);
+            float *d = pa + (size_t)rb * GG_MR;
+            int p = 0;
+            for (; p < m / GG_MR; ++p, d += (size_t)R * GG_MR) memcpy(d, src + p * GG_MR, GG_MR * sizeof(float));
+            if (p < m_panels)
+                for (int i = 0; i < GG_MR; ++i) d[i] = p * GG_MR + i < m ? src[p * GG_MR + i] : 0.0f;
+        }
+    }
     for (int ic = 0; ic < m; ic += mc) {
         int mcb = m - ic < mc ? m - ic : mc;
         int panels = (mcb + GG_MR - 1) / GG_MR;
-        // Pack a's columns [ic, ic + mcb): panel p holds 6 of them as R rows of 6, zero past mcb.
-        // Sixteen panels at a time, so that each source row is read in 384-byte runs (fetched a
-        // few rows ahead: the rows are far apart) while sixteen panels are written sequentially.
-        for (int p0 = 0; p0 < panels; p0 += 16) {
-            int p1 = p0 + 16 < panels ? p0 + 16 : panels;
-            for (int q = 0, rb = 0; q < groups; ++q) {
-                for (int w = 0; w < L; ++w, ++rb) {
-                    const float *src = gg_row(a, lda, group_stride, step_stride, group_size, q, w) + ic;
-                    if (w + 4 < L) {
-                        const char *ahead = (const char *)(gg_row(a, lda, group_stride, step_stride,
-                                                                  group_size, q, w + 4) + ic + p0 * GG_MR);
-                        for (int line = 0; line < (p1 - p0) * GG_MR * 4; line += 64)
-                            __builtin_prefetch(ahead + line);
-                    }
-                    for (int p = p0; p < p1; ++p) {
-                        float *d = pa + ((size_t)p * R + rb) * GG_MR;
-                        int i0 = p * GG_MR;
-                        if (mcb - i0 >= GG_MR) {
-                            memcpy(d, src + i0, GG_MR * sizeof(float));
-                        } else {
-                            for (int i = 0; i < GG_MR; ++i) d[i] = i0 + i < mcb ? src[i0 + i] : 0.0f;
-                        }
-                    }
-                }
-            }
-        }
+        const float *pa_block = pa + (size_t)(ic / GG_MR) * R * GG_MR;
         for (int s = 0; s < strips; ++s) {
             int j0 = s * GG_NR, nv = n - j0 < GG_NR ? n - j0 : GG_NR;
             for (int p = 0; p < panels; ++p) {
                 int i0 = ic + p * GG_MR, mv = m - i0 < GG_MR ? m - i0 : GG_MR;
                 // C's tile is read once, after the tile's whole sum: fetch it now, while it runs.
                 for (int i = 0; i < mv; ++i) __builtin_prefetch(c + (size_t)(i0 + i) * ldc + j0, 1);
-                tile_fn(&tree, pa + (size_t)p * R * GG_MR, pb + (size_t)s * R * GG_NR, stack, out);
+                tile_fn(&tree, pa_block + (size_t)p * R * GG_MR, pb + (size_t)s * R * GG_NR, stack, out);
                 float *ct = c + (size_t)i0 * ldc + j0;
                 for (int i = 0; i < mv; ++i)
                     for (int j = 0; j < nv; ++j) ct[(size_t)i * ldc + j] = ct[(size_t)i * ldc + j] + out[i * GG_NR + j];

@@ -244,4 +244,33 @@ struct GemmPackedTests {
         let bad = g.mismatches(out)
         #expect(bad.isEmpty, "\(g): \(bad.prefix(3))")
     }
+
+    /// Reduction groups need every row of C to be the same bits whatever M is and wherever the row
+    /// sits. The shapes take the AVX2 path through all its variants: rows in place (N < 64), packed
+    /// rows with op(B)'s block in L2 (N = 200) and strip by strip (N = 1,100), two k-blocks, and
+    /// more rows than one packed block (288).
+    @Test("a row's bits do not depend on M or on where the row sits", arguments: availablePaths)
+    func rowsAreIndependentOfM(isa: Int32) {
+        let table = uk_kernels_for_isa(isa)!.pointee
+        var rng = SplitMix64(seed: 19)
+        for n in [40, 200, 1100] {
+            let g = GemmCase(m: 700, n: n, k: 300, trans: true, beta: 1, rng: &rng,
+                             values: { Float.random(in: -1...1, using: &$0) })
+            let packed = g.pack()
+            var whole = g.c
+            table.gemm_packed(Int32(g.m), Int32(n), Int32(g.k), 1, g.a, Int32(g.lda), packed, 1, &whole,
+                              Int32(g.ldc))
+            var wrong: [String] = []
+            for (start, rows) in [(0, 1), (5, 7), (287, 2), (290, 301), (699, 1), (13, 600)] {
+                var part = Array(g.c[(start * g.ldc)..<((start + rows) * g.ldc)])
+                g.a.withUnsafeBufferPointer { a in
+                    table.gemm_packed(Int32(rows), Int32(n), Int32(g.k), 1, a.baseAddress! + start * g.lda,
+                                      Int32(g.lda), packed, 1, &part, Int32(g.ldc))
+                }
+                let expected = whole[(start * g.ldc)..<((start + rows) * g.ldc)]
+                if part.map(\.bitPattern) != expected.map(\.bitPattern) { wrong.append("rows \(start)..<\(start + rows)") }
+            }
+            #expect(wrong.isEmpty, "\(pathName(isa)) n=\(n): \(wrong)")
+        }
+    }
 }

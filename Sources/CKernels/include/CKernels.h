@@ -80,8 +80,8 @@ void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
 
 // MARK: Weight gradients under fixed reduction groups (group_gemm.c)
 
-/// Floats of scratch uk_group_gemm_tn needs: the packed rows of b (steps·group_size·groups × n,
-/// rounded up to 16 columns) and a block of a's. Zero when a size is not positive.
+/// Floats of scratch uk_group_gemm_tn needs: the packed rows of b and of a (steps·group_size·groups
+/// × n, and × m, rounded up to 16 and 6 columns). Zero when a size is not positive.
 size_t uk_group_gemm_tn_scratch(int m, int n, int steps, int group_size, int groups);
 
 /// C (m×n, row stride ldc) = C + T, where T is the halving-tree sum (node(lo, hi) = node(lo, mid) +
