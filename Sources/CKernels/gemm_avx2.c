@@ -16,9 +16,9 @@
 /// Rows of A packed at a time: 288 × 256 floats (288 KiB) stay in L2 while a strip of op(B)
 /// streams past them (E's 2,048 × 4,096 × 1,024: 64 GFLOP/s in blocks of 48 rows, 73–80 in 144–288).
 #define MC2 288
-/// Below this N, A's rows are read in place: a packed panel would be reused by fewer than four
-/// strips, not enough to repay the copy.
-#define PACK_MIN_N 64
+/// Below this N, A's rows are read in place: a packed panel would be reused by fewer than eight
+/// strips, not enough to repay the copy (at 2,048 × 64 × 2,048 packed and in place are level).
+#define PACK_MIN_N 128
 /// op(B)'s k-block (kc × N floats) up to this size stays in L2, so the rows of a tile can walk
 /// all of N with op(B) coming from L2, which keeps C's accesses row-contiguous (A's input
 /// projection, 2,048 × 2,048 × 64: 42–55 → 72–82 GFLOP/s). Larger blocks go strip by strip,

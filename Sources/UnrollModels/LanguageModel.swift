@@ -94,10 +94,20 @@ public final class RecurrentLanguageModel {
 
     /// Fixed reduction groups (see `useReductionGroups`), or nil.
     public private(set) var groups: ReductionGroups?
-    /// decoder.weight packed as Wᵀ (H × V) for the M-stable logits of an evaluation batch; with `groups`.
+    /// decoder.weight packed as Wᵀ (H × V) for the M-stable logits; with `groups`.
     private var packedDecoderForward: FloatBuffer?
-    /// (K, T, g, H) the readout input gathered group by group by a training forward; with `groups`.
+    /// decoder.weight packed as W (V × H) for the M-stable ∂L/∂x of a time-major grouped readout.
+    private var packedDecoderBackward: FloatBuffer?
+    /// (K, T, g, H) the readout input gathered group by group by a training forward; with `groups`
+    /// and a group-major readout.
     private var groupedReadoutInput: FloatBuffer?
+    /// Whether a grouped training batch runs its readout group by group, as one `sgemm` per group
+    /// on gathered rows (group-major logits), rather than over all rows at once on the M-stable
+    /// packed kernel (time-major logits, no gathers). Group by group pays only at a wide readout
+    /// (see `groupMajorReadoutMinimum`).
+    private var groupMajorReadout = false
+    /// Whether the last forward was a grouped training forward (`wholeGroups` with groups set).
+    private var groupedTrainingForward = false
     /// (T·g) one group's targets, gathered; with `groups`.
     private var groupTargets: [Int32] = []
     /// Whether the last forward ran the readout group by group (a training batch of whole groups):
@@ -158,8 +168,13 @@ public final class RecurrentLanguageModel {
         for layer in layers { layer.useReductionGroups(groups) }
         let H = config.hiddenSize, V = config.vocabSize
         packedDecoderForward = FloatBuffer(count: BLAS.packedCount(k: H, n: V))
-        groupedReadoutInput = FloatBuffer(count: maxSteps * maxBatch * H)
-        groupTargets = [Int32](repeating: -1, count: maxSteps * size)
+        groupMajorReadout = V * H >= Self.groupMajorReadoutMinimum
+        if groupMajorReadout {
+            groupedReadoutInput = FloatBuffer(count: maxSteps * maxBatch * H)
+            groupTargets = [Int32](repeating: -1, count: maxSteps * size)
+        } else {
+            packedDecoderBackward = FloatBuffer(count: BLAS.packedCount(k: V, n: H))
+        }
         embeddingSlot = [Int32](repeating: -1, count: V)
     }
 
@@ -168,9 +183,10 @@ public final class RecurrentLanguageModel {
     /// - state: initial state on entry, the window's final state on exit.
     /// - dropout: masks to use, or nil for none (evaluation, or a model without dropout).
     /// - wholeGroups: the batch is a training batch of whole reduction groups, to be followed by
-    ///   `backward`. With groups set, the readout then runs as one GEMM per group (the same shape and
-    ///   inputs on every rank, so the same bits — and OpenBLAS's speed, which the M-stable packed
-    ///   kernel lacks at V × H this large), and `lastLogits` is unavailable until the next forward.
+    ///   `backward`. With groups set and a wide readout (`groupMajorReadoutMinimum`), the readout
+    ///   then runs as one GEMM per group (the same shape and inputs on every rank, so the same bits —
+    ///   and OpenBLAS's speed, which the M-stable packed kernel lacks at V × H this large), and
+    ///   `lastLogits` is unavailable until the next forward.
     public func forward(tokens: UnsafePointer<Int32>, steps: Int, batch: Int, state: RecurrentState,
                         dropout: DropoutContext?, wholeGroups: Bool = false) {
         precondition(state.batch == batch && state.layers == config.layers, "state shape does not match the batch")
@@ -198,7 +214,8 @@ public final class RecurrentLanguageModel {
         readoutInput = x
         RowKernels.broadcastRows(logits.pointer, bias: arena.parameters(decoderBias), rows: rows, cols: V)
         groupMajorLogits = false
-        if let groups, let gathered = groupedReadoutInput, wholeGroups {
+        groupedTrainingForward = wholeGroups && groups != nil
+        if let groups, let gathered = groupedReadoutInput, wholeGroups, groupMajorReadout {
             // (T, B, H) → (K, T, g, H); logits (K, T, g, V) = bias + x_q · Wᵀ per group.
             let block = steps * groups.size
             for q in 0..<groups.groups(inBatch: batch) {
@@ -276,9 +293,13 @@ public final class RecurrentLanguageModel {
         var dOut = dUpper.pointer, dNext = dLower.pointer
         let result: (lossSum: Double, count: Int)
         if let groups {
-            precondition(groupMajorLogits, "backward with reduction groups needs forward(wholeGroups: true)")
-            result = readoutBackwardGrouped(groups, targets: targets, gradScale: gradScale, dReadoutInput: dOut)
+            precondition(groupedTrainingForward, "backward with reduction groups needs forward(wholeGroups: true)")
+            result = groupMajorLogits
+                ? readoutBackwardGroupMajor(groups, targets: targets, gradScale: gradScale, dReadoutInput: dOut)
+                : readoutBackwardTimeMajor(groups, targets: targets, gradScale: gradScale, readoutInput: readoutInput,
+                                           dReadoutInput: dOut)
             groupMajorLogits = false
+            groupedTrainingForward = false
         } else {
             result = SoftmaxCrossEntropy.forwardBackward(dLogits: logits.pointer, logits: logits.pointer,
                                                          targets: targets, rows: rows, vocab: V, gradScale: gradScale,
@@ -312,12 +333,54 @@ public final class RecurrentLanguageModel {
         return result
     }
 
+    /// The smallest V·H at which a grouped training batch runs its readout group by group. Below it
+    /// the gathers and scatters of the readout input and ∂L/∂x cost more than the packed kernel
+    /// loses to `sgemm` (A, C, D, E: V·H ≤ 66,560; B: 2,000,000, where the packed kernel's logits
+    /// and ∂L/∂x lose 7–19 % to `sgemm`).
+    static let groupMajorReadoutMinimum = 1 << 20
+
+    /// The readout's loss and gradients with reduction groups, from the time-major logits of
+    /// forward: per group, the softmax over its g rows of each step in step order (∂L/∂logits in
+    /// place), the decoder bias and weight gradients and the loss, each added over the groups by
+    /// the halving tree (decoder.weight's by GroupedGEMM, reading the rows in place); ∂L/∂x of the
+    /// readout input (T, B, H) on the M-stable packed kernel.
+    private func readoutBackwardTimeMajor(_ groups: ReductionGroups, targets: UnsafePointer<Int32>, gradScale: Float,
+                                          readoutInput: UnsafePointer<Float>,
+                                          dReadoutInput: UnsafeMutablePointer<Float>) -> (lossSum: Double, count: Int) {
+        guard let packed = packedDecoderBackward else { preconditionFailure("time-major readout without its workspace") }
+        let T = steps, B = batch, g = groups.size, H = config.hiddenSize, V = config.vocabSize
+        let K = groups.groups(inBatch: B)
+        var losses = [Double](repeating: 0, count: K), count = 0
+        let logits = self.logits.pointer
+        groups.sum(groups: K, into: arena.gradients(decoderBias), count: V) { q, out in
+            out.update(repeating: 0, count: V)
+            var lossSum = 0.0
+            for t in 0..<T {
+                let row = t * B + q * g
+                let part = SoftmaxCrossEntropy.forwardBackward(dLogits: logits + row * V, logits: logits + row * V,
+                                                               targets: targets + row, rows: g, vocab: V,
+                                                               gradScale: gradScale, dBias: out)
+                lossSum += part.lossSum
+                count += part.count
+            }
+            losses[q] = lossSum
+        }
+        let result = (lossSum: ReductionGroups.treeSum(losses), count: count)
+        lastLoss = result
+        groups.accumulateProducts(m: V, n: H, steps: T, groups: K, layout: .timeMajor(batch: B, groupSize: g),
+                                  a: logits, lda: V, b: readoutInput, ldb: H, c: arena.gradients(decoderWeight), ldc: H)
+        BLAS.pack(packed.pointer, b: arena.parameters(decoderWeight), k: V, n: H, ldb: H, transB: false)
+        BLAS.gemmPackedRows(m: T * B, n: H, k: V, a: logits, lda: V, packed: packed.pointer, beta: 0, c: dReadoutInput,
+                            ldc: H)
+        return result
+    }
+
     /// The readout's loss and gradients with reduction groups, from the group-major logits of
     /// forward: per group, the softmax over its T·g contiguous rows (∂L/∂logits in place), the
     /// decoder bias and weight gradients and the loss, each added over the groups by the
     /// halving tree (decoder.weight's by GroupedGEMM); ∂L/∂x of the readout input one GEMM per
     /// group, scattered back to (T, B, H).
-    private func readoutBackwardGrouped(_ groups: ReductionGroups, targets: UnsafePointer<Int32>, gradScale: Float,
+    private func readoutBackwardGroupMajor(_ groups: ReductionGroups, targets: UnsafePointer<Int32>, gradScale: Float,
                                         dReadoutInput: UnsafeMutablePointer<Float>) -> (lossSum: Double, count: Int) {
         guard let gathered = groupedReadoutInput else { preconditionFailure("grouped readout without its workspace") }
         let T = steps, B = batch, g = groups.size, H = config.hiddenSize, V = config.vocabSize

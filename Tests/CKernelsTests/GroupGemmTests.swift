@@ -97,6 +97,8 @@ let groupCases: [GroupCase] = [
     GroupCase(m: 48, n: 64, steps: 64, groupSize: 4, groups: 8, batch: 32, groupMajor: false),
     GroupCase(m: 6, n: 1, steps: 3, groupSize: 2, groups: 1, batch: 4, groupMajor: false),
     GroupCase(m: 1, n: 40, steps: 2, groupSize: 2, groups: 3, batch: 6, groupMajor: true),
+    // 34 panels × 19 strips, an odd number of groups (9) and 297 rows.
+    GroupCase(m: 200, n: 300, steps: 11, groupSize: 3, groups: 9, batch: 27, groupMajor: false),
 ]
 
 @Suite("Grouped weight-gradient kernel")

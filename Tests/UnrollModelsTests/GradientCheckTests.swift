@@ -183,11 +183,11 @@ private func step(_ cell: CellKind) -> (eps: Float, atol: Double) {
     /// With reduction groups, the recurrent gradients of a batch are the halving-tree sum of its
     /// groups, so the batch's gradient equals, bit for bit, the sum of its two halves' gradients
     /// run separately — what two ranks add up in the allreduce: every parameter, the recurrent
-    /// layers, the per-group decoder GEMMs and the embedding rows alike. The learned leak logits
-    /// included (their σ'(a) factor must be applied per row, before the sum).
-    /// V = 500, H = 64: decoder.weight's gradient runs in two row tiles (384 + 116 rows).
+    /// layers, the readout and the embedding rows alike. The learned leak logits included (their
+    /// σ'(a) factor must be applied per row, before the sum). V·H = 4,096 · 256 runs the readout
+    /// group by group (group-major logits), the others over all rows at once (time-major).
     @Test(arguments: [(CellKind.lstm, nil as LeakRate?, 9, 6), (.leaky, LeakRate.learned(low: 0.05, high: 0.9), 9, 6),
-                      (.lstm, nil, 500, 64)])
+                      (.lstm, nil, 500, 64), (.lstm, nil, 4096, 256)])
     func batchGradientIsTheSumOfItsHalvesBitForBit(cell: CellKind, leak: LeakRate?, V: Int, H: Int) {
         let T = 5, B = 8
         let config = ModelConfig(cell: cell, vocabSize: V, embeddingSize: 4, hiddenSize: H, layers: 2,
