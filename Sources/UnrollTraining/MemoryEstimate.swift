@@ -91,7 +91,24 @@ public enum MemoryEstimate {
         let perToken = L * (2 * G * H + 4 * H) + E + 2 * V
         let activations = T * (localBatch + evalBatch) * perToken
         let state = 2 * L * (Double(config.batchSize) + Double(config.evalStreams)) * H
-        return 4 * ((2 + slots) * P + activations + state) + stagingBytes(config, parameters: P)
+        return 4 * ((2 + slots) * P + activations + state + groupScratch(config, localBatch: localBatch))
+            + stagingBytes(config, parameters: P)
+    }
+
+    /// Floats the reduction groups of a language model add: GroupedGEMM's packed copies of both
+    /// operands of the widest weight gradient (all T·b rows of a (T·b × m) and b (T·b × n), rounded
+    /// up to whole panels), the halving tree's level buffers (decoder bias, touched embedding rows)
+    /// and a group-major readout's gathered input.
+    static func groupScratch(_ config: TrainingConfig, localBatch: Double) -> Double {
+        let g = config.effectiveReductionGroup
+        guard g > 0 else { return 0 }
+        let m = config.model
+        let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), E = Double(m.embeddingSize)
+        let V = Double(m.vocabSize), T = Double(config.bptt), rows = T * localBatch
+        let widest = max(G * H + 6 + max(E, H) + 16, V + 6 + H + 16)
+        let levels = (log2(max(1, localBatch / Double(g)))).rounded(.up) + 2
+        let levelFloats = levels * (V + min(V, rows) * E + G * H)
+        return rows * widest + levelFloats + rows * H
     }
 
     /// Bytes one training process of a tree task allocates: parameters, gradients and slots, and

@@ -3,6 +3,7 @@
 // the machine has is refused by the estimate, which is computed in closed form (no overflow, no
 // allocation, no loop over layers).
 import Testing
+import UnrollKernels
 import UnrollModels
 @testable import UnrollTraining
 
@@ -184,5 +185,24 @@ import UnrollModels
         config.bptt = Int(1e11)
         #expect(MemoryEstimate.shortfall(bytesPerProcess: MemoryEstimate.trainingBytes(config, worldSize: 1),
                                          processes: 1, machine: 24e9) != nil)
+    }
+
+    /// With reduction groups the estimate also counts GroupedGEMM's scratch for the widest weight
+    /// gradient (W_hh here; the decoder's at a wide vocabulary), which at E's size is tens of MB.
+    @Test(arguments: [(50, 1024), (10_000, 200)])
+    func reductionGroupScratchIsInTheEstimate(vocab: Int, hidden: Int) {
+        var config = Self.base()
+        config.model.vocabSize = vocab
+        config.model.hiddenSize = hidden
+        config.batchSize = 32
+        config.bptt = 64
+        let without = MemoryEstimate.trainingBytes(config, worldSize: 1)
+        config.reductionGroup = 4
+        let with = MemoryEstimate.trainingBytes(config, worldSize: 1)
+        let G = config.model.cell.gateCount, H = hidden, E = config.model.embeddingSize
+        let largest = [(G * H, H), (G * H, max(E, H)), (vocab, H)].map { m, n in
+            GroupedGEMM.scratchCount(m: m, n: n, steps: 64, groupSize: 4, groups: 8)
+        }.max()!
+        #expect(with - without >= 4 * Double(largest), "vocab \(vocab), hidden \(hidden)")
     }
 }
