@@ -108,9 +108,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return batchSize / max(a, 1)
     }
 
-    /// The group size in effect (0: none). Off unless asked for: groups cost 3–8 % of step time on
-    /// configs A, C, D, 9–14 % on B and 4–15 % on E (launch/bench-groups, launch/PERFORMANCE.md), more than
-    /// the 5 % a default may cost.
+    /// The group size in effect (0: none). Off unless asked for: groups cost 3–7 % of step time on
+    /// configs A, C, D, 11–13 % on B and 4–10 % on E (launch/bench-groups, launch/PERFORMANCE.md), more
+    /// than the 5 % a default may cost.
     public var effectiveReductionGroup: Int { reductionGroup ?? 0 }
 
     /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
