@@ -73,25 +73,22 @@ UK_TARGET_AVX2 static void tile_avx2_any(int mr, int packed_a, int kc, const flo
                                          size_t lda, const float *b, float *c, size_t ldc,
                                          int cols, float alpha, float beta) {
 #define UK_TILE(r, pa) tile_avx2(r, pa, kc, a, lda, b, c, ldc, cols, alpha, beta)
-    if (packed_a) {
-        switch (mr) {
-        case 1: UK_TILE(1, 1); break;
-        case 2: UK_TILE(2, 1); break;
-        case 3: UK_TILE(3, 1); break;
-        case 4: UK_TILE(4, 1); break;
-        case 5: UK_TILE(5, 1); break;
-        default: UK_TILE(MR2, 1); break;
-        }
-    } else {
-        switch (mr) {
-        case 1: UK_TILE(1, 0); break;
-        case 2: UK_TILE(2, 0); break;
-        case 3: UK_TILE(3, 0); break;
-        case 4: UK_TILE(4, 0); break;
-        case 5: UK_TILE(5, 0); break;
-        default: UK_TILE(MR2, 0); break;
-        }
+    // One fully unrolled instance per row count and A layout.
+#define UK_TILES(pa)                       \
+    switch (mr) {                          \
+    case 1: UK_TILE(1, pa); break;         \
+    case 2: UK_TILE(2, pa); break;         \
+    case 3: UK_TILE(3, pa); break;         \
+    case 4: UK_TILE(4, pa); break;         \
+    case 5: UK_TILE(5, pa); break;         \
+    default: UK_TILE(MR2, pa); break;      \
     }
+    if (packed_a) {
+        UK_TILES(1)
+    } else {
+        UK_TILES(0)
+    }
+#undef UK_TILES
 #undef UK_TILE
 }
 
