@@ -101,10 +101,10 @@ public final class RecurrentLanguageModel {
     /// (K, T, g, H) the readout input gathered group by group by a training forward; with `groups`
     /// and a group-major readout.
     private var groupedReadoutInput: FloatBuffer?
-    /// Whether a grouped training batch runs its readout group by group, as one `sgemm` per group
-    /// on gathered rows (group-major logits), rather than over all rows at once on the M-stable
-    /// packed kernel (time-major logits, no gathers). Group by group pays only at a wide readout
-    /// (see `groupMajorReadoutMinimum`).
+    /// Whether a grouped training batch runs its readout on rows gathered group by group
+    /// (group-major logits; ∂L/∂x as one `sgemm` per group) rather than on the time-major rows in
+    /// place (no gathers; ∂L/∂x on the M-stable packed kernel). Gathering pays only at a wide
+    /// readout (see `groupMajorReadoutMinimum`).
     private var groupMajorReadout = false
     /// Whether the last forward was a grouped training forward (`wholeGroups` with groups set).
     private var groupedTrainingForward = false
@@ -184,8 +184,8 @@ public final class RecurrentLanguageModel {
     /// - dropout: masks to use, or nil for none (evaluation, or a model without dropout).
     /// - wholeGroups: the batch is a training batch of whole reduction groups, to be followed by
     ///   `backward`. With groups set and a wide readout (`groupMajorReadoutMinimum`), the readout
-    ///   then runs as one GEMM per group (the same shape and inputs on every rank, so the same bits —
-    ///   and OpenBLAS's speed, which the M-stable packed kernel lacks at V × H this large), and
+    ///   then runs on the readout input gathered group by group (so that backward's ∂L/∂x can run as
+    ///   one `sgemm` per group: the same shape and inputs on every rank, so the same bits), and
     ///   `lastLogits` is unavailable until the next forward.
     public func forward(tokens: UnsafePointer<Int32>, steps: Int, batch: Int, state: RecurrentState,
                         dropout: DropoutContext?, wholeGroups: Bool = false) {
@@ -216,14 +216,17 @@ public final class RecurrentLanguageModel {
         groupMajorLogits = false
         groupedTrainingForward = wholeGroups && groups != nil
         if let groups, let gathered = groupedReadoutInput, wholeGroups, groupMajorReadout {
-            // (T, B, H) → (K, T, g, H); logits (K, T, g, V) = bias + x_q · Wᵀ per group.
-            let block = steps * groups.size
+            // (T, B, H) → (K, T, g, H); logits (K, T, g, V) = bias + x_q · Wᵀ, all groups in one
+            // call of the M-stable packed kernel (one `sgemm` of T·g rows per group: 1.5 points
+            // more of B's step).
+            guard let packed = packedDecoderForward else { preconditionFailure("grouped readout without its workspace") }
             for q in 0..<groups.groups(inBatch: batch) {
-                let xq = gathered.pointer + q * block * H
-                groups.gather(into: xq, from: x, steps: steps, batch: batch, width: H, group: q)
-                BLAS.sgemm(transB: true, m: block, n: V, k: H, a: xq, lda: H, b: arena.parameters(decoderWeight),
-                           ldb: H, beta: 1, c: logits.pointer + q * block * V, ldc: V)
+                groups.gather(into: gathered.pointer + q * steps * groups.size * H, from: x, steps: steps, batch: batch,
+                              width: H, group: q)
             }
+            BLAS.pack(packed.pointer, b: arena.parameters(decoderWeight), k: H, n: V, ldb: H, transB: true)
+            BLAS.gemmPackedRows(m: rows, n: V, k: H, a: gathered.pointer, lda: H, packed: packed.pointer, beta: 1,
+                                c: logits.pointer, ldc: V)
             groupMajorLogits = true
             return
         }
@@ -333,10 +336,10 @@ public final class RecurrentLanguageModel {
         return result
     }
 
-    /// The smallest V·H at which a grouped training batch runs its readout group by group. Below it
-    /// the gathers and scatters of the readout input and ∂L/∂x cost more than the packed kernel
-    /// loses to `sgemm` (A, C, D, E: V·H ≤ 66,560; B: 2,000,000, where the packed kernel's logits
-    /// and ∂L/∂x lose 7–19 % to `sgemm`).
+    /// The smallest V·H at which a grouped training batch gathers its readout rows group by group.
+    /// Below it the gathers and scatters of the readout input and ∂L/∂x cost more than the packed
+    /// kernel loses to `sgemm` on ∂L/∂x (A, C, D, E: V·H ≤ 66,560). At B's 2,000,000 the packed
+    /// kernel's ∂L/∂x takes 1.26× one `sgemm`'s time, one `sgemm` per group 1.11×.
     static let groupMajorReadoutMinimum = 1 << 20
 
     /// The readout's loss and gradients with reduction groups, from the time-major logits of
