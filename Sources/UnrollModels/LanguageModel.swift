@@ -99,13 +99,11 @@ public final class RecurrentLanguageModel {
     /// decoder.weight packed as W (V × H) for the M-stable ∂L/∂x of a time-major grouped readout.
     private var packedDecoderBackward: FloatBuffer?
     /// (K, T, g, H) the readout input gathered group by group by a training forward; with `groups`
-    /// and a group-major readout.
+    /// and a wide readout (`groupMajorReadoutMinimum`) only: its presence is what makes a grouped
+    /// training batch run its readout on gathered rows (group-major logits; ∂L/∂x as one `sgemm`
+    /// per group) rather than on the time-major rows in place (no gathers; ∂L/∂x on the M-stable
+    /// packed kernel).
     private var groupedReadoutInput: FloatBuffer?
-    /// Whether a grouped training batch runs its readout on rows gathered group by group
-    /// (group-major logits; ∂L/∂x as one `sgemm` per group) rather than on the time-major rows in
-    /// place (no gathers; ∂L/∂x on the M-stable packed kernel). Gathering pays only at a wide
-    /// readout (see `groupMajorReadoutMinimum`).
-    private var groupMajorReadout = false
     /// Whether the last forward was a grouped training forward (`wholeGroups` with groups set).
     private var groupedTrainingForward = false
     /// (T·g) one group's targets, gathered; with `groups`.
@@ -168,8 +166,7 @@ public final class RecurrentLanguageModel {
         for layer in layers { layer.useReductionGroups(groups) }
         let H = config.hiddenSize, V = config.vocabSize
         packedDecoderForward = FloatBuffer(count: BLAS.packedCount(k: H, n: V))
-        groupMajorReadout = V * H >= Self.groupMajorReadoutMinimum
-        if groupMajorReadout {
+        if V * H >= Self.groupMajorReadoutMinimum {
             groupedReadoutInput = FloatBuffer(count: maxSteps * maxBatch * H)
             groupTargets = [Int32](repeating: -1, count: maxSteps * size)
         } else {
@@ -215,7 +212,7 @@ public final class RecurrentLanguageModel {
         RowKernels.broadcastRows(logits.pointer, bias: arena.parameters(decoderBias), rows: rows, cols: V)
         groupMajorLogits = false
         groupedTrainingForward = wholeGroups && groups != nil
-        if let groups, let gathered = groupedReadoutInput, wholeGroups, groupMajorReadout {
+        if let groups, let gathered = groupedReadoutInput, wholeGroups {
             // (T, B, H) → (K, T, g, H); logits (K, T, g, V) = bias + x_q · Wᵀ, all groups in one
             // call of the M-stable packed kernel (one `sgemm` of T·g rows per group: 1.5 points
             // more of B's step).
