@@ -52,23 +52,39 @@ static void pack_transposed_panel(float *restrict dst, const float *restrict b, 
     }
 }
 
+/// B (k × n, not transposed) into panels, row by row: each row of B is read once, in order, and
+/// its 16-column pieces go to the panels as fixed-size copies (vector moves). Going panel by panel
+/// instead read B in 64-byte pieces one row stride apart and called memcpy for each: 2.6 GB/s at
+/// 4,096 × 1,024.
+static void pack_rows(float *restrict packed, const float *restrict b, int k, int n, int padded,
+                      size_t ldb) {
+    const size_t panel_floats = (size_t)UK_NR * (size_t)k;
+    const int whole = n / UK_NR;
+    for (int kk = 0; kk < k; ++kk) {
+        const float *src = b + (size_t)kk * ldb;
+        float *dst = packed + (size_t)kk * UK_NR;
+        int p = 0;
+        for (; p < whole; ++p, dst += panel_floats) memcpy(dst, src + (size_t)p * UK_NR, UK_NR * sizeof(float));
+        for (int n0 = p * UK_NR; n0 < padded; n0 += UK_NR, dst += panel_floats)
+            for (int j = 0; j < UK_NR; ++j) dst[j] = n0 + j < n ? src[n0 + j] : 0.0f;
+    }
+}
+
 void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans) {
     if (k <= 0 || n <= 0) return;
     int padded = (int)(uk_packed_floats(k, n) / (size_t)k);
+    if (!trans) {
+        pack_rows(packed, b, k, n, padded, (size_t)ldb);
+        return;
+    }
     for (int n0 = 0; n0 < padded; n0 += UK_NR) {
         int cols = n - n0 < UK_NR ? n - n0 : UK_NR;
         float *dst = packed + (size_t)(n0 / UK_NR) * UK_NR * (size_t)k;
         if (cols <= 0) {
             // The odd panel's partner past N.
             memset(dst, 0, (size_t)UK_NR * (size_t)k * sizeof(float));
-        } else if (trans) {
-            pack_transposed_panel(dst, b + (size_t)n0 * (size_t)ldb, k, cols, (size_t)ldb);
         } else {
-            for (int kk = 0; kk < k; ++kk) {
-                float *row = dst + (size_t)kk * UK_NR;
-                memcpy(row, b + (size_t)kk * (size_t)ldb + n0, (size_t)cols * sizeof(float));
-                if (cols < UK_NR) memset(row + cols, 0, (size_t)(UK_NR - cols) * sizeof(float));
-            }
+            pack_transposed_panel(dst, b + (size_t)n0 * (size_t)ldb, k, cols, (size_t)ldb);
         }
     }
 }

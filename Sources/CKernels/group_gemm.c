@@ -25,6 +25,9 @@
 /// of a 1 MiB L2 is left to the tree's tiles, C and the prefetchers.
 #define GG_L2_BUDGET (512 * 1024)
 #define GG_MAX_LEVELS 32
+/// Rows of a packed together: their pieces of one panel (16 × 24 bytes) are one contiguous run,
+/// and the 16 source rows being read stay in L1/L2.
+#define GG_PACK_ROWS 16
 
 /// The halving tree over the groups, as each leaf needs it: the level its value is parked at
 /// until its right sibling is done, and how many merges (pending left siblings at level − 1,
@@ -121,13 +124,30 @@ static int gg_block_columns(long rows, int m) {
     return cols < m ? (int)cols : m;
 }
 
-size_t uk_group_gemm_tn_scratch(int m, int n, int steps, int group_size, int groups) {
-    if (m <= 0 || n <= 0 || groups <= 0 || steps <= 0 || group_size <= 0) return 0;
+/// Rows in all: steps · group_size · groups, or −1 when a count is not positive or the rows
+/// exceed 2³⁰.
+static long gg_rows(int steps, int group_size, int groups) {
+    if (steps <= 0 || group_size <= 0 || groups <= 0) return -1;
     long rows = (long)steps * group_size * groups;
-    size_t strips = ((size_t)n + GG_NR - 1) / GG_NR;
-    size_t panels = ((size_t)m + GG_MR - 1) / GG_MR;
-    return gg_round((size_t)rows * strips * GG_NR) + gg_round((size_t)rows * panels * GG_MR) +
-           gg_round(2 * (size_t)groups) + 16;
+    return rows > (1L << 30) ? -1 : rows;
+}
+
+size_t uk_group_gemm_tn_a_floats(int m, int steps, int group_size, int groups) {
+    long rows = gg_rows(steps, group_size, groups);
+    if (m <= 0 || rows < 0) return 0;
+    return gg_round((size_t)rows * (((size_t)m + GG_MR - 1) / GG_MR) * GG_MR);
+}
+
+size_t uk_group_gemm_tn_b_scratch(int n, int steps, int group_size, int groups) {
+    long rows = gg_rows(steps, group_size, groups);
+    if (n <= 0 || rows < 0) return 0;
+    return gg_round((size_t)rows * (((size_t)n + GG_NR - 1) / GG_NR) * GG_NR) + gg_round(2 * (size_t)groups) + 16;
+}
+
+size_t uk_group_gemm_tn_scratch(int m, int n, int steps, int group_size, int groups) {
+    if (m <= 0 || n <= 0) return 0;
+    return uk_group_gemm_tn_a_floats(m, steps, group_size, groups) +
+           uk_group_gemm_tn_b_scratch(n, steps, group_size, groups);
 }
 
 /// Source row of local row w of group q: rows (t, u) in t-major order.
@@ -135,6 +155,34 @@ static inline const float *gg_row(const float *base, int ld, long group_stride, 
                                   int group_size, int q, int w) {
     long row = (long)q * group_stride + (long)(w / group_size) * step_stride + (w % group_size);
     return base + row * (long)ld;
+}
+
+int uk_group_gemm_tn_pack_a(int m, int steps, int group_size, int groups, long group_stride,
+                            long step_stride, const float *a, int lda, float *packed_a) {
+    const long rows = gg_rows(steps, group_size, groups);
+    if (rows < 0) return -1;
+    if (m <= 0) return 0;
+    const int L = steps * group_size, R = (int)rows;
+    // GG_PACK_ROWS rows at a time: panel p holds columns [6 p, 6 p + 6) as R rows of 6, zero past
+    // m. The rows of a block are read in order, side by side, and each panel receives them as one
+    // contiguous run. (Packing a block of columns at a time read each row in short runs far apart,
+    // latency-bound: 21 of A's 260 ms per step; one row at a time wrote 24 bytes into each of
+    // m / 6 panels, more lines than L1 holds, so that every line was written in three visits.)
+    const int m_panels = (m + GG_MR - 1) / GG_MR;
+    for (int r0 = 0; r0 < R; r0 += GG_PACK_ROWS) {
+        const int nr = R - r0 < GG_PACK_ROWS ? R - r0 : GG_PACK_ROWS;
+        const float *src[GG_PACK_ROWS];
+        for (int i = 0; i < nr; ++i)
+            src[i] = gg_row(a, lda, group_stride, step_stride, group_size, (r0 + i) / L, (r0 + i) % L);
+        float *d = packed_a + (size_t)r0 * GG_MR;
+        int p = 0;
+        for (; p < m / GG_MR; ++p, d += (size_t)R * GG_MR)
+            for (int i = 0; i < nr; ++i) memcpy(d + i * GG_MR, src[i] + p * GG_MR, GG_MR * sizeof(float));
+        if (p < m_panels)
+            for (int i = 0; i < nr; ++i)
+                for (int e = 0; e < GG_MR; ++e) d[i * GG_MR + e] = p * GG_MR + e < m ? src[i][p * GG_MR + e] : 0.0f;
+    }
+    return 0;
 }
 
 int uk_group_gemm_tn(int m, int n, int steps, int group_size, int groups, long group_stride,
@@ -148,13 +196,30 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
                         long group_stride, long step_stride, const float *a, int lda,
                         const float *b, int ldb, float *c, int ldc, float *scratch) {
     if (m <= 0 || n <= 0 || groups <= 0) return 0;
-    if (steps <= 0 || group_size <= 0 || (long)steps * group_size * groups > (1L << 30)) return -1;
+    if (gg_rows(steps, group_size, groups) < 0) return -1;
+    float *packed_a = scratch + uk_group_gemm_tn_b_scratch(n, steps, group_size, groups);
+    uk_group_gemm_tn_pack_a(m, steps, group_size, groups, group_stride, step_stride, a, lda, packed_a);
+    return uk_group_gemm_tn_packed_on(isa, m, n, steps, group_size, groups, group_stride, step_stride,
+                                      packed_a, b, ldb, c, ldc, scratch);
+}
+
+int uk_group_gemm_tn_packed(int m, int n, int steps, int group_size, int groups, long group_stride,
+                            long step_stride, const float *packed_a, const float *b, int ldb,
+                            float *c, int ldc, float *scratch) {
+    return uk_group_gemm_tn_packed_on(uk_active_isa(), m, n, steps, group_size, groups, group_stride,
+                                      step_stride, packed_a, b, ldb, c, ldc, scratch);
+}
+
+int uk_group_gemm_tn_packed_on(int isa, int m, int n, int steps, int group_size, int groups,
+                               long group_stride, long step_stride, const float *packed_a,
+                               const float *b, int ldb, float *c, int ldc, float *scratch) {
+    if (m <= 0 || n <= 0 || groups <= 0) return 0;
+    if (gg_rows(steps, group_size, groups) < 0) return -1;
     const int L = steps * group_size, R = L * groups;
     const int strips = (n + GG_NR - 1) / GG_NR;
     const int mc = gg_block_columns(R, m);
     float *pb = scratch;
-    float *pa = pb + gg_round((size_t)R * strips * GG_NR);
-    int *leaf_level = (int *)(pa + gg_round((size_t)R * ((m + GG_MR - 1) / GG_MR) * GG_MR));
+    int *leaf_level = (int *)(pb + gg_round((size_t)R * strips * GG_NR));
     int *merges = leaf_level + groups;
     gg_plan(0, groups, 0, leaf_level, merges);
     int levels = 0;
@@ -171,7 +236,7 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
 #endif
     float stack[GG_MAX_LEVELS * GG_TILE] __attribute__((aligned(64)));
     float out[GG_TILE] __attribute__((aligned(64)));
-    // Pack b once: strip s holds columns [16 s, 16 s + 16) of all rows in group order, zero past n.
+    // Pack b: strip s holds columns [16 s, 16 s + 16) of all rows in group order, zero past n.
     for (int q = 0, rb = 0; q < groups; ++q) {
         for (int w = 0; w < L; ++w, ++rb) {
             const float *src = gg_row(b, ldb, group_stride, step_stride, group_size, q, w);
@@ -186,24 +251,10 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
             }
         }
     }
-    // Pack all of a once, reading it row by row: panel p holds columns [6 p, 6 p + 6) as R rows
-    // of 6, zero past m. (Packing a block of columns at a time read each row in short runs far
-    // apart, latency-bound: 21 of A's 260 ms per step.)
-    const int m_panels = (m + GG_MR - 1) / GG_MR;
-    for (int q = 0, rb = 0; q < groups; ++q) {
-        for (int w = 0; w < L; ++w, ++rb) {
-            const float *src = gg_row(a, lda, group_stride, step_stride, group_size, q, w);
-            float *d = pa + (size_t)rb * GG_MR;
-            int p = 0;
-            for (; p < m / GG_MR; ++p, d += (size_t)R * GG_MR) memcpy(d, src + p * GG_MR, GG_MR * sizeof(float));
-            if (p < m_panels)
-                for (int i = 0; i < GG_MR; ++i) d[i] = p * GG_MR + i < m ? src[p * GG_MR + i] : 0.0f;
-        }
-    }
     for (int ic = 0; ic < m; ic += mc) {
         int mcb = m - ic < mc ? m - ic : mc;
         int panels = (mcb + GG_MR - 1) / GG_MR;
-        const float *pa_block = pa + (size_t)(ic / GG_MR) * R * GG_MR;
+        const float *pa_block = packed_a + (size_t)(ic / GG_MR) * R * GG_MR;
         for (int s = 0; s < strips; ++s) {
             int j0 = s * GG_NR, nv = n - j0 < GG_NR ? n - j0 : GG_NR;
             for (int p = 0; p < panels; ++p) {

@@ -39,4 +39,43 @@ public enum GroupedGEMM {
                                       Int32(ldc), scratch)
         precondition(status == 0, "grouped weight gradient: \(groups) groups of \(steps)×\(groupSize) rows refused")
     }
+
+    /// a's rows packed once by `pack`, for several products that share a (an LSTM's dW_hh and dW_ih
+    /// both read ∂L/∂gates): each `accumulate(packed:…)` then reads them instead of a.
+    public struct PackedRows {
+        public let m: Int, steps: Int, groupSize: Int, groups: Int
+        public let layout: RowLayout
+        public let pointer: UnsafePointer<Float>
+    }
+
+    /// Floats `pack` writes for these sizes.
+    public static func packedRowsCount(m: Int, steps: Int, groupSize: Int, groups: Int) -> Int {
+        uk_group_gemm_tn_a_floats(Int32(m), Int32(steps), Int32(groupSize), Int32(groups))
+    }
+
+    /// Floats of scratch `accumulate(packed:…)` needs for b's rows.
+    public static func productScratchCount(n: Int, steps: Int, groupSize: Int, groups: Int) -> Int {
+        uk_group_gemm_tn_b_scratch(Int32(n), Int32(steps), Int32(groupSize), Int32(groups))
+    }
+
+    /// Packs a's rows (m wide, stride lda, placed by `layout`) into `into`, which holds
+    /// `packedRowsCount(...)` floats and must outlive the products that read it.
+    public static func pack(m: Int, steps: Int, groupSize: Int, groups: Int, layout: RowLayout,
+                            a: UnsafePointer<Float>, lda: Int, into: UnsafeMutablePointer<Float>) -> PackedRows {
+        let status = uk_group_gemm_tn_pack_a(Int32(m), Int32(steps), Int32(groupSize), Int32(groups), layout.groupStride,
+                                             layout.stepStride, a, Int32(lda), into)
+        precondition(status == 0, "grouped weight gradient: \(groups) groups of \(steps)×\(groupSize) rows refused")
+        return PackedRows(m: m, steps: steps, groupSize: groupSize, groups: groups, layout: layout,
+                          pointer: UnsafePointer(into))
+    }
+
+    /// `accumulate` with a's rows from `pack`: same bits.
+    /// - Precondition: `scratch` holds `productScratchCount(n:…)` floats.
+    public static func accumulate(packed a: PackedRows, n: Int, b: UnsafePointer<Float>, ldb: Int,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int, scratch: UnsafeMutablePointer<Float>) {
+        let status = uk_group_gemm_tn_packed(Int32(a.m), Int32(n), Int32(a.steps), Int32(a.groupSize), Int32(a.groups),
+                                             a.layout.groupStride, a.layout.stepStride, a.pointer, b, Int32(ldb), c,
+                                             Int32(ldc), scratch)
+        precondition(status == 0, "grouped weight gradient: \(a.groups) groups of \(a.steps)×\(a.groupSize) rows refused")
+    }
 }

@@ -315,12 +315,14 @@ public class RecurrentLayerBase {
             columnSums(dGatesHH, into: arena.gradients(biasHH))
         }
         let layout = GroupedGEMM.RowLayout.timeMajor(batch: B, groupSize: g)
-        groups.accumulateProducts(m: G, n: H, steps: T, groups: K, layout: layout, a: dGatesHH, lda: G,
-                                  b: previousStates, ldb: H, c: arena.gradients(weightHH), ldc: H)
+        // LSTM and Elman: both weight gradients read the same ∂L/∂gates, packed once.
+        let packedHH = groups.packRows(m: G, steps: T, groups: K, layout: layout, a: dGatesHH, lda: G)
+        groups.accumulateProducts(packedHH, n: H, b: previousStates, ldb: H, c: arena.gradients(weightHH), ldc: H)
         maskRecurrentGradient()
         hooks.gradientsReady?(weightHH.offset)
-        groups.accumulateProducts(m: G, n: E, steps: T, groups: K, layout: layout, a: dGatesIH, lda: G,
-                                  b: input, ldb: E, c: arena.gradients(weightIH), ldc: E)
+        let packedIH = dGatesIH == dGatesHH
+            ? packedHH : groups.packRows(m: G, steps: T, groups: K, layout: layout, a: dGatesIH, lda: G)
+        groups.accumulateProducts(packedIH, n: E, b: input, ldb: E, c: arena.gradients(weightIH), ldc: E)
         hooks.gradientsReady?(weightIH.offset)
         if let dInput, let packed = packedInputBackward {
             BLAS.pack(packed.pointer, b: arena.parameters(weightIH), k: G, n: E, ldb: E, transB: false)

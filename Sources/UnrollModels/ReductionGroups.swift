@@ -32,7 +32,7 @@ public final class ReductionGroups {
         return batch / size
     }
 
-    /// Scratch buffer `slot` (0 … 3) with room for at least `count` floats; contents undefined.
+    /// Scratch buffer `slot` (0 … 4) with room for at least `count` floats; contents undefined.
     func scratch(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
         while slots.count <= slot { slots.append(FloatBuffer(count: 1)) }
         if slots[slot].count < count { slots[slot] = FloatBuffer(count: count) }
@@ -65,9 +65,23 @@ public final class ReductionGroups {
     func accumulateProducts(m: Int, n: Int, steps: Int, groups: Int, layout: GroupedGEMM.RowLayout,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let count = GroupedGEMM.scratchCount(m: m, n: n, steps: steps, groupSize: size, groups: groups)
-        GroupedGEMM.accumulate(m: m, n: n, steps: steps, groupSize: size, groups: groups, layout: layout,
-                               a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, scratch: scratch(3, count: count))
+        accumulateProducts(packRows(m: m, steps: steps, groups: groups, layout: layout, a: a, lda: lda), n: n,
+                           b: b, ldb: ldb, c: c, ldc: ldc)
+    }
+
+    /// a's rows packed for `accumulateProducts(_:…)`, in scratch slot 4: valid until the next call.
+    func packRows(m: Int, steps: Int, groups: Int, layout: GroupedGEMM.RowLayout, a: UnsafePointer<Float>,
+                  lda: Int) -> GroupedGEMM.PackedRows {
+        let count = GroupedGEMM.packedRowsCount(m: m, steps: steps, groupSize: size, groups: groups)
+        return GroupedGEMM.pack(m: m, steps: steps, groupSize: size, groups: groups, layout: layout, a: a, lda: lda,
+                                into: scratch(4, count: count))
+    }
+
+    /// `accumulateProducts` with a's rows packed once by `packRows` (products that share a): same bits.
+    func accumulateProducts(_ a: GroupedGEMM.PackedRows, n: Int, b: UnsafePointer<Float>, ldb: Int,
+                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let count = GroupedGEMM.productScratchCount(n: n, steps: a.steps, groupSize: size, groups: a.groups)
+        GroupedGEMM.accumulate(packed: a, n: n, b: b, ldb: ldb, c: c, ldc: ldc, scratch: scratch(3, count: count))
     }
 
     /// result (n) += the halving-tree sum over `groups` groups of leaf(q, out), where `leaf` writes

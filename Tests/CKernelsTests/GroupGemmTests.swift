@@ -136,6 +136,37 @@ struct GroupGemmTests {
         }
     }
 
+    @Test("a packed once serves two products with the bits of two whole calls", arguments: groupCases)
+    func packedOnceMatchesWholeCalls(_ k: GroupCase) throws {
+        var rng = SplitMix64(seed: UInt64(k.m * 131 + k.n * 17 + k.groups))
+        // A second b, narrower or wider than the first, as W_ih's input beside W_hh's state.
+        let k2 = GroupCase(m: k.m, n: k.n % 2 == 0 ? k.n / 2 + 1 : k.n * 2 + 3, steps: k.steps,
+                           groupSize: k.groupSize, groups: k.groups, batch: k.batch, groupMajor: k.groupMajor)
+        let a = randomMatrix(rows: k.rowCount, cols: k.m, ld: k.lda, rng: &rng)
+        let b1 = randomMatrix(rows: k.rowCount, cols: k.n, ld: k.ldb, rng: &rng)
+        let b2 = randomMatrix(rows: k2.rowCount, cols: k2.n, ld: k2.ldb, rng: &rng)
+        let c1 = randomMatrix(rows: k.m, cols: k.n, ld: k.ldc, rng: &rng)
+        let c2 = randomMatrix(rows: k2.m, cols: k2.n, ld: k2.ldc, rng: &rng)
+        let (m, T, g, K) = (Int32(k.m), Int32(k.steps), Int32(k.groupSize), Int32(k.groups))
+        var packed = [Float](repeating: .nan, count: uk_group_gemm_tn_a_floats(m, T, g, K))
+        var scratch = [Float](repeating: .nan, count: max(uk_group_gemm_tn_b_scratch(Int32(k.n), T, g, K),
+                                                          uk_group_gemm_tn_b_scratch(Int32(k2.n), T, g, K)))
+        #expect(uk_group_gemm_tn_pack_a(m, T, g, K, k.groupStride, k.stepStride, a, Int32(k.lda), &packed) == 0)
+        for isa in availablePaths {
+            for (kc, b, c) in [(k, b1, c1), (k2, b2, c2)] {
+                let whole = try #require(run(kc, isa: isa, a: a, b: b, c: c, lo: 0, hi: kc.groups))
+                var got = c
+                let status = got.withUnsafeMutableBufferPointer { got in
+                    uk_group_gemm_tn_packed_on(isa, m, Int32(kc.n), T, g, K, kc.groupStride, kc.stepStride, packed, b,
+                                               Int32(kc.ldb), got.baseAddress!, Int32(kc.ldc), &scratch)
+                }
+                #expect(status == 0)
+                let differing = zip(got, whole).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(differing == 0, "\(pathName(isa)) \(kc): \(differing) elements differ from one whole call")
+            }
+        }
+    }
+
     @Test("refuses empty steps or groups without touching C")
     func refusesDegenerate() {
         var c: [Float] = [1, 2, 3, 4]

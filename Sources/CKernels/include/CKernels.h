@@ -103,6 +103,22 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
                         long group_stride, long step_stride, const float *a, int lda,
                         const float *b, int ldb, float *c, int ldc, float *scratch);
 
+/// The same product in two parts, for several products that share a (an LSTM's dW_hh and dW_ih
+/// both read ∂L/∂gates): uk_group_gemm_tn_pack_a copies a's rows once into `packed_a`
+/// (uk_group_gemm_tn_a_floats floats), and each uk_group_gemm_tn_packed then reads them instead of
+/// a, with `scratch` of uk_group_gemm_tn_b_scratch(n, …) floats for b. Same bits as
+/// uk_group_gemm_tn; same return values. (uk_group_gemm_tn_scratch is the two sizes added.)
+size_t uk_group_gemm_tn_a_floats(int m, int steps, int group_size, int groups);
+size_t uk_group_gemm_tn_b_scratch(int n, int steps, int group_size, int groups);
+int uk_group_gemm_tn_pack_a(int m, int steps, int group_size, int groups, long group_stride,
+                            long step_stride, const float *a, int lda, float *packed_a);
+int uk_group_gemm_tn_packed(int m, int n, int steps, int group_size, int groups, long group_stride,
+                            long step_stride, const float *packed_a, const float *b, int ldb,
+                            float *c, int ldc, float *scratch);
+int uk_group_gemm_tn_packed_on(int isa, int m, int n, int steps, int group_size, int groups,
+                               long group_stride, long step_stride, const float *packed_a,
+                               const float *b, int ldb, float *c, int ldc, float *scratch);
+
 // MARK: Recurrent cell pointwise kernels (one time step, B rows; PyTorch gate order)
 // Contracts (shapes, what is read and written) are documented on the Swift wrappers in
 // UnrollKernels/CellKernels.swift. No buffer may overlap another unless stated.
