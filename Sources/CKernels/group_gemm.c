@@ -21,8 +21,9 @@
 #define GG_MR 6
 #define GG_NR 16
 #define GG_TILE (GG_MR * GG_NR)
-/// Bytes of L2 the packed A block and one 16-column strip of packed b may take together; the rest
-/// of a 1 MiB L2 is left to the tree's tiles, C and the prefetchers.
+/// Bytes the packed A block and one 16-column strip of packed b may take together: L2's size on
+/// Zen 3 (512 KiB), half of Zen 4's and a quarter of Sapphire Rapids'. (Smaller budgets, 128–384
+/// KiB, measured the same on Zen 3: the b strip's reuse drops as the block shrinks.)
 #define GG_L2_BUDGET (512 * 1024)
 #define GG_MAX_LEVELS 32
 /// Rows of a packed together: their pieces of one panel (16 × 24 bytes) are one contiguous run,

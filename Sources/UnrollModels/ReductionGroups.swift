@@ -65,11 +65,14 @@ public final class ReductionGroups {
     func accumulateProducts(m: Int, n: Int, steps: Int, groups: Int, layout: GroupedGEMM.RowLayout,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             c: UnsafeMutablePointer<Float>, ldc: Int) {
-        accumulateProducts(packRows(m: m, steps: steps, groups: groups, layout: layout, a: a, lda: lda), n: n,
-                           b: b, ldb: ldb, c: c, ldc: ldc)
+        // One call, so that GroupedGEMM may pack a block by block (B's decoder.weight) instead of whole.
+        let count = GroupedGEMM.scratchCount(m: m, n: n, steps: steps, groupSize: size, groups: groups)
+        GroupedGEMM.accumulate(m: m, n: n, steps: steps, groupSize: size, groups: groups, layout: layout,
+                               a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, scratch: scratch(4, count: count))
     }
 
-    /// a's rows packed for `accumulateProducts(_:…)`, in scratch slot 4: valid until the next call.
+    /// a's rows packed for `accumulateProducts(_:…)`, in scratch slot 4 (which the one-call form
+    /// above also uses): valid until the next call of either.
     func packRows(m: Int, steps: Int, groups: Int, layout: GroupedGEMM.RowLayout, a: UnsafePointer<Float>,
                   lda: Int) -> GroupedGEMM.PackedRows {
         let count = GroupedGEMM.packedRowsCount(m: m, steps: steps, groupSize: size, groups: groups)

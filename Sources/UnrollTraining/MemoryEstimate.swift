@@ -95,17 +95,19 @@ public enum MemoryEstimate {
             + stagingBytes(config, parameters: P)
     }
 
-    /// Floats the reduction groups of a language model add: GroupedGEMM's packed copies of both
-    /// operands of the widest weight gradient (all T·b rows of a (T·b × m) and b (T·b × n), rounded
-    /// up to whole panels), the halving tree's level buffers (decoder bias, touched embedding rows)
-    /// and a group-major readout's gathered input.
+    /// Floats the reduction groups of a language model add: GroupedGEMM's packed copies of the
+    /// operands of the weight gradients (all T·b rows, rounded up to whole panels: the readout's
+    /// decoder.weight packs ∂L/∂logits (T·b × V) and its input in one buffer; a layer packs
+    /// ∂L/∂gates (T·b × G·H) into the same buffer and b (T·b × max(E, H)) into another), the
+    /// halving tree's level buffers (decoder bias, touched embedding rows) and a group-major
+    /// readout's gathered input.
     static func groupScratch(_ config: TrainingConfig, localBatch: Double) -> Double {
         let g = config.effectiveReductionGroup
         guard g > 0 else { return 0 }
         let m = config.model
         let G = Double(m.cell.gateCount), H = Double(m.hiddenSize), E = Double(m.embeddingSize)
         let V = Double(m.vocabSize), T = Double(config.bptt), rows = T * localBatch
-        let widest = max(G * H + 6 + max(E, H) + 16, V + 6 + H + 16)
+        let widest = max(G * H + 6, V + 6 + H + 16) + max(E, H) + 16
         let levels = (log2(max(1, localBatch / Double(g)))).rounded(.up) + 2
         let levelFloats = levels * (V + min(V, rows) * E + G * H)
         return rows * widest + levelFloats + rows * H
