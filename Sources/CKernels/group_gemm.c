@@ -222,9 +222,9 @@ int uk_group_gemm_tn_on(int isa, int m, int n, int steps, int group_size, int gr
                         long group_stride, long step_stride, const float *a, int lda,
                         const float *b, int ldb, float *c, int ldc, float *scratch) {
     if (m <= 0 || n <= 0 || groups <= 0) return 0;
-    if (gg_rows(steps, group_size, groups) < 0) return -1;
+    const long rows = gg_rows(steps, group_size, groups);
+    if (rows < 0) return -1;
     float *packed_a = scratch + uk_group_gemm_tn_b_scratch(n, steps, group_size, groups);
-    const long rows = (long)steps * group_size * groups;
     if (gg_block_columns(rows, m) >= GG_BLOCK_PACK_MIN_COLUMNS)
         // Few rows, so wide blocks: a is packed a block of columns at a time, right before its
         // tiles, into the room scratch has for all of it. The block stays in L2 instead of all

@@ -37,7 +37,7 @@ public enum GroupedGEMM {
         let status = uk_group_gemm_tn(Int32(m), Int32(n), Int32(steps), Int32(groupSize), Int32(groups),
                                       layout.groupStride, layout.stepStride, a, Int32(lda), b, Int32(ldb), c,
                                       Int32(ldc), scratch)
-        precondition(status == 0, "grouped weight gradient: \(groups) groups of \(steps)×\(groupSize) rows refused")
+        checkStatus(status, steps: steps, groupSize: groupSize, groups: groups)
     }
 
     /// a's rows packed once by `pack`, for several products that share a (an LSTM's dW_hh and dW_ih
@@ -64,7 +64,7 @@ public enum GroupedGEMM {
                             a: UnsafePointer<Float>, lda: Int, into: UnsafeMutablePointer<Float>) -> PackedRows {
         let status = uk_group_gemm_tn_pack_a(Int32(m), Int32(steps), Int32(groupSize), Int32(groups), layout.groupStride,
                                              layout.stepStride, a, Int32(lda), into)
-        precondition(status == 0, "grouped weight gradient: \(groups) groups of \(steps)×\(groupSize) rows refused")
+        checkStatus(status, steps: steps, groupSize: groupSize, groups: groups)
         return PackedRows(m: m, steps: steps, groupSize: groupSize, groups: groups, layout: layout,
                           pointer: UnsafePointer(into))
     }
@@ -76,6 +76,11 @@ public enum GroupedGEMM {
         let status = uk_group_gemm_tn_packed(Int32(a.m), Int32(n), Int32(a.steps), Int32(a.groupSize), Int32(a.groups),
                                              a.layout.groupStride, a.layout.stepStride, a.pointer, b, Int32(ldb), c,
                                              Int32(ldc), scratch)
-        precondition(status == 0, "grouped weight gradient: \(a.groups) groups of \(a.steps)×\(a.groupSize) rows refused")
+        checkStatus(status, steps: a.steps, groupSize: a.groupSize, groups: a.groups)
+    }
+
+    /// The kernels refuse only sizes the callers never pass (no rows, more than 2³⁰ rows).
+    private static func checkStatus(_ status: Int32, steps: Int, groupSize: Int, groups: Int) {
+        precondition(status == 0, "grouped weight gradient: \(groups) groups of \(steps)×\(groupSize) rows refused")
     }
 }
