@@ -1,7 +1,9 @@
 // Runtime selection of the widest instruction set this CPU supports, and the public entry points
 // that forward to it. The choice is made once and cached in an atomic pointer; a race between
 // first callers is benign because they all compute the same table.
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include "uk_internal.h"
 
 static const uk_kernel_table generic_table = {
@@ -97,4 +99,76 @@ void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
         t->gemm_packed(rows, n, k, alpha, a + (size_t)m0 * (size_t)lda, lda, packed, beta,
                        c + (size_t)m0 * (size_t)ldc, ldc);
     }
+}
+
+// uk_gemm off the AVX2 path: op(B) packed whole into a buffer kept per thread (grown as needed,
+// freed when the thread ends), then uk_gemm_packed's row blocks on path `t`.
+typedef struct {
+    float *floats;
+    size_t capacity;
+} whole_buffer;
+
+static pthread_key_t whole_key;
+static pthread_once_t whole_once = PTHREAD_ONCE_INIT;
+static int whole_key_ok;
+
+static void free_whole(void *p) {
+    whole_buffer *w = p;
+    free(w->floats);
+    free(w);
+}
+
+static void make_whole_key(void) { whole_key_ok = pthread_key_create(&whole_key, free_whole) == 0; }
+
+static float *thread_whole_buffer(size_t count) {
+    pthread_once(&whole_once, make_whole_key);
+    if (!whole_key_ok) return NULL;
+    whole_buffer *w = pthread_getspecific(whole_key);
+    if (w == NULL) {
+        w = calloc(1, sizeof *w);
+        if (w == NULL) return NULL;
+        if (pthread_setspecific(whole_key, w) != 0) {
+            free(w);
+            return NULL;
+        }
+    }
+    if (w->capacity < count) {
+        size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+        float *grown = aligned_alloc(64, bytes);
+        if (grown == NULL) return NULL;
+        free(w->floats);
+        w->floats = grown;
+        w->capacity = count;
+    }
+    return w->floats;
+}
+
+static int gemm_on(const uk_kernel_table *t, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, int trans, float beta, float *c, int ldc) {
+    if (t == &avx2_table) {
+        uk_gemm_avx2(m, n, k, alpha, a, lda, b, ldb, trans, beta, c, ldc);
+        return 0;
+    }
+    if (uk_gemm_degenerate(m, n, k, beta, c, ldc)) return 0;
+    float *packed = thread_whole_buffer(uk_packed_floats(k, n));
+    if (packed == NULL) return -1;
+    uk_pack_b(packed, b, k, n, ldb, trans);
+    for (int m0 = 0; m0 < m; m0 += UK_ROW_BLOCK) {
+        int rows = m - m0 < UK_ROW_BLOCK ? m - m0 : UK_ROW_BLOCK;
+        t->gemm_packed(rows, n, k, alpha, a + (size_t)m0 * (size_t)lda, lda, packed, beta,
+                       c + (size_t)m0 * (size_t)ldc, ldc);
+    }
+    return 0;
+}
+
+int uk_gemm(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+            int trans, float beta, float *c, int ldc) {
+    return gemm_on(active(), m, n, k, alpha, a, lda, b, ldb, trans, beta, c, ldc);
+}
+
+int uk_gemm_on(int isa, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+               int ldb, int trans, float beta, float *c, int ldc) {
+    const uk_kernel_table *t = uk_kernels_for_isa(isa);
+    if (t == NULL) return -1;
+    return gemm_on(t, m, n, k, alpha, a, lda, b, ldb, trans, beta, c, ldc);
 }

@@ -26,7 +26,7 @@
 #define ROWS_OUTER_BYTES (512 * 1024)
 
 /// `A` is where row i's element p sits: in place (a[i·lda + p]) or packed (a[p·6 + i]).
-UK_TARGET_AVX2 UK_INLINE void tile_avx2(const int mr, const int packed_a, int kc,
+UK_TARGET_AVX2 UK_INLINE void tile_avx2(const int mr, const int packed_a, const int prefetch_b, int kc,
                                         const float *restrict a, size_t lda,
                                         const float *restrict b, float *restrict c, size_t ldc,
                                         int cols, float alpha, float beta) {
@@ -40,8 +40,9 @@ UK_TARGET_AVX2 UK_INLINE void tile_avx2(const int mr, const int packed_a, int kc
     for (int p = 0; p < kc; ++p) {
         // op(B)'s strip, one line per k, 8 lines ahead: it streams from L2 or L3 (the per-step
         // product's W_hh does not fit L2), and the hardware prefetcher alone left the tile waiting
-        // (32 × 2,048 × 512: 8–13 % faster; B's readout products 2–3 %).
-        _mm_prefetch((const char *)(b + (size_t)(p + 8) * UK_NR), _MM_HINT_T0);
+        // (32 × 2,048 × 512: 8–13 % faster; B's readout products 2–3 %). Not when uk_gemm has just
+        // packed the strip into L1 or L2 (there the prefetch only took load slots: 2–5 %).
+        if (prefetch_b) _mm_prefetch((const char *)(b + (size_t)(p + 8) * UK_NR), _MM_HINT_T0);
         __m256 b0 = _mm256_loadu_ps(b + (size_t)p * UK_NR);
         __m256 b1 = _mm256_loadu_ps(b + (size_t)p * UK_NR + 8);
         for (int i = 0; i < mr; ++i) {
@@ -81,11 +82,40 @@ UK_TARGET_AVX2 UK_INLINE void tile_avx2(const int mr, const int packed_a, int kc
     }
 }
 
-UK_TARGET_AVX2 static void tile_avx2_any(int mr, int packed_a, int kc, const float *a,
+/// The tile of a last strip of at most 8 columns: one accumulator per row, the FMA chain and
+/// epilogue of tile_avx2's partial-strip path (so the same bits) at half its work (N = 200, as
+/// in B's ∂L/∂x, pads 8 columns of every 16-column tile row otherwise: 4 % of the product).
+UK_TARGET_AVX2 UK_INLINE void tile_avx2_half(const int mr, const int packed_a, int kc,
+                                             const float *restrict a, size_t lda,
+                                             const float *restrict b, float *restrict c, size_t ldc,
+                                             int cols, float alpha, float beta) {
+    __m256 acc[MR2];
+    for (int i = 0; i < mr; ++i) acc[i] = _mm256_setzero_ps();
+    for (int p = 0; p < kc; ++p) {
+        __m256 b0 = _mm256_loadu_ps(b + (size_t)p * UK_NR);
+        for (int i = 0; i < mr; ++i) {
+            __m256 av = _mm256_broadcast_ss(packed_a ? a + (size_t)p * MR2 + (size_t)i
+                                                     : a + (size_t)i * lda + (size_t)p);
+            acc[i] = _mm256_fmadd_ps(av, b0, acc[i]);
+        }
+    }
+    const __m256 va = _mm256_set1_ps(alpha);
+    for (int i = 0; i < mr; ++i) {
+        float *ci = c + (size_t)i * ldc;
+        float buf[8];
+        _mm256_storeu_ps(buf, _mm256_mul_ps(va, acc[i]));
+        for (int j = 0; j < cols; ++j) ci[j] = beta == 0.0f ? buf[j] : buf[j] + beta * ci[j];
+    }
+}
+
+UK_TARGET_AVX2 static void tile_avx2_any(int mr, int packed_a, int prefetch_b, int kc, const float *a,
                                          size_t lda, const float *b, float *c, size_t ldc,
                                          int cols, float alpha, float beta) {
-#define UK_TILE(r, pa) tile_avx2(r, pa, kc, a, lda, b, c, ldc, cols, alpha, beta)
-    // One fully unrolled instance per row count and A layout.
+#define UK_TILE(r, pa)                                                                  \
+    (cols <= 8       ? tile_avx2_half(r, pa, kc, a, lda, b, c, ldc, cols, alpha, beta)    \
+     : prefetch_b    ? tile_avx2(r, pa, 1, kc, a, lda, b, c, ldc, cols, alpha, beta)     \
+                     : tile_avx2(r, pa, 0, kc, a, lda, b, c, ldc, cols, alpha, beta))
+    // One fully unrolled instance per row count, A layout, strip width and prefetch.
 #define UK_TILES(pa)                       \
     switch (mr) {                          \
     case 1: UK_TILE(1, pa); break;         \
@@ -114,13 +144,32 @@ UK_TARGET_AVX2 static void pack_a_panels(float *restrict dst, const float *restr
         const float *s = a + (size_t)m0 * lda;
         int p = 0;
         if (mr == MR2) {
-            // 6 rows × 8 k per round: row loads are full vectors, the scatter stays in L1.
+            // 6 rows × 8 k per round, transposed in registers (as 8 × 8 with two zero rows); each
+            // k's 6 floats go out as a 4- and a 2-float store. (Through a 6 × 8 array and 48
+            // scalar stores it took B's ∂L/∂x 2.4 ms a step for 16 MB.)
+            const __m256 zero = _mm256_setzero_ps();
             for (; p + 8 <= kc; p += 8) {
-                float t[MR2][8];
-                for (int i = 0; i < MR2; ++i)
-                    _mm256_storeu_ps(t[i], _mm256_loadu_ps(s + (size_t)i * lda + (size_t)p));
-                for (int q = 0; q < 8; ++q)
-                    for (int i = 0; i < MR2; ++i) d[(size_t)(p + q) * MR2 + (size_t)i] = t[i][q];
+                __m256 r[MR2];
+                for (int i = 0; i < MR2; ++i) r[i] = _mm256_loadu_ps(s + (size_t)i * lda + (size_t)p);
+                __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                // u_j holds rows 0–3 (u0–u3) or rows 4–5 and zeros (u4–u7) of k = j and j + 4.
+                __m256 u[8] = {
+                    _mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                    _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE),
+                    _mm256_shuffle_ps(t4, zero, 0x44), _mm256_shuffle_ps(t4, zero, 0xEE),
+                    _mm256_shuffle_ps(t5, zero, 0x44), _mm256_shuffle_ps(t5, zero, 0xEE),
+                };
+                for (int q = 0; q < 4; ++q) {
+                    __m256 lo = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);  // k = p + q
+                    __m256 hi = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);  // k = p + q + 4
+                    float *dl = d + (size_t)(p + q) * MR2, *dh = d + (size_t)(p + q + 4) * MR2;
+                    _mm_storeu_ps(dl, _mm256_castps256_ps128(lo));
+                    _mm_storel_pi((__m64 *)(dl + 4), _mm256_extractf128_ps(lo, 1));
+                    _mm_storeu_ps(dh, _mm256_castps256_ps128(hi));
+                    _mm_storel_pi((__m64 *)(dh + 4), _mm256_extractf128_ps(hi, 1));
+                }
             }
         }
         for (; p < kc; ++p)
@@ -150,21 +199,23 @@ static float *thread_panel_buffer(void) {
     return buffer;
 }
 
-/// C rows [0, m) (m ≤ MC2) for k-block [k0, k0 + kc); `a` is A's row 0, `panels` A's rows packed
-/// by pack_a_panels or NULL (read in place).
-UK_TARGET_AVX2 static void row_block(int m, int n, int k, int k0, int kc, float alpha,
-                                     const float *a, size_t lda, const float *panels,
-                                     const float *packed, float beta, float *c, size_t ldc) {
-    const float *block = packed + (size_t)k0 * UK_NR;
-    const size_t panel_floats = (size_t)UK_NR * (size_t)k;
-    // The tile's A: panel t at panels + t·6·kc, or row m0 in place at column k0.
-#define UK_A(m0) (panels ? panels + (size_t)(m0) * (size_t)kc : a + (size_t)(m0) * lda + (size_t)k0)
-    if (panels != NULL && (size_t)kc * (size_t)n * sizeof(float) <= ROWS_OUTER_BYTES) {
+/// C rows [0, m) for one k-block of kc: `a` is A's row 0 at the block's first column,
+/// `panels` A's rows packed by pack_a_panels or NULL (read in place), `block` op(B)'s panels at
+/// the block's first row, `panel_floats` apart. `whole_b`: op(B) is uk_pack_b's whole operand
+/// (uk_gemm_packed), streaming from memory: prefetch it, and let the tile rows walk all of N when
+/// the block fits ROWS_OUTER_BYTES (else strip by strip, all rows under one strip, which is how
+/// uk_gemm, having just packed the block or strip into cache, always goes).
+UK_TARGET_AVX2 static void row_block(int m, int n, int kc, float alpha, const float *a, size_t lda,
+                                     const float *panels, const float *block, size_t panel_floats,
+                                     int whole_b, float beta, float *c, size_t ldc) {
+    // The tile's A: panel t at panels + t·6·kc, or row m0 in place.
+#define UK_A(m0) (panels ? panels + (size_t)(m0) * (size_t)kc : a + (size_t)(m0) * lda)
+    if (whole_b && panels != NULL && (size_t)kc * (size_t)n * sizeof(float) <= ROWS_OUTER_BYTES) {
         for (int m0 = 0; m0 < m; m0 += MR2) {
             int mr = m - m0 < MR2 ? m - m0 : MR2;
             for (int n0 = 0; n0 < n; n0 += UK_NR) {
                 int cols = n - n0 < UK_NR ? n - n0 : UK_NR;
-                tile_avx2_any(mr, 1, kc, UK_A(m0), lda, block + (size_t)(n0 / UK_NR) * panel_floats,
+                tile_avx2_any(mr, 1, 1, kc, UK_A(m0), lda, block + (size_t)(n0 / UK_NR) * panel_floats,
                               c + (size_t)m0 * ldc + (size_t)n0, ldc, cols, alpha, beta);
             }
         }
@@ -175,7 +226,7 @@ UK_TARGET_AVX2 static void row_block(int m, int n, int k, int k0, int kc, float 
         const float *strip = block + (size_t)(n0 / UK_NR) * panel_floats;
         for (int m0 = 0; m0 < m; m0 += MR2) {
             int mr = m - m0 < MR2 ? m - m0 : MR2;
-            tile_avx2_any(mr, panels != NULL, kc, UK_A(m0), lda, strip,
+            tile_avx2_any(mr, panels != NULL, whole_b, kc, UK_A(m0), lda, strip,
                           c + (size_t)m0 * ldc + (size_t)n0, ldc, cols, alpha, beta);
         }
     }
@@ -193,8 +244,88 @@ UK_TARGET_AVX2 void uk_gemm_packed_avx2(int m, int n, int k, float alpha, const 
         for (int k0 = 0; k0 < k; k0 += KC2) {
             int kc = k - k0 < KC2 ? k - k0 : KC2;
             if (panels != NULL) pack_a_panels(panels, a_rows + k0, (size_t)lda, rows, kc);
-            row_block(rows, n, k, k0, kc, alpha, a_rows, (size_t)lda, panels, packed,
-                      k0 == 0 ? beta : 1.0f, c_rows, (size_t)ldc);
+            row_block(rows, n, kc, alpha, a_rows + k0, (size_t)lda, panels, packed + (size_t)k0 * UK_NR,
+                      (size_t)UK_NR * (size_t)k, 1, k0 == 0 ? beta : 1.0f, c_rows, (size_t)ldc);
+        }
+    }
+}
+
+// MARK: Packing op(B) as the product goes (uk_gemm)
+
+/// Rows of A a wide-N call packs at a time: up to this many floats of panels (448 KiB, for B's
+/// logits all 400 rows × 200) stay in L2 while op(B)'s strips pass under them.
+#define GEMM_A_FLOATS (112 * 1024)
+/// op(B)'s k-block is packed whole when it is at most this many floats (512 KiB): N up to 512.
+#define GEMM_B_FLOATS (ROWS_OUTER_BYTES / 4)
+
+// One buffer per calling thread, as for the panels above: A's panels, then op(B)'s k-block.
+static pthread_key_t gemm_key;
+static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
+static int gemm_key_ok;
+
+static void make_gemm_key(void) { gemm_key_ok = pthread_key_create(&gemm_key, free) == 0; }
+
+static float *thread_gemm_buffer(void) {
+    pthread_once(&gemm_once, make_gemm_key);
+    if (!gemm_key_ok) return NULL;
+    float *buffer = pthread_getspecific(gemm_key);
+    if (buffer != NULL) return buffer;
+    buffer = aligned_alloc(64, (size_t)(GEMM_A_FLOATS + GEMM_B_FLOATS) * sizeof(float));
+    if (buffer != NULL && pthread_setspecific(gemm_key, buffer) != 0) {
+        free(buffer);
+        buffer = NULL;
+    }
+    return buffer;
+}
+
+/// uk_gemm on the AVX2 path: the bits of uk_pack_b + uk_gemm_packed_avx2 (packing moves data
+/// only; every element is the same FMA chain per k-block of KC2), with op(B) packed piece by piece
+/// into cache right before its tiles instead of whole through memory first. Narrow N (B's ∂L/∂x,
+/// 400 × 200 × 10,000): each k-block of op(B) whole, into L2, once; wide N (B's logits, 400 ×
+/// 10,000 × 200): each 16-column strip into L1 under all rows of a block.
+UK_TARGET_AVX2 void uk_gemm_avx2(int m, int n, int k, float alpha, const float *a, int lda,
+                                 const float *b, int ldb, int trans, float beta, float *c, int ldc) {
+    if (uk_gemm_degenerate(m, n, k, beta, c, ldc)) return;
+    float *work = thread_gemm_buffer();
+    const int use_panels = work != NULL && n >= PACK_MIN_N;
+    const int kc_max = k < KC2 ? k : KC2;
+    const size_t n_padded = ((size_t)n + UK_NR - 1) / UK_NR * UK_NR;
+    if (work != NULL && (size_t)kc_max * n_padded <= GEMM_B_FLOATS) {
+        float *block = work + GEMM_A_FLOATS;
+        // k-blocks outer, so each is packed once; under one, strip by strip with A's panels from
+        // L2 (at 400 × 200 × 10,000 the tile rows walking all of N took 1.05–1.15× the time of
+        // `sgemm`, strip by strip 1.03–1.13×, both before tile_avx2_half; alternating rounds).
+        for (int k0 = 0; k0 < k; k0 += KC2) {
+            int kc = k - k0 < KC2 ? k - k0 : KC2;
+            uk_pack_b_block(block, b, ldb, trans, k0, kc, 0, n);
+            for (int m0 = 0; m0 < m; m0 += MC2) {
+                int rows = m - m0 < MC2 ? m - m0 : MC2;
+                const float *a_rows = a + (size_t)m0 * (size_t)lda + k0;
+                if (use_panels) pack_a_panels(work, a_rows, (size_t)lda, rows, kc);
+                row_block(rows, n, kc, alpha, a_rows, (size_t)lda, use_panels ? work : NULL, block,
+                          (size_t)UK_NR * (size_t)kc, 0, k0 == 0 ? beta : 1.0f, c + (size_t)m0 * (size_t)ldc,
+                          (size_t)ldc);
+            }
+        }
+        return;
+    }
+    // Without the buffer too: A read in place, the strip on the stack.
+    float strip[KC2 * UK_NR] __attribute__((aligned(64)));
+    int block_rows = use_panels ? GEMM_A_FLOATS / kc_max / MR2 * MR2 : MC2;
+    if (block_rows < MR2) block_rows = MR2;
+    for (int m0 = 0; m0 < m; m0 += block_rows) {
+        int rows = m - m0 < block_rows ? m - m0 : block_rows;
+        for (int k0 = 0; k0 < k; k0 += KC2) {
+            int kc = k - k0 < KC2 ? k - k0 : KC2;
+            const float *a_rows = a + (size_t)m0 * (size_t)lda + k0;
+            if (use_panels) pack_a_panels(work, a_rows, (size_t)lda, rows, kc);
+            for (int n0 = 0; n0 < n; n0 += UK_NR) {
+                int cols = n - n0 < UK_NR ? n - n0 : UK_NR;
+                uk_pack_b_block(strip, b, ldb, trans, k0, kc, n0, cols);
+                row_block(rows, cols, kc, alpha, a_rows, (size_t)lda, use_panels ? work : NULL, strip,
+                          (size_t)UK_NR * (size_t)kc, 0, k0 == 0 ? beta : 1.0f,
+                          c + (size_t)m0 * (size_t)ldc + (size_t)n0, (size_t)ldc);
+            }
         }
     }
 }

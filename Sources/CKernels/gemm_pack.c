@@ -89,6 +89,20 @@ void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans) 
     }
 }
 
+void uk_pack_b_block(float *dst, const float *b, int ldb, int trans, int k0, int kc, int n0, int cols) {
+    if (kc <= 0 || cols <= 0) return;
+    int padded = (cols + UK_NR - 1) / UK_NR * UK_NR;
+    if (!trans) {
+        pack_rows(dst, b + (size_t)k0 * (size_t)ldb + (size_t)n0, kc, cols, padded, (size_t)ldb);
+        return;
+    }
+    for (int p0 = 0; p0 < cols; p0 += UK_NR) {
+        int pc = cols - p0 < UK_NR ? cols - p0 : UK_NR;
+        pack_transposed_panel(dst + (size_t)p0 * (size_t)kc, b + (size_t)(n0 + p0) * (size_t)ldb + (size_t)k0, kc,
+                              pc, (size_t)ldb);
+    }
+}
+
 int uk_gemm_degenerate(int m, int n, int k, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return 1;
     if (k > 0) return 0;

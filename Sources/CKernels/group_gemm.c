@@ -45,12 +45,13 @@ typedef struct {
 
 /// One 6×16 tile of the tree sum: for each group in order, the fmaf chain over its rows of the
 /// packed panel pa (rows × 6) and strip pb (rows × 16), merged through `stack` (levels × 96
-/// floats, in L1); the root is written to `out`.
+/// floats, in L1). The root is added to C's whole 6×16 tile at `c` (row stride ldc) or, when `c`
+/// is NULL (a partial tile), written to `out`.
 typedef void (*gg_tile_fn)(const gg_tree *tree, const float *pa, const float *pb, float *stack,
-                           float *out);
+                           float *out, float *c, size_t ldc);
 
 static void gg_tile_generic(const gg_tree *tree, const float *pa, const float *pb, float *stack,
-                            float *out) {
+                            float *out, float *c, size_t ldc) {
     float acc[GG_TILE];
     for (int q = 0; q < tree->groups; ++q) {
         for (int e = 0; e < GG_TILE; ++e) acc[e] = 0.0f;
@@ -66,6 +67,11 @@ static void gg_tile_generic(const gg_tree *tree, const float *pa, const float *p
             const float *left = stack + (size_t)(level - up) * GG_TILE;
             for (int e = 0; e < GG_TILE; ++e) acc[e] = left[e] + acc[e];
         }
+        if (q == tree->groups - 1 && c != NULL) {
+            for (int i = 0; i < GG_MR; ++i)
+                for (int j = 0; j < GG_NR; ++j) c[i * ldc + j] = c[i * ldc + j] + acc[i * GG_NR + j];
+            return;
+        }
         float *dst = q == tree->groups - 1 ? out : stack + (size_t)(level - tree->merges[q]) * GG_TILE;
         memcpy(dst, acc, sizeof acc);
     }
@@ -73,7 +79,7 @@ static void gg_tile_generic(const gg_tree *tree, const float *pa, const float *p
 
 #if defined(__x86_64__)
 UK_TARGET_AVX2 static void gg_tile_avx2(const gg_tree *tree, const float *pa, const float *pb,
-                                        float *stack, float *out) {
+                                        float *stack, float *out, float *ct, size_t ldc) {
     const int rows = tree->group_rows;
     for (int q = 0; q < tree->groups; ++q) {
         __m256 c[GG_MR][2];
@@ -97,11 +103,45 @@ UK_TARGET_AVX2 static void gg_tile_avx2(const gg_tree *tree, const float *pa, co
                 c[i][1] = _mm256_add_ps(_mm256_loadu_ps(left + i * GG_NR + 8), c[i][1]);
             }
         }
+        if (q == tree->groups - 1 && ct != NULL) {
+            // Straight into C: the round trip through `out` and a 4-wide loop cost B's
+            // decoder.weight 2–5 %.
+            for (int i = 0; i < GG_MR; ++i) {
+                float *ci = ct + (size_t)i * ldc;
+                _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), c[i][0]));
+                _mm256_storeu_ps(ci + 8, _mm256_add_ps(_mm256_loadu_ps(ci + 8), c[i][1]));
+            }
+            return;
+        }
         float *dst = q == tree->groups - 1 ? out : stack + (size_t)(level - tree->merges[q]) * GG_TILE;
         for (int i = 0; i < GG_MR; ++i) {
             _mm256_storeu_ps(dst + i * GG_NR, c[i][0]);
             _mm256_storeu_ps(dst + i * GG_NR + 8, c[i][1]);
         }
+    }
+}
+
+/// gg_tile_avx2 for a last strip of at most 8 columns (N = 200: B's decoder.weight, and H = 200
+/// layers): columns 0–7 only, the same chains and merges, half the work. Root to `out`.
+UK_TARGET_AVX2 static void gg_tile_avx2_half(const gg_tree *tree, const float *pa, const float *pb,
+                                             float *stack, float *out) {
+    const int rows = tree->group_rows;
+    for (int q = 0; q < tree->groups; ++q) {
+        __m256 c[GG_MR];
+        for (int i = 0; i < GG_MR; ++i) c[i] = _mm256_setzero_ps();
+        const float *a = pa + (size_t)q * rows * GG_MR, *b = pb + (size_t)q * rows * GG_NR;
+        for (int r = 0; r < rows; ++r) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)r * GG_NR);
+            const float *ar = a + (size_t)r * GG_MR;
+            for (int i = 0; i < GG_MR; ++i) c[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + i), b0, c[i]);
+        }
+        int level = tree->leaf_level[q];
+        for (int up = 1; up <= tree->merges[q]; ++up) {
+            const float *left = stack + (size_t)(level - up) * GG_TILE;
+            for (int i = 0; i < GG_MR; ++i) c[i] = _mm256_add_ps(_mm256_loadu_ps(left + i * GG_NR), c[i]);
+        }
+        float *dst = q == tree->groups - 1 ? out : stack + (size_t)(level - tree->merges[q]) * GG_TILE;
+        for (int i = 0; i < GG_MR; ++i) _mm256_storeu_ps(dst + i * GG_NR, c[i]);
     }
 }
 #endif
@@ -271,13 +311,16 @@ static int gg_run(int isa, int m, int n, int steps, int group_size, int groups, 
     if (levels > GG_MAX_LEVELS) return -1;
     const gg_tree tree = {groups, L, leaf_level, merges};
     gg_tile_fn tile_fn = gg_tile_generic;
+    int half_tiles = 0;
 #if defined(__x86_64__)
     // AVX-512 machines run the AVX2 tile: same bits, and the product is bound by memory, not width.
     if (isa != UK_ISA_GENERIC) {
         if (uk_kernels_for_isa(UK_ISA_AVX2) == NULL) return -1;
         tile_fn = gg_tile_avx2;
+        half_tiles = 1;
     }
 #endif
+    (void)half_tiles;
     float stack[GG_MAX_LEVELS * GG_TILE] __attribute__((aligned(64)));
     float out[GG_TILE] __attribute__((aligned(64)));
     // Pack b: strip s holds columns [16 s, 16 s + 16) of all rows in group order, zero past n.
@@ -307,10 +350,21 @@ static int gg_run(int isa, int m, int n, int steps, int group_size, int groups, 
             int j0 = s * GG_NR, nv = n - j0 < GG_NR ? n - j0 : GG_NR;
             for (int p = 0; p < panels; ++p) {
                 int i0 = ic + p * GG_MR, mv = m - i0 < GG_MR ? m - i0 : GG_MR;
-                // C's tile is read once, after the tile's whole sum: fetch it now, while it runs.
-                for (int i = 0; i < mv; ++i) __builtin_prefetch(c + (size_t)(i0 + i) * ldc + j0, 1);
-                tile_fn(&tree, pa_block + (size_t)p * R * GG_MR, pb + (size_t)s * R * GG_NR, stack, out);
                 float *ct = c + (size_t)i0 * ldc + j0;
+                // C's tile is read once, after the tile's whole sum: fetch it now, while it runs,
+                // into L2 (into L1 the panel and strip streaming through evicted it first: 2–5 %).
+                for (int i = 0; i < mv; ++i) __builtin_prefetch(ct + (size_t)i * ldc, 1, 2);
+                const float *pa = pa_block + (size_t)p * R * GG_MR, *pbs = pb + (size_t)s * R * GG_NR;
+                if (mv == GG_MR && nv == GG_NR) {
+                    tile_fn(&tree, pa, pbs, stack, out, ct, (size_t)ldc);
+                    continue;
+                }
+#if defined(__x86_64__)
+                if (half_tiles && nv <= GG_NR / 2)
+                    gg_tile_avx2_half(&tree, pa, pbs, stack, out);
+                else
+#endif
+                    tile_fn(&tree, pa, pbs, stack, out, NULL, 0);
                 for (int i = 0; i < mv; ++i)
                     for (int j = 0; j < nv; ++j) ct[(size_t)i * ldc + j] = ct[(size_t)i * ldc + j] + out[i * GG_NR + j];
             }

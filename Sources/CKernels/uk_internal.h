@@ -56,12 +56,19 @@ void uk_tanh_avx2(float *y, const float *x, size_t n);
 void uk_exp_avx2(float *y, const float *x, size_t n);
 void uk_gemm_packed_avx2(int m, int n, int k, float alpha, const float *a, int lda,
                          const float *packed, float beta, float *c, int ldc);
+void uk_gemm_avx2(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                  int trans, float beta, float *c, int ldc);
 
 void uk_sigmoid_avx512(float *y, const float *x, size_t n);
 void uk_tanh_avx512(float *y, const float *x, size_t n);
 void uk_exp_avx512(float *y, const float *x, size_t n);
 void uk_gemm_packed_avx512(int m, int n, int k, float alpha, const float *a, int lda,
                            const float *packed, float beta, float *c, int ldc);
+
+/// Rows [k0, k0 + kc) × columns [n0, n0 + cols) of op(B) (as uk_pack_b reads it) into
+/// ⌈cols / UK_NR⌉ panels of kc rows, panel p at dst + p·UK_NR·kc, columns past `cols` zero: the
+/// layout of uk_pack_b for a k × N operand restricted to one k-block and column range.
+void uk_pack_b_block(float *dst, const float *b, int ldb, int trans, int k0, int kc, int n0, int cols);
 
 /// Handles the degenerate shapes every GEMM path shares (m or n ≤ 0: nothing; k ≤ 0: C = βC).
 /// Returns 1 when it did the whole job.

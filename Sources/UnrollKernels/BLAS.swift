@@ -54,6 +54,17 @@ public enum BLAS {
         uk_gemm_packed(Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), packed, beta, c, Int32(ldc))
     }
 
+    /// C(m×n) = A(m×k) · op(B) + beta · C on the M-stable kernel of `gemmPackedRows`, with the same
+    /// bits as `pack` followed by `gemmPackedRows`, for an operand used once (a weight that changes
+    /// every step): op(B) is packed piece by piece into cache right before use instead of whole
+    /// through memory first (uk_gemm). `transB`: B is stored N×K (ldb ≥ k) and used transposed.
+    public static func gemmRows(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                                ldb: Int, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let status = uk_gemm(Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), transB ? 1 : 0, beta, c,
+                             Int32(ldc))
+        precondition(status == 0, "gemmRows: no memory for a packed \(k) × \(n) operand")
+    }
+
     /// Number of threads OpenBLAS uses for one call.
     public static var threads: Int { Int(openblas_get_num_threads()) }
 

@@ -94,15 +94,16 @@ public final class RecurrentLanguageModel {
 
     /// Fixed reduction groups (see `useReductionGroups`), or nil.
     public private(set) var groups: ReductionGroups?
-    /// decoder.weight packed as Wᵀ (H × V) for the M-stable logits; with `groups`.
+    /// decoder.weight packed as Wᵀ (H × V) for the M-stable logits; with `groups` and a narrow
+    /// readout (a wide one packs as it goes, `BLAS.gemmRows`).
     private var packedDecoderForward: FloatBuffer?
     /// decoder.weight packed as W (V × H) for the M-stable ∂L/∂x of a time-major grouped readout.
     private var packedDecoderBackward: FloatBuffer?
     /// (K, T, g, H) the readout input gathered group by group by a training forward; with `groups`
     /// and a wide readout (`groupMajorReadoutMinimum`) only: its presence is what makes a grouped
-    /// training batch run its readout on gathered rows (group-major logits; ∂L/∂x as one `sgemm`
-    /// per group) rather than on the time-major rows in place (no gathers; ∂L/∂x on the M-stable
-    /// packed kernel).
+    /// training batch run its readout on gathered rows (group-major logits and ∂L/∂x, so that
+    /// decoder.weight's GroupedGEMM reads each group's rows contiguously) rather than on the
+    /// time-major rows in place (no gathers).
     private var groupedReadoutInput: FloatBuffer?
     /// Whether the last forward was a grouped training forward (`wholeGroups` with groups set).
     private var groupedTrainingForward = false
@@ -165,11 +166,11 @@ public final class RecurrentLanguageModel {
         self.groups = groups
         for layer in layers { layer.useReductionGroups(groups) }
         let H = config.hiddenSize, V = config.vocabSize
-        packedDecoderForward = FloatBuffer(count: BLAS.packedCount(k: H, n: V))
         if V * H >= Self.groupMajorReadoutMinimum {
             groupedReadoutInput = FloatBuffer(count: maxSteps * maxBatch * H)
             groupTargets = [Int32](repeating: -1, count: maxSteps * size)
         } else {
+            packedDecoderForward = FloatBuffer(count: BLAS.packedCount(k: H, n: V))
             packedDecoderBackward = FloatBuffer(count: BLAS.packedCount(k: V, n: H))
         }
         embeddingSlot = [Int32](repeating: -1, count: V)
@@ -181,9 +182,9 @@ public final class RecurrentLanguageModel {
     /// - dropout: masks to use, or nil for none (evaluation, or a model without dropout).
     /// - wholeGroups: the batch is a training batch of whole reduction groups, to be followed by
     ///   `backward`. With groups set and a wide readout (`groupMajorReadoutMinimum`), the readout
-    ///   then runs on the readout input gathered group by group (so that backward's ∂L/∂x can run as
-    ///   one `sgemm` per group: the same shape and inputs on every rank, so the same bits), and
-    ///   `lastLogits` is unavailable until the next forward.
+    ///   then runs on the readout input gathered group by group (group-major logits, which
+    ///   backward's decoder.weight gradient reads a group at a time), and `lastLogits` is
+    ///   unavailable until the next forward.
     public func forward(tokens: UnsafePointer<Int32>, steps: Int, batch: Int, state: RecurrentState,
                         dropout: DropoutContext?, wholeGroups: Bool = false) {
         precondition(state.batch == batch && state.layers == config.layers, "state shape does not match the batch")
@@ -214,16 +215,15 @@ public final class RecurrentLanguageModel {
         groupedTrainingForward = wholeGroups && groups != nil
         if let groups, let gathered = groupedReadoutInput, wholeGroups {
             // (T, B, H) → (K, T, g, H); logits (K, T, g, V) = bias + x_q · Wᵀ, all groups in one
-            // call of the M-stable packed kernel (one `sgemm` of T·g rows per group: 1.5 points
-            // more of B's step).
-            guard let packed = packedDecoderForward else { preconditionFailure("grouped readout without its workspace") }
+            // call of the M-stable kernel, packing Wᵀ strip by strip into L1 as it goes (B's
+            // logits: 0.92–0.96× the time of the ungrouped `sgemm`; Wᵀ packed whole first,
+            // 1.0–1.07×; one `sgemm` of T·g rows per group, 1.16×).
             for q in 0..<groups.groups(inBatch: batch) {
                 groups.gather(into: gathered.pointer + q * steps * groups.size * H, from: x, steps: steps, batch: batch,
                               width: H, group: q)
             }
-            BLAS.pack(packed.pointer, b: arena.parameters(decoderWeight), k: H, n: V, ldb: H, transB: true)
-            BLAS.gemmPackedRows(m: rows, n: V, k: H, a: gathered.pointer, lda: H, packed: packed.pointer, beta: 1,
-                                c: logits.pointer, ldc: V)
+            BLAS.gemmRows(m: rows, n: V, k: H, a: gathered.pointer, lda: H, b: arena.parameters(decoderWeight), ldb: H,
+                          transB: true, beta: 1, c: logits.pointer, ldc: V)
             groupMajorLogits = true
             return
         }
@@ -231,6 +231,12 @@ public final class RecurrentLanguageModel {
             BLAS.pack(packed.pointer, b: arena.parameters(decoderWeight), k: H, n: V, ldb: H, transB: true)
             BLAS.gemmPackedRows(m: rows, n: V, k: H, a: x, lda: H, packed: packed.pointer, beta: 1, c: logits.pointer,
                                 ldc: V)
+            return
+        }
+        if groups != nil {
+            // A wide readout's rows that are not a training batch of whole groups (evaluation).
+            BLAS.gemmRows(m: rows, n: V, k: H, a: x, lda: H, b: arena.parameters(decoderWeight), ldb: H, transB: true,
+                          beta: 1, c: logits.pointer, ldc: V)
             return
         }
         BLAS.sgemm(transB: true, m: rows, n: V, k: H, a: x, lda: H, b: arena.parameters(decoderWeight), ldb: H,
@@ -333,10 +339,10 @@ public final class RecurrentLanguageModel {
         return result
     }
 
-    /// The smallest V·H at which a grouped training batch gathers its readout rows group by group.
-    /// Below it the gathers and scatters of the readout input and ∂L/∂x cost more than the packed
-    /// kernel loses to `sgemm` on ∂L/∂x (A, C, D, E: V·H ≤ 66,560). At B's 2,000,000 the packed
-    /// kernel's ∂L/∂x takes 1.26× one `sgemm`'s time, one `sgemm` per group 1.11×.
+    /// The smallest V·H at which a grouped training batch gathers its readout rows group by group
+    /// and packs decoder.weight as it goes (`BLAS.gemmRows`) rather than whole, once per product.
+    /// Below it (A, C, D, E: V·H ≤ 66,560) the readout runs on the time-major rows in place, with
+    /// no gathers or scatters; B's is 2,000,000.
     static let groupMajorReadoutMinimum = 1 << 20
 
     /// The readout's loss and gradients with reduction groups, from the time-major logits of
@@ -406,11 +412,14 @@ public final class RecurrentLanguageModel {
         groups.accumulateProducts(m: V, n: H, steps: T, groups: K,
                                   layout: .groupMajor(steps: T, groupSize: g), a: logits, lda: V,
                                   b: gathered.pointer, ldb: H, c: arena.gradients(decoderWeight), ldc: H)
-        let dX = groups.scratch(0, count: block * H)
+        // ∂L/∂x (K, T, g, H) = ∂L/∂logits · W for all groups in one M-stable call, W packed a
+        // k-block at a time into L2 (one `sgemm` per group repacked W every time: 1.10×, the
+        // packed kernel on W packed whole 1.12–1.15× the ungrouped `sgemm`'s time; this 1.02–1.10×).
+        let dX = groups.scratch(0, count: K * block * H)
+        BLAS.gemmRows(m: K * block, n: H, k: V, a: logits, lda: V, b: arena.parameters(decoderWeight), ldb: H,
+                      transB: false, beta: 0, c: dX, ldc: H)
         for q in 0..<K {
-            BLAS.sgemm(m: block, n: H, k: V, a: logits + q * block * V, lda: V, b: arena.parameters(decoderWeight),
-                       ldb: H, beta: 0, c: dX, ldc: H)
-            groups.scatter(dX, into: dReadoutInput, steps: T, batch: B, width: H, group: q)
+            groups.scatter(dX + q * block * H, into: dReadoutInput, steps: T, batch: B, width: H, group: q)
         }
         return result
     }

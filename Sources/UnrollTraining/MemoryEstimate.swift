@@ -100,7 +100,7 @@ public enum MemoryEstimate {
     /// decoder.weight packs ∂L/∂logits (T·b × V) and its input in one buffer; a layer packs
     /// ∂L/∂gates (T·b × G·H) into the same buffer and b (T·b × max(E, H)) into another), the
     /// halving tree's level buffers (decoder bias, touched embedding rows) and a group-major
-    /// readout's gathered input.
+    /// readout's gathered input and ∂L/∂x.
     static func groupScratch(_ config: TrainingConfig, localBatch: Double) -> Double {
         let g = config.effectiveReductionGroup
         guard g > 0 else { return 0 }
@@ -110,7 +110,7 @@ public enum MemoryEstimate {
         let widest = max(G * H + 6, V + 6 + H + 16) + max(E, H) + 16
         let levels = (log2(max(1, localBatch / Double(g)))).rounded(.up) + 2
         let levelFloats = levels * (V + min(V, rows) * E + G * H)
-        return rows * widest + levelFloats + rows * H
+        return rows * widest + levelFloats + 2 * rows * H
     }
 
     /// Bytes one training process of a tree task allocates: parameters, gradients and slots, and

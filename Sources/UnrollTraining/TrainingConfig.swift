@@ -108,8 +108,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return batchSize / max(a, 1)
     }
 
-    /// The group size in effect (0: none). Off unless asked for: groups cost −1 … +3 % of step time on
-    /// configs A, C, D, 2–8 % on E and 7–12 % on B (launch/bench-groups, launch/PERFORMANCE.md), more
+    /// The group size in effect (0: none). Off unless asked for: groups cost −1 … +4 % of step time on
+    /// configs A, C, D, 2–13 % on E and 5–9 % on B (launch/bench-groups, launch/PERFORMANCE.md), more
     /// than the 5 % a default may cost.
     public var effectiveReductionGroup: Int { reductionGroup ?? 0 }
 

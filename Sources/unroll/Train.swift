@@ -256,7 +256,7 @@ enum ReductionGroupOption: ExpressibleByArgument, CustomStringConvertible {
 struct DistributedOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default \(D.bucketBytes)).")
     var bucketBytes: Int?
-    @Option(help: "Streams (sequence datasets: sequences) per reduction group, or auto (B / gcd(B, 8): up to 8 groups): gradients and losses are summed per group of consecutive streams or sequences and the groups added by a fixed halving tree, so np = 1, 2, 4, … train byte-identically whenever the number of ranks is a power of two dividing the number of groups; Default 0: no groups (each rank sums its streams; results differ in the last bits with the number of ranks) — groups cost up to 3 % of step time on configs A, C, D, up to 8 % on E and 12 % on B (launch/bench-groups).")
+    @Option(help: "Streams (sequence datasets: sequences) per reduction group, or auto (B / gcd(B, 8): up to 8 groups): gradients and losses are summed per group of consecutive streams or sequences and the groups added by a fixed halving tree, so np = 1, 2, 4, … train byte-identically whenever the number of ranks is a power of two dividing the number of groups; Default 0: no groups (each rank sums its streams; results differ in the last bits with the number of ranks) — groups cost up to 4 % of step time on configs A, C, D, up to 9 % on B and 13 % on E (launch/bench-groups).")
     var reductionGroup: ReductionGroupOption?
     @OptionGroup var watchdog: WatchdogOptions
     @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once.")

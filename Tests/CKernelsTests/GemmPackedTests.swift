@@ -72,6 +72,15 @@ private struct GemmCase: CustomStringConvertible {
         return out
     }
 
+    /// uk_gemm_on path `isa` (op(B) packed as the product goes); returns C.
+    func runUnpacked(isa: Int32) -> [Float] {
+        var out = c
+        let status = uk_gemm_on(isa, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), trans ? 1 : 0,
+                                beta, &out, Int32(ldc))
+        precondition(status == 0, "uk_gemm_on failed")
+        return out
+    }
+
     func pack() -> [Float] {
         let count = uk_packed_floats(Int32(k), Int32(n))
         var packed = [Float](repeating: 777, count: count + 32)
@@ -272,5 +281,64 @@ struct GemmPackedTests {
             }
             #expect(wrong.isEmpty, "\(pathName(isa)) n=\(n): \(wrong)")
         }
+    }
+
+    /// uk_gemm packs op(B) a k-block or a strip at a time instead of whole; it must give exactly
+    /// the bits of uk_pack_b + uk_gemm_packed on the same path. The shapes take every AVX2 branch:
+    /// op(B)'s k-block packed whole (N ≤ 512) with A packed (N ≥ 128) or in place, several k-blocks
+    /// and row blocks; strip by strip (N > 512) with one and with two blocks of rows; last strips of
+    /// 1–8 columns (the half tile) and of 9–15; α, β and wide leading dimensions.
+    @Test("uk_gemm gives the bits of pack + packed product", arguments: availablePaths)
+    func unpackedMatchesPacked(isa: Int32) {
+        var rng = SplitMix64(seed: 20)
+        let shapes: [(m: Int, n: Int, k: Int, trans: Bool, alpha: Float, beta: Float, extra: Int)] = [
+            (400, 200, 1_000, false, 1, 0, 0),   // B's ∂L/∂x in small: k-blocks, A packed, 8-column tail
+            (301, 200, 513, true, 1, 1, 3),
+            (50, 40, 300, false, 0.5, -1, 1),     // A in place, 8-column tail
+            (17, 65, 70, true, 1, 0, 0),          // 1-column tail
+            (700, 1_100, 300, true, 1, 1, 0),     // strip by strip, two row blocks, two k-blocks
+            (400, 1_000, 200, true, 1, 1, 2),     // B's logits in small
+            (9, 600, 33, false, 2, 0.5, 5),
+            (1, 1, 1, true, 1, 0, 0),
+        ]
+        var failures: [String] = []
+        for s in shapes {
+            let g = GemmCase(m: s.m, n: s.n, k: s.k, trans: s.trans, alpha: s.alpha, beta: s.beta, extra: s.extra,
+                             rng: &rng, values: { Float.random(in: -1...1, using: &$0) })
+            let packed = g.run(isa: isa), unpacked = g.runUnpacked(isa: isa)
+            if packed.map(\.bitPattern) != unpacked.map(\.bitPattern) { failures.append("\(g)") }
+        }
+        #expect(failures.isEmpty, "\(pathName(isa)): \(failures)")
+    }
+
+    @Test("uk_gemm is exact on edge shapes", arguments: availablePaths)
+    func unpackedEdgeShapesExact(isa: Int32) {
+        var rng = SplitMix64(seed: 21)
+        var failures: [String] = []
+        for (mi, m) in edgeSizesM.enumerated() {
+            for (ni, n) in (edgeSizesN + [520, 530]).enumerated() {
+                let trans = (mi + ni) % 2 == 0
+                let k = edgeSizesK[(mi * 5 + ni) % edgeSizesK.count]
+                let g = GemmCase(m: m, n: n, k: k, trans: trans, beta: mi % 3 == 0 ? 1 : 0, extra: ni % 3, rng: &rng)
+                if let bad = g.mismatches(g.runUnpacked(isa: isa)).first { failures.append("\(g): \(bad)") }
+            }
+            // Strip by strip (op(B)'s k-block over 512 KiB), two k-blocks, with 1- and 8-column tails.
+            for n in [1_025, 1_032] {
+                let g = GemmCase(m: m, n: n, k: 300, trans: mi % 2 == 0, beta: 1, rng: &rng)
+                if let bad = g.mismatches(g.runUnpacked(isa: isa)).first { failures.append("\(g): \(bad)") }
+            }
+        }
+        #expect(failures.isEmpty, "\(pathName(isa)): \(failures.count) shapes wrong, e.g. \(failures.prefix(3))")
+    }
+
+    @Test("uk_gemm: k = 0 scales C by beta, m = 0 or n = 0 does nothing", arguments: availablePaths)
+    func unpackedDegenerate(isa: Int32) {
+        let a: [Float] = [1], b: [Float] = [1]
+        var c: [Float] = [1, 2, 3, 4]
+        #expect(uk_gemm_on(isa, 2, 2, 0, 1, a, 1, b, 1, 0, 3, &c, 2) == 0)
+        #expect(c == [3, 6, 9, 12])
+        #expect(uk_gemm_on(isa, 0, 2, 3, 1, a, 3, b, 2, 0, 0, &c, 2) == 0)
+        #expect(uk_gemm_on(isa, 2, 0, 3, 1, a, 3, b, 1, 1, 0, &c, 2) == 0)
+        #expect(c == [3, 6, 9, 12])
     }
 }

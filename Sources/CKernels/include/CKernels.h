@@ -80,6 +80,22 @@ void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans);
 void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
                     const float *packed, float beta, float *c, int ldc);
 
+/// C (M×N) = alpha · A · op(B) + beta · C with op(B) given as for uk_pack_b (trans = 0: K×N,
+/// stride ldb; trans = 1: B is N×K, op(B) = Bᵀ): the same bits as uk_pack_b followed by
+/// uk_gemm_packed on the active path, and so the same M-stability, without a packed copy of the
+/// whole operand. For an operand used once (a weight that changes every step): the AVX2 path
+/// packs op(B) a k-block or a strip at a time into cache right before use, which saves writing and
+/// re-reading it through memory (B's readout: 0.92–0.96× `sgemm`'s time for its logits); the other
+/// paths pack it whole into a buffer kept per thread. Single-threaded. Returns 0, or −1 (C
+/// untouched) when that buffer cannot be allocated. Requires lda ≥ k, ldc ≥ n, ldb ≥ (trans ? k :
+/// n), and C not overlapping A or B.
+int uk_gemm(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+            int trans, float beta, float *c, int ldc);
+/// uk_gemm on path `isa` (its bits are uk_pack_b + that path's uk_gemm_packed); −1 also if this
+/// CPU cannot run it. For tests.
+int uk_gemm_on(int isa, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+               int ldb, int trans, float beta, float *c, int ldc);
+
 // MARK: Weight gradients under fixed reduction groups (group_gemm.c)
 
 /// Floats of scratch uk_group_gemm_tn needs: the packed rows of b and of a (steps·group_size·groups
