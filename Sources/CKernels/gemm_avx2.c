@@ -178,21 +178,29 @@ UK_TARGET_AVX2 static void pack_a_panels(float *restrict dst, const float *restr
     }
 }
 
-// One MC2 × KC2 buffer per thread that runs the kernel, made on its first product and freed when
-// the thread ends; without it (allocation failed) A is read in place.
-static pthread_key_t panel_key;
-static pthread_once_t panel_once = PTHREAD_ONCE_INIT;
-static int panel_key_ok;
+/// Floats of A's panels a call may pack: MC2 × KC2 for uk_gemm_packed; for uk_gemm's wide N, rows up
+/// to 448 KiB of panels (B's logits: all 400 rows × 200) stay in L2 while op(B)'s strips pass under them.
+#define WORK_A_FLOATS (112 * 1024)
+/// uk_gemm packs op(B)'s k-block whole when it is at most this many floats (512 KiB): N up to 512.
+#define WORK_B_FLOATS (ROWS_OUTER_BYTES / 4)
+_Static_assert(MC2 * KC2 <= WORK_A_FLOATS, "uk_gemm_packed's panels must fit the A part");
 
-static void make_panel_key(void) { panel_key_ok = pthread_key_create(&panel_key, free) == 0; }
+// One buffer per thread that runs a product (A's panels, then op(B)'s k-block for uk_gemm), made
+// on its first product and freed when the thread ends; without it (allocation failed) A is read
+// in place and uk_gemm packs op(B) a strip at a time on the stack.
+static pthread_key_t work_key;
+static pthread_once_t work_once = PTHREAD_ONCE_INIT;
+static int work_key_ok;
 
-static float *thread_panel_buffer(void) {
-    pthread_once(&panel_once, make_panel_key);
-    if (!panel_key_ok) return NULL;
-    float *buffer = pthread_getspecific(panel_key);
+static void make_work_key(void) { work_key_ok = pthread_key_create(&work_key, free) == 0; }
+
+static float *thread_work_buffer(void) {
+    pthread_once(&work_once, make_work_key);
+    if (!work_key_ok) return NULL;
+    float *buffer = pthread_getspecific(work_key);
     if (buffer != NULL) return buffer;
-    buffer = aligned_alloc(64, (size_t)MC2 * KC2 * sizeof(float));
-    if (buffer != NULL && pthread_setspecific(panel_key, buffer) != 0) {
+    buffer = aligned_alloc(64, (size_t)(WORK_A_FLOATS + WORK_B_FLOATS) * sizeof(float));
+    if (buffer != NULL && pthread_setspecific(work_key, buffer) != 0) {
         free(buffer);
         buffer = NULL;
     }
@@ -236,7 +244,7 @@ UK_TARGET_AVX2 static void row_block(int m, int n, int kc, float alpha, const fl
 UK_TARGET_AVX2 void uk_gemm_packed_avx2(int m, int n, int k, float alpha, const float *a, int lda,
                                         const float *packed, float beta, float *c, int ldc) {
     if (uk_gemm_degenerate(m, n, k, beta, c, ldc)) return;
-    float *panels = n >= PACK_MIN_N ? thread_panel_buffer() : NULL;
+    float *panels = n >= PACK_MIN_N ? thread_work_buffer() : NULL;
     for (int m0 = 0; m0 < m; m0 += MC2) {
         int rows = m - m0 < MC2 ? m - m0 : MC2;
         const float *a_rows = a + (size_t)m0 * (size_t)lda;
@@ -252,32 +260,6 @@ UK_TARGET_AVX2 void uk_gemm_packed_avx2(int m, int n, int k, float alpha, const 
 
 // MARK: Packing op(B) as the product goes (uk_gemm)
 
-/// Rows of A a wide-N call packs at a time: up to this many floats of panels (448 KiB, for B's
-/// logits all 400 rows × 200) stay in L2 while op(B)'s strips pass under them.
-#define GEMM_A_FLOATS (112 * 1024)
-/// op(B)'s k-block is packed whole when it is at most this many floats (512 KiB): N up to 512.
-#define GEMM_B_FLOATS (ROWS_OUTER_BYTES / 4)
-
-// One buffer per calling thread, as for the panels above: A's panels, then op(B)'s k-block.
-static pthread_key_t gemm_key;
-static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
-static int gemm_key_ok;
-
-static void make_gemm_key(void) { gemm_key_ok = pthread_key_create(&gemm_key, free) == 0; }
-
-static float *thread_gemm_buffer(void) {
-    pthread_once(&gemm_once, make_gemm_key);
-    if (!gemm_key_ok) return NULL;
-    float *buffer = pthread_getspecific(gemm_key);
-    if (buffer != NULL) return buffer;
-    buffer = aligned_alloc(64, (size_t)(GEMM_A_FLOATS + GEMM_B_FLOATS) * sizeof(float));
-    if (buffer != NULL && pthread_setspecific(gemm_key, buffer) != 0) {
-        free(buffer);
-        buffer = NULL;
-    }
-    return buffer;
-}
-
 /// uk_gemm on the AVX2 path: the bits of uk_pack_b + uk_gemm_packed_avx2 (packing moves data
 /// only; every element is the same FMA chain per k-block of KC2), with op(B) packed piece by piece
 /// into cache right before its tiles instead of whole through memory first. Narrow N (B's ∂L/∂x,
@@ -286,12 +268,12 @@ static float *thread_gemm_buffer(void) {
 UK_TARGET_AVX2 void uk_gemm_avx2(int m, int n, int k, float alpha, const float *a, int lda,
                                  const float *b, int ldb, int trans, float beta, float *c, int ldc) {
     if (uk_gemm_degenerate(m, n, k, beta, c, ldc)) return;
-    float *work = thread_gemm_buffer();
+    float *work = thread_work_buffer();
     const int use_panels = work != NULL && n >= PACK_MIN_N;
     const int kc_max = k < KC2 ? k : KC2;
     const size_t n_padded = ((size_t)n + UK_NR - 1) / UK_NR * UK_NR;
-    if (work != NULL && (size_t)kc_max * n_padded <= GEMM_B_FLOATS) {
-        float *block = work + GEMM_A_FLOATS;
+    if (work != NULL && (size_t)kc_max * n_padded <= WORK_B_FLOATS) {
+        float *block = work + WORK_A_FLOATS;
         // k-blocks outer, so each is packed once; under one, strip by strip with A's panels from
         // L2 (at 400 × 200 × 10,000 the tile rows walking all of N took 1.05–1.15× the time of
         // `sgemm`, strip by strip 1.03–1.13×, both before tile_avx2_half; alternating rounds).
@@ -311,7 +293,7 @@ UK_TARGET_AVX2 void uk_gemm_avx2(int m, int n, int k, float alpha, const float *
     }
     // Without the buffer too: A read in place, the strip on the stack.
     float strip[KC2 * UK_NR] __attribute__((aligned(64)));
-    int block_rows = use_panels ? GEMM_A_FLOATS / kc_max / MR2 * MR2 : MC2;
+    int block_rows = use_panels ? WORK_A_FLOATS / kc_max / MR2 * MR2 : MC2;
     if (block_rows < MR2) block_rows = MR2;
     for (int m0 = 0; m0 < m; m0 += block_rows) {
         int rows = m - m0 < block_rows ? m - m0 : block_rows;

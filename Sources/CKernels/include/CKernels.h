@@ -73,8 +73,8 @@ void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans);
 /// C (M×N, row stride `ldc`) = alpha · A (M×K, row stride `lda`) · op(B) + beta · C, with op(B)
 /// packed by uk_pack_b(packed, _, k, n, _, _) using the same k and n. When beta == 0, C is
 /// written without being read (NaN or garbage in C is ignored). Single-threaded; the AVX2 path
-/// allocates one 288 KiB buffer per calling thread on its first call (freed when the thread
-/// ends; without it, it reads A in place). Does nothing when m or n is not positive; with k ≤ 0,
+/// allocates one 960 KiB buffer per calling thread on its first call, shared with uk_gemm (freed
+/// when the thread ends; without it, it reads A in place). Does nothing when m or n is not positive; with k ≤ 0,
 /// C = beta · C.
 /// Requires lda ≥ k, ldc ≥ n, and C not overlapping A or packed.
 void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
