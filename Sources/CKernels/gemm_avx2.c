@@ -41,7 +41,7 @@ UK_TARGET_AVX2 UK_INLINE void tile_avx2(const int mr, const int packed_a, const 
         // op(B)'s strip, one line per k, 8 lines ahead: it streams from L2 or L3 (the per-step
         // product's W_hh does not fit L2), and the hardware prefetcher alone left the tile waiting
         // (32 × 2,048 × 512: 8–13 % faster; B's readout products 2–3 %). Not when uk_gemm has just
-        // packed the strip into L1 or L2 (there the prefetch only took load slots: 2–5 %).
+        // packed the strip into L1 or L2 (there the prefetch only takes load slots).
         if (prefetch_b) _mm_prefetch((const char *)(b + (size_t)(p + 8) * UK_NR), _MM_HINT_T0);
         __m256 b0 = _mm256_loadu_ps(b + (size_t)p * UK_NR);
         __m256 b1 = _mm256_loadu_ps(b + (size_t)p * UK_NR + 8);
@@ -145,8 +145,8 @@ UK_TARGET_AVX2 static void pack_a_panels(float *restrict dst, const float *restr
         int p = 0;
         if (mr == MR2) {
             // 6 rows × 8 k per round, transposed in registers (as 8 × 8 with two zero rows); each
-            // k's 6 floats go out as a 4- and a 2-float store. (Through a 6 × 8 array and 48
-            // scalar stores it took B's ∂L/∂x 2.4 ms a step for 16 MB.)
+            // k's 6 floats go out as a 4- and a 2-float store, not through a 6 × 8 array and 48
+            // scalar stores.
             const __m256 zero = _mm256_setzero_ps();
             for (; p + 8 <= kc; p += 8) {
                 __m256 r[MR2];

@@ -216,8 +216,8 @@ public final class RecurrentLanguageModel {
         if let groups, let gathered = groupedReadoutInput, wholeGroups {
             // (T, B, H) → (K, T, g, H); logits (K, T, g, V) = bias + x_q · Wᵀ, all groups in one
             // call of the M-stable kernel, packing Wᵀ strip by strip into L1 as it goes (B's
-            // logits: 0.92–0.96× the time of the ungrouped `sgemm`; Wᵀ packed whole first,
-            // 1.0–1.07×; one `sgemm` of T·g rows per group, 1.16×).
+            // logits: 0.92–1.08× the time of the ungrouped `sgemm`; Wᵀ packed whole first,
+            // 0.99–1.07×; one `sgemm` of T·g rows per group, 1.16×).
             for q in 0..<groups.groups(inBatch: batch) {
                 groups.gather(into: gathered.pointer + q * steps * groups.size * H, from: x, steps: steps, batch: batch,
                               width: H, group: q)

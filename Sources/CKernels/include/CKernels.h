@@ -85,7 +85,7 @@ void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
 /// uk_gemm_packed on the active path, and so the same M-stability, without a packed copy of the
 /// whole operand. For an operand used once (a weight that changes every step): the AVX2 path
 /// packs op(B) a k-block or a strip at a time into cache right before use, which saves writing and
-/// re-reading it through memory (B's readout: 0.92–0.96× `sgemm`'s time for its logits); the other
+/// re-reading it through memory (B's logits: level with `sgemm`, 0.92–1.08×); the other
 /// paths pack it whole into a buffer kept per thread. Single-threaded. Returns 0, or −1 (C
 /// untouched) when that buffer cannot be allocated. Requires lda ≥ k, ldc ≥ n, ldb ≥ (trans ? k :
 /// n), and C not overlapping A or B.
