@@ -91,14 +91,20 @@ void uk_exp(float *y, const float *x, size_t n) { active()->exp_(y, x, n); }
 // every path's micro-tile height.
 enum { UK_ROW_BLOCK = 288 };
 
-void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
-                    const float *packed, float beta, float *c, int ldc) {
-    const uk_kernel_table *t = active();
+/// Path `t`'s kernel over all m rows, UK_ROW_BLOCK at a time (m ≤ 0 still makes one call, which
+/// handles the degenerate shapes).
+static void packed_rows(const uk_kernel_table *t, int m, int n, int k, float alpha, const float *a,
+                        int lda, const float *packed, float beta, float *c, int ldc) {
     for (int m0 = 0; m0 < m || m0 == 0; m0 += UK_ROW_BLOCK) {
         int rows = m - m0 < UK_ROW_BLOCK ? m - m0 : UK_ROW_BLOCK;
         t->gemm_packed(rows, n, k, alpha, a + (size_t)m0 * (size_t)lda, lda, packed, beta,
                        c + (size_t)m0 * (size_t)ldc, ldc);
     }
+}
+
+void uk_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *packed, float beta, float *c, int ldc) {
+    packed_rows(active(), m, n, k, alpha, a, lda, packed, beta, c, ldc);
 }
 
 // uk_gemm off the AVX2 path: op(B) packed whole into a buffer kept per thread (grown as needed,
@@ -153,11 +159,7 @@ static int gemm_on(const uk_kernel_table *t, int m, int n, int k, float alpha, c
     float *packed = thread_whole_buffer(uk_packed_floats(k, n));
     if (packed == NULL) return -1;
     uk_pack_b(packed, b, k, n, ldb, trans);
-    for (int m0 = 0; m0 < m; m0 += UK_ROW_BLOCK) {
-        int rows = m - m0 < UK_ROW_BLOCK ? m - m0 : UK_ROW_BLOCK;
-        t->gemm_packed(rows, n, k, alpha, a + (size_t)m0 * (size_t)lda, lda, packed, beta,
-                       c + (size_t)m0 * (size_t)ldc, ldc);
-    }
+    packed_rows(t, m, n, k, alpha, a, lda, packed, beta, c, ldc);
     return 0;
 }
 

@@ -70,25 +70,6 @@ static void pack_rows(float *restrict packed, const float *restrict b, int k, in
     }
 }
 
-void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans) {
-    if (k <= 0 || n <= 0) return;
-    int padded = (int)(uk_packed_floats(k, n) / (size_t)k);
-    if (!trans) {
-        pack_rows(packed, b, k, n, padded, (size_t)ldb);
-        return;
-    }
-    for (int n0 = 0; n0 < padded; n0 += UK_NR) {
-        int cols = n - n0 < UK_NR ? n - n0 : UK_NR;
-        float *dst = packed + (size_t)(n0 / UK_NR) * UK_NR * (size_t)k;
-        if (cols <= 0) {
-            // The odd panel's partner past N.
-            memset(dst, 0, (size_t)UK_NR * (size_t)k * sizeof(float));
-        } else {
-            pack_transposed_panel(dst, b + (size_t)n0 * (size_t)ldb, k, cols, (size_t)ldb);
-        }
-    }
-}
-
 void uk_pack_b_block(float *dst, const float *b, int ldb, int trans, int k0, int kc, int n0, int cols) {
     if (kc <= 0 || cols <= 0) return;
     int padded = (cols + UK_NR - 1) / UK_NR * UK_NR;
@@ -101,6 +82,15 @@ void uk_pack_b_block(float *dst, const float *b, int ldb, int trans, int k0, int
         pack_transposed_panel(dst + (size_t)p0 * (size_t)kc, b + (size_t)(n0 + p0) * (size_t)ldb + (size_t)k0, kc,
                               pc, (size_t)ldb);
     }
+}
+
+void uk_pack_b(float *packed, const float *b, int k, int n, int ldb, int trans) {
+    if (k <= 0 || n <= 0) return;
+    uk_pack_b_block(packed, b, ldb, trans, 0, k, 0, n);
+    // The odd panel's partner past N (panels come in pairs for the AVX-512 path).
+    const size_t panel_floats = (size_t)UK_NR * (size_t)k;
+    const size_t written = ((size_t)n + UK_NR - 1) / UK_NR * panel_floats;
+    if (uk_packed_floats(k, n) > written) memset(packed + written, 0, panel_floats * sizeof(float));
 }
 
 int uk_gemm_degenerate(int m, int n, int k, float beta, float *c, int ldc) {
