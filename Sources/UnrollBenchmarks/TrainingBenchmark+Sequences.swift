@@ -86,7 +86,8 @@ extension TrainingBenchmark {
         config.clip = 5
         config.steps = 1 << 30
         config.bucketBytes = bucketBytes
-        config.reductionGroup = reductionGroup ?? 0
+        config.reductionGroup = reductionGroup
+        _ = config.adoptDefaultReductionGroup(worldSize: comm.size)
         let trainer = try Trainer(config: config, communicator: comm)
         guard let task = trainer.task as? SequenceTask else { preconditionFailure("a sequence set makes a SequenceTask") }
         for _ in 0..<warmup { _ = try trainer.step() }

@@ -119,8 +119,10 @@ public enum TrainingBenchmark {
         config.clip = 5
         config.steps = 1 << 30
         config.bucketBytes = bucketBytes
-        // `--compare-groups` without a size compares `auto` with none.
-        config.reductionGroup = reductionGroup ?? (compareGroups ? TrainingConfig.defaultReductionGroup(batchSize: globalBatch) : 0)
+        // Without a size: what `unroll train` gives a new run (`auto` where the world size fits);
+        // `--compare-groups` compares `auto` with none.
+        config.reductionGroup = reductionGroup ?? (compareGroups ? TrainingConfig.defaultReductionGroup(batchSize: globalBatch) : nil)
+        _ = config.adoptDefaultReductionGroup(worldSize: comm.size)
         let trainer = try Trainer(config: config, communicator: comm)
         for _ in 0..<warmup { _ = try trainer.step() }
         // Agree on the number of timed steps from the slowest rank's warm-up pace.

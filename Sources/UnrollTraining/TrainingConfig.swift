@@ -85,7 +85,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Streams per reduction group (`--reduction-group`): the gradient is summed per group of
     /// consecutive streams and the groups are added by a fixed halving tree, so every world size
     /// that gives each rank a whole subtree trains the same bits. 0: no groups (each rank sums its
-    /// own streams; results then depend on the number of ranks). Nil: 0, off by default.
+    /// own streams; results then depend on the number of ranks). Nil: 0 — but `unroll train`
+    /// gives a new run `auto` where it fits (`adoptDefaultReductionGroup`).
     /// Language models and sequence tasks (where a group is g consecutive sequences of a batch).
     public var reductionGroup: Int?
     /// Micro-batches per optimizer step (`--accumulate K`): each rank runs its share of the global
@@ -108,10 +109,35 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return batchSize / max(a, 1)
     }
 
-    /// The group size in effect (0: none). Off unless asked for: groups cost −1 … +4 % of step time on
-    /// configs A, C, D, 2–13 % on E and 5–9 % on B (launch/bench-groups, launch/PERFORMANCE.md), more
-    /// than the 5 % a default may cost.
+    /// The group size in effect (0: none). Nil (a configuration written before groups existed, or
+    /// built in code) means none; `unroll train` gives a new run `auto` unless told otherwise
+    /// (`adoptDefaultReductionGroup`).
     public var effectiveReductionGroup: Int { reductionGroup ?? 0 }
+
+    /// A new run given no `--reduction-group`: takes `auto` (`defaultReductionGroup`) where groups
+    /// apply and `worldSize` ranks can hold whole subtrees of them, else 0. Returns why groups are
+    /// off when a gradient-trained language model or sequence task goes without them (so results
+    /// depend on the number of ranks in the last bits), for a notice; nil otherwise. Encoder–decoders,
+    /// tree models and echo state networks never take groups (the latter sum exactly anyway).
+    public mutating func adoptDefaultReductionGroup(worldSize: Int) -> String? {
+        guard reductionGroup == nil else { return nil }
+        reductionGroup = 0
+        guard batchSize >= 1, seq2seq == nil, trees == nil, model.cell != .esn else { return nil }
+        let g = Self.defaultReductionGroup(batchSize: batchSize)
+        if accumulation > 1 {
+            return "reduction groups off: --accumulate \(accumulation) excludes them, so results differ in the last bits "
+                + "with the number of ranks (--reduction-group 0 silences this)"
+        }
+        var grouped = self
+        grouped.reductionGroup = g
+        if grouped.reductionGroupProblem(worldSize: worldSize) != nil {
+            return "reduction groups off: \(worldSize) ranks cannot share --batch-size \(batchSize)'s \(batchSize / g) groups "
+                + "as whole subtrees (a power of two dividing \(batchSize / g) can), so results differ in the last bits "
+                + "from other world sizes (--reduction-group 0 silences this)"
+        }
+        reductionGroup = g
+        return nil
+    }
 
     /// Why `worldSize` ranks cannot train with this configuration's reduction groups, or nil.
     public func reductionGroupProblem(worldSize: Int) -> String? {

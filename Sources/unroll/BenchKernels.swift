@@ -156,7 +156,7 @@ struct BenchTrain: ParsableCommand {
     var workdir: String = "/tmp/unroll-bench"
     @Option(help: "Gradient allreduce bucket size in bytes.")
     var bucketBytes: Int = 4 << 20
-    @Option(help: "Streams (config F: sequences) per reduction group, as `train --reduction-group` (default 0: none; with --compare-groups, auto).")
+    @Option(help: "Streams (config F: sequences) per reduction group, as `train --reduction-group` (default: what `train` gives a new run, auto where the number of ranks fits it; with --compare-groups, auto).")
     var reductionGroup: Int?
     @Flag(help: "Also time the same run without reduction groups, step by step alternating with the grouped one in this process (groupedStepMs, ungroupedStepMs; language models A–E).")
     var compareGroups = false

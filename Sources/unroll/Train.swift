@@ -256,7 +256,7 @@ enum ReductionGroupOption: ExpressibleByArgument, CustomStringConvertible {
 struct DistributedOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Gradient allreduce bucket size in bytes (default \(D.bucketBytes)).")
     var bucketBytes: Int?
-    @Option(help: "Streams (sequence datasets: sequences) per reduction group, or auto (B / gcd(B, 8): up to 8 groups): gradients and losses are summed per group of consecutive streams or sequences and the groups added by a fixed halving tree, so np = 1, 2, 4, … train byte-identically whenever the number of ranks is a power of two dividing the number of groups; Default 0: no groups (each rank sums its streams; results differ in the last bits with the number of ranks) — groups cost up to 4 % of step time on configs A, C, D, up to 9 % on B and 13 % on E (launch/bench-groups).")
+    @Option(help: "Streams (sequence datasets: sequences) per reduction group, or auto (B / gcd(B, 8): up to 8 groups): gradients and losses are summed per group of consecutive streams or sequences and the groups added by a fixed halving tree, so np = 1, 2, 4, … train byte-identically whenever the number of ranks is a power of two dividing the number of groups. 0: no groups (each rank sums its streams; results differ in the last bits with the number of ranks). Default for a new run: auto where the number of ranks fits it and --accumulate is 1, else 0 with a notice (a resumed run keeps its own); encoder–decoders and tree models never group. Groups cost −1 … +4 % of step time on configs A, C, D, E and +3 … +9 % on B, depending on the CPU (launch/bench-groups, launch/PERFORMANCE.md).")
     var reductionGroup: ReductionGroupOption?
     @OptionGroup var watchdog: WatchdogOptions
     @Option(help: "Seconds a rank may take after SIGTERM/SIGINT to finish the step and save before it is ended anyway (stuck in a collective or I/O); a second signal ends it at once.")
@@ -704,10 +704,15 @@ struct Train: ParsableCommand {
                 if config.model.echoState == nil { config.model.echoState = .default }
                 if config.model.leak == nil { config.model.leak = EchoStateConfig.defaultLeak }
             }
+            // A new run sums by reduction groups unless told otherwise (byte-identical at np = 1, 2, 4, 8
+            // where they divide the groups); a resumed one keeps what it recorded (nil: none, as before groups).
+            var groupsOff: String?
+            if resumePath == nil, config.problem() == nil { groupsOff = config.adoptDefaultReductionGroup(worldSize: comm.size) }
             if let problem = config.problem() ?? options.unusedOptionProblem(config) ?? options.echoStateProblem(config, resuming: resumePath != nil)
                 ?? MemoryEstimate.trainingProblem(config, worldSize: comm.size) {
                 throw TrainingError.config(problem)
             }
+            if let groupsOff, comm.rank == 0 { notice("notice: \(groupsOff)") }
             if comm.rank == 0 {
                 print(BLASEnvironment.summary)
                 let encoder = JSONEncoder()

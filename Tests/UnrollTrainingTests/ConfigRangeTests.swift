@@ -207,4 +207,38 @@ import UnrollModels
         let bRows = [H, E].map { GroupedGEMM.productScratchCount(n: $0, steps: 64, groupSize: 4, groups: 8) }.max()!
         #expect(with - without >= 4 * Double(shared + bRows), "vocab \(vocab), hidden \(hidden)")
     }
+
+    /// A new run given no `--reduction-group` takes `auto` where its groups fit the world size, and
+    /// otherwise goes without them, saying why; an explicit choice (0 included) is never changed.
+    @Test(arguments: [(32, 1, 4), (32, 2, 4), (32, 8, 4), (32, 16, 0), (24, 3, 0), (24, 2, 3), (20, 4, 5), (6, 3, 0), (1, 1, 1)])
+    func aNewRunTakesGroupsWhereTheyFit(batch: Int, worldSize: Int, expected: Int) {
+        var config = Self.base()
+        config.batchSize = batch
+        let why = config.adoptDefaultReductionGroup(worldSize: worldSize)
+        #expect(config.reductionGroup == expected)
+        #expect((why == nil) == (expected > 0), "B \(batch), W \(worldSize): \(why ?? "no notice")")
+        if expected == 0 { #expect(why?.contains("\(worldSize) ranks cannot share --batch-size \(batch)") == true) }
+        #expect(config.problem() == nil)
+        #expect(config.reductionGroupProblem(worldSize: worldSize) == nil)
+    }
+
+    @Test func explicitGroupsAndRunsThatCannotGroupAreLeftAlone() {
+        var explicit = Self.base()
+        explicit.batchSize = 32
+        explicit.reductionGroup = 0
+        #expect(explicit.adoptDefaultReductionGroup(worldSize: 2) == nil && explicit.reductionGroup == 0)
+        explicit.reductionGroup = 2
+        #expect(explicit.adoptDefaultReductionGroup(worldSize: 2) == nil && explicit.reductionGroup == 2)
+
+        var accumulating = Self.base()
+        accumulating.batchSize = 32
+        accumulating.accumulate = 2
+        let why = accumulating.adoptDefaultReductionGroup(worldSize: 1)
+        #expect(accumulating.reductionGroup == 0 && why?.contains("--accumulate 2") == true)
+        #expect(accumulating.problem() == nil)
+
+        var trees = Self.base()
+        trees.trees = TreeTaskConfig(vocabSize: 50, numClasses: 5, nodeLabels: false, largestTree: 9, greatestHeight: 4)
+        #expect(trees.adoptDefaultReductionGroup(worldSize: 2) == nil && trees.reductionGroup == 0)
+    }
 }
