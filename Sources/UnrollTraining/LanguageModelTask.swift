@@ -113,7 +113,10 @@ public final class LanguageModelTask: TrainingTask {
         copyState(streams, from: state, to: microState, outward: true)
         let result = microInputs.withUnsafeBufferPointer { inputs in
             microTargets.withUnsafeBufferPointer { targets in
-                model.forward(tokens: inputs.baseAddress!, steps: T, batch: b, state: microState, dropout: dropout)
+                // With groups a micro-batch is whole groups (a subtree of the rank's; see
+                // Trainer.forwardBackwardTree).
+                model.forward(tokens: inputs.baseAddress!, steps: T, batch: b, state: microState, dropout: dropout,
+                              wholeGroups: model.groups != nil)
                 return model.backward(targets: targets.baseAddress!, gradScale: 1, gradientsReady: ready, progress: progress)
             }
         }

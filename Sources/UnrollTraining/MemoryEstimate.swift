@@ -91,7 +91,10 @@ public enum MemoryEstimate {
         let perToken = L * (2 * G * H + 4 * H) + E + 2 * V
         let activations = T * (localBatch + evalBatch) * perToken
         let state = 2 * L * (Double(config.batchSize) + Double(config.evalStreams)) * H
-        return 4 * ((2 + slots) * P + activations + state + groupScratch(config, localBatch: localBatch))
+        // `--accumulate K` with groups: one pending gradient per level of the micro-batches' tree.
+        let treeLevels = config.effectiveReductionGroup > 0 && config.accumulation > 1
+            ? log2(Double(config.accumulation)).rounded(.up) : 0
+        return 4 * ((2 + slots + treeLevels) * P + activations + state + groupScratch(config, localBatch: localBatch))
             + stagingBytes(config, parameters: P)
     }
 

@@ -81,6 +81,8 @@ public final class Trainer {
     /// Where the task's data cursor stands (epoch, position); a step starts the task anew there
     /// when `progress` says otherwise (first step, a resume, a new epoch).
     private var taskPosition: (epoch: Int, position: Int)?
+    /// `--accumulate` with reduction groups: the pending partial gradient of each tree level.
+    private var treeBuffers: [FloatBuffer] = []
     /// Set from a signal handler; reduced with the gradients so all ranks stop together.
     public var stopRequested = false
     /// Test hook: returns true for a step (0-based) at which this rank's gradient is to be made
@@ -149,6 +151,7 @@ public final class Trainer {
             sync.gradientsReady(from: offset)
         }
         let parts = config.accumulation
+        if parts > 1 && config.effectiveReductionGroup > 0 { return forwardBackwardTree(parts: parts, ready: ready) }
         var lossSum = 0.0, count = 0
         for m in 0..<parts {
             let micro = MicroBatch(index: m, count: parts)
@@ -157,6 +160,43 @@ public final class Trainer {
             lossSum += part.lossSum
             count += part.count
         }
+        return StepTotals(lossSum: lossSum, count: count, stop: stopRequested)
+    }
+
+    /// `--accumulate K` with reduction groups: each micro-batch is a whole subtree of the rank's
+    /// groups (K a power of two dividing them, checked by the configuration), run into a zeroed
+    /// gradient, and the K results are added by the halving tree — a binary counter of pending
+    /// partial sums, ((m0 + m1) + (m2 + m3)) — so the rank's gradient and loss are the same bits
+    /// as one pass over its share, and as any other split over ranks and micro-batches. The
+    /// gradient is final only after the last addition: it is handed over whole (no overlap).
+    private func forwardBackwardTree(parts: Int, ready: (Int) -> Void) -> StepTotals {
+        let gradients = task.arena.gradients, n = task.arena.count
+        var pending: [(level: Int, lossSum: Double)] = []  // the gradient of level ℓ waits in treeBuffers[ℓ]
+        var count = 0, lossSum = 0.0
+        for m in 0..<parts {
+            if m > 0 { gradients.pointer.update(repeating: 0, count: n) }
+            let part = task.forwardBackward(step: progress.step, microBatch: MicroBatch(index: m, count: parts),
+                                            ready: { _ in }, progress: sync.poll)
+            count += part.count
+            lossSum = part.lossSum
+            var level = 0
+            while let last = pending.last, last.level == level {
+                // Left subtree + right subtree (addition commutes bit for bit, so the order of operands
+                // is not a choice; the grouping is).
+                let left = treeBuffers[level].pointer, right = gradients.pointer
+                for i in 0..<n { right[i] = left[i] + right[i] }
+                lossSum = last.lossSum + lossSum
+                pending.removeLast()
+                level += 1
+            }
+            if m < parts - 1 {
+                while treeBuffers.count <= level { treeBuffers.append(FloatBuffer(count: n)) }
+                treeBuffers[level].pointer.update(from: gradients.pointer, count: n)
+                pending.append((level, lossSum))
+            }
+        }
+        precondition(pending.isEmpty, "--accumulate \(parts) with reduction groups must be a power of two")
+        ready(0)
         return StepTotals(lossSum: lossSum, count: count, stop: stopRequested)
     }
 

@@ -91,8 +91,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var reductionGroup: Int?
     /// Micro-batches per optimizer step (`--accumulate K`): each rank runs its share of the global
     /// batch in K contiguous parts, one after the other (less activation memory), accumulating the
-    /// gradient, then one reduction and one update: the same step as K = 1 up to summation order.
-    /// Nil: 1 (and checkpoints written before it existed decode).
+    /// gradient, then one reduction and one update: the same step as K = 1 up to summation order —
+    /// bit for bit with reduction groups (language models; K a power of two dividing each rank's
+    /// groups, the parts added by the halving tree). Nil: 1 (and checkpoints written before it
+    /// existed decode).
     public var accumulate: Int?
 
     /// The number of micro-batches per step in effect.
@@ -123,17 +125,20 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         guard reductionGroup == nil else { return nil }
         reductionGroup = 0
         guard batchSize >= 1, seq2seq == nil, trees == nil, model.cell != .esn else { return nil }
-        let g = Self.defaultReductionGroup(batchSize: batchSize)
-        if accumulation > 1 {
-            return "reduction groups off: --accumulate \(accumulation) excludes them, so results differ in the last bits "
-                + "with the number of ranks (--reduction-group 0 silences this)"
+        let g = Self.defaultReductionGroup(batchSize: batchSize), groups = batchSize / g
+        if accumulation > 1 && sequence != nil {
+            return "reduction groups off: --accumulate \(accumulation) excludes them on sequence tasks, so results differ "
+                + "in the last bits with the number of ranks (--reduction-group 0 silences this)"
         }
-        var grouped = self
-        grouped.reductionGroup = g
-        if grouped.reductionGroupProblem(worldSize: worldSize) != nil {
-            return "reduction groups off: \(worldSize) ranks cannot share --batch-size \(batchSize)'s \(batchSize / g) groups "
-                + "as whole subtrees (a power of two dividing \(batchSize / g) can), so results differ in the last bits "
+        guard groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 else {
+            return "reduction groups off: \(worldSize) ranks cannot share --batch-size \(batchSize)'s \(groups) groups "
+                + "as whole subtrees (a power of two dividing \(groups) can), so results differ in the last bits "
                 + "from other world sizes (--reduction-group 0 silences this)"
+        }
+        if accumulation > 1, Self.accumulationSplitProblem(parts: accumulation, groups: groups / worldSize) != nil {
+            return "reduction groups off: --accumulate \(accumulation) cannot cut each rank's \(groups / worldSize) group(s) "
+                + "into whole subtrees (a power of two dividing \(groups / worldSize) can), so results differ in the last bits "
+                + "from other splits (--reduction-group 0 silences this)"
         }
         reductionGroup = g
         return nil
@@ -144,10 +149,23 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         let g = effectiveReductionGroup
         guard g > 0, seq2seq == nil, trees == nil else { return nil }
         let groups = batchSize / g
-        if groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 { return nil }
-        return "--reduction-group \(g) cuts --batch-size \(batchSize) into \(groups) groups, which \(worldSize) ranks "
-            + "cannot share as whole subtrees: the number of ranks must be a power of two dividing \(groups) "
-            + "(or set --reduction-group 0: results then depend on the number of ranks)"
+        guard groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 else {
+            return "--reduction-group \(g) cuts --batch-size \(batchSize) into \(groups) groups, which \(worldSize) ranks "
+                + "cannot share as whole subtrees: the number of ranks must be a power of two dividing \(groups) "
+                + "(or set --reduction-group 0: results then depend on the number of ranks)"
+        }
+        if accumulation > 1, sequence == nil, let why = Self.accumulationSplitProblem(parts: accumulation, groups: groups / worldSize) {
+            return "--accumulate \(accumulation) with --reduction-group \(g): \(why) of each of \(worldSize) rank(s) "
+                + "(or set --reduction-group 0)"
+        }
+        return nil
+    }
+
+    /// Why K micro-batches cannot each be a whole subtree of `groups` consecutive groups (the
+    /// trainer adds their gradients by the halving tree): K must be a power of two dividing them.
+    static func accumulationSplitProblem(parts: Int, groups: Int) -> String? {
+        if parts & (parts - 1) == 0 && groups % parts == 0 { return nil }
+        return "each micro-batch must be a whole subtree of the halving tree, so K must be a power of two dividing the \(groups) group(s)"
     }
 
     public init(data: String, model: ModelConfig) {
@@ -232,8 +250,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
         if let k = accumulate {
             if k < 1 { return "--accumulate must be ≥ 1, got \(k)" }
-            if k > 1 && effectiveReductionGroup > 0 && trees == nil {
-                return "--accumulate \(k) and --reduction-group \(effectiveReductionGroup) exclude each other (set --reduction-group 0)"
+            let g = effectiveReductionGroup
+            if k > 1 && g > 0 && trees == nil {
+                if sequence != nil {
+                    return "--accumulate \(k) and --reduction-group \(g) exclude each other on sequence tasks (set --reduction-group 0)"
+                }
+                if let why = Self.accumulationSplitProblem(parts: k, groups: batchSize / g) {
+                    return "--accumulate \(k) with --reduction-group \(g): \(why) of --batch-size \(batchSize) (or set --reduction-group 0)"
+                }
             }
         }
         if maxConsecutiveSkips < 1 { return "--max-skips must be ≥ 1, got \(maxConsecutiveSkips)" }

@@ -56,7 +56,7 @@ struct DataOptions: ParsableArguments {
     var data: String?
     @Option(parsing: .unconditional, help: "Global number of streams B (sequence datasets: sequences per step), split across ranks (default \(D.batchSize)).")
     var batchSize: Int?
-    @Option(parsing: .unconditional, help: "Micro-batches per optimizer step: each rank runs its share of the batch in K contiguous parts in turn (activation memory of one part), accumulating gradients, then one reduction and one update — the step of K = 1 up to summation order. Must divide each rank's streams (sequence datasets: at most each rank's sequences per batch); not with --reduction-group (default 1).")
+    @Option(parsing: .unconditional, help: "Micro-batches per optimizer step: each rank runs its share of the batch in K contiguous parts in turn (activation memory of one part), accumulating gradients, then one reduction and one update — the step of K = 1 up to summation order. Must divide each rank's streams (sequence datasets: at most each rank's sequences per batch). With reduction groups (language models) K must be a power of two dividing each rank's groups, and the micro-batches' gradients are added by the groups' halving tree: the same bits as K = 1 at any world size; sequence tasks do not combine it with groups (default 1).")
     var accumulate: Int?
     @Option(parsing: .unconditional, help: "TBPTT window T in steps (default \(D.bptt); sequence datasets: the longest sequence, so sequences run whole — shorter runs truncated BPTT within them).")
     var bptt: Int?

@@ -45,13 +45,20 @@ private typealias F = CheckpointFixtures
         }
     }
 
-    @Test(arguments: [OptimizerKind.sgd, .adam])
-    func languageModelMicroBatchesGiveTheUnsplitStep(optimizer: OptimizerKind) throws {
-        let dir = try CheckpointScratch("accLM\(optimizer)")
+    /// A language model of 8 streams on arith data in a scratch directory (kept alive by the caller).
+    static func languageModel(_ name: String, optimizer: OptimizerKind) throws -> (CheckpointScratch, TrainingConfig) {
+        let dir = try CheckpointScratch(name)
         let data = dir.file("arith.h5")
         var config = F.config(data: data, vocab: try F.makeArith(data), optimizer: optimizer)
         config.batchSize = 8
         config.clip = 0.5  // clipping fires on some steps: the norm must agree to decide it alike
+        return (dir, config)
+    }
+
+    @Test(arguments: [OptimizerKind.sgd, .adam])
+    func languageModelMicroBatchesGiveTheUnsplitStep(optimizer: OptimizerKind) throws {
+        let (dir, config) = try Self.languageModel("accLM\(optimizer)", optimizer: optimizer)
+        defer { withExtendedLifetime(dir) {} }
         try Self.expectSameSteps(config, parts: [2, 4, 8], steps: 4)
     }
 
@@ -97,6 +104,39 @@ private typealias F = CheckpointFixtures
         #expect(F.hiddenBits(resumed.trainer).h == F.hiddenBits(uninterrupted.trainer).h)
     }
 
+    /// With reduction groups the micro-batches are whole subtrees of the rank's groups and their
+    /// gradients are added by the halving tree: K = 2, 4, 8 give the bits of K = 1 — every step's
+    /// loss and norm, the parameters, the optimizer state and the carried state.
+    @Test(arguments: [OptimizerKind.sgd, .adam])
+    func groupedMicroBatchesGiveTheUnsplitStepBitForBit(optimizer: OptimizerKind) throws {
+        let (dir, base) = try Self.languageModel("accTree\(optimizer)", optimizer: optimizer)
+        defer { withExtendedLifetime(dir) {} }
+        var config = base
+        config.reductionGroup = 1  // 8 groups of one stream
+        let whole = try Trainer(config: config, communicator: SingleProcessCommunicator())
+        let reference = try (0..<4).map { _ in try whole.step() }
+        for k in [2, 4, 8] {
+            var c = config
+            c.accumulate = k
+            let split = try Trainer(config: c, communicator: SingleProcessCommunicator())
+            for r in reference {
+                let s = try split.step()
+                #expect(s.tokens == r.tokens && s.loss.bitPattern == r.loss.bitPattern, "K=\(k) step \(r.step): loss \(r.loss) vs \(s.loss)")
+                #expect(s.gradNorm.bitPattern == r.gradNorm.bitPattern, "K=\(k) step \(r.step): norm \(r.gradNorm) vs \(s.gradNorm)")
+            }
+            #expect(F.arenaBits(split) == F.arenaBits(whole), "K=\(k): parameters")
+            #expect(F.slotBits(split) == F.slotBits(whole), "K=\(k): optimizer state")
+            #expect(F.hiddenBits(split).h == F.hiddenBits(whole).h, "K=\(k): carried state")
+        }
+        // Control: without groups K = 2 sums in another order, and the bits differ.
+        config.reductionGroup = 0
+        let plain = try Trainer(config: config, communicator: SingleProcessCommunicator())
+        config.accumulate = 2
+        let plainSplit = try Trainer(config: config, communicator: SingleProcessCommunicator())
+        for _ in 0..<4 { _ = try plain.step(); _ = try plainSplit.step() }
+        #expect(F.arenaBits(plain) != F.arenaBits(plainSplit), "control: ungrouped K = 2 should differ from K = 1")
+    }
+
     @Test func accumulationThatDoesNotFitIsRefusedInOneLine() throws {
         let dir = try CheckpointScratch()
         let data = dir.file("arith.h5")
@@ -107,8 +147,19 @@ private typealias F = CheckpointFixtures
         config.accumulate = 0
         #expect(config.problem() == "--accumulate must be ≥ 1, got 0")
         config.accumulate = 2
+        config.reductionGroup = 4  // one group: no whole subtree for each of 2 micro-batches
+        #expect(config.problem() == "--accumulate 2 with --reduction-group 4: each micro-batch must be a whole subtree "
+                + "of the halving tree, so K must be a power of two dividing the 1 group(s) of --batch-size 4 (or set --reduction-group 0)")
         config.reductionGroup = 2
-        #expect(config.problem()?.hasPrefix("--accumulate 2 and --reduction-group 2 exclude each other") == true)
+        #expect(config.problem() == nil)
+        #expect(config.reductionGroupProblem(worldSize: 2)?.hasPrefix("--accumulate 2 with --reduction-group 2: each micro-batch "
+                + "must be a whole subtree of the halving tree, so K must be a power of two dividing the 1 group(s) of each of 2 rank(s)") == true)
+        config.reductionGroup = 1
+        config.accumulate = 4
+        #expect(config.problem() == nil && config.reductionGroupProblem(worldSize: 1) == nil)
+        config.batchSize = 6
+        config.accumulate = 3  // 6 groups of 1: 3 parts of 2 are not subtrees of the halving tree (3 + 3, then 1 + 2)
+        #expect(config.problem()?.contains("K must be a power of two dividing the 6 group(s)") == true)
         var sequence = try SequenceTaskTests.config(.parity, in: dir)
         sequence.accumulate = 9
         let s = F.message { _ = try Trainer(config: sequence, communicator: SingleProcessCommunicator()) }

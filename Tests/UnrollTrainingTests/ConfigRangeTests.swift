@@ -230,11 +230,15 @@ import UnrollModels
         explicit.reductionGroup = 2
         #expect(explicit.adoptDefaultReductionGroup(worldSize: 2) == nil && explicit.reductionGroup == 2)
 
+        // --accumulate keeps the groups where each micro-batch is a whole subtree of the rank's.
         var accumulating = Self.base()
-        accumulating.batchSize = 32
+        accumulating.batchSize = 32  // auto: 8 groups of 4
         accumulating.accumulate = 2
-        let why = accumulating.adoptDefaultReductionGroup(worldSize: 1)
-        #expect(accumulating.reductionGroup == 0 && why?.contains("--accumulate 2") == true)
+        var fits = accumulating
+        #expect(fits.adoptDefaultReductionGroup(worldSize: 2) == nil && fits.reductionGroup == 4)
+        #expect(fits.problem() == nil && fits.reductionGroupProblem(worldSize: 2) == nil)
+        let why = accumulating.adoptDefaultReductionGroup(worldSize: 8)  // one group per rank
+        #expect(accumulating.reductionGroup == 0 && why?.contains("--accumulate 2 cannot cut each rank's 1 group(s)") == true)
         #expect(accumulating.problem() == nil)
 
         var trees = Self.base()

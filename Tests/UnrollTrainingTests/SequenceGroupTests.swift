@@ -153,6 +153,6 @@ private final class PretendRank: Communicator {
                 "\(message ?? "accepted")")
         #expect(config.reductionGroupProblem(worldSize: 4) == nil && config.reductionGroupProblem(worldSize: 3) != nil)
         config.accumulate = 2
-        #expect(config.problem()?.hasPrefix("--accumulate 2 and --reduction-group 2 exclude each other") == true)
+        #expect(config.problem()?.hasPrefix("--accumulate 2 and --reduction-group 2 exclude each other on sequence tasks") == true)
     }
 }
