@@ -181,10 +181,9 @@ public final class Trainer {
             lossSum = part.lossSum
             var level = 0
             while let last = pending.last, last.level == level {
-                // Left subtree + right subtree (addition commutes bit for bit, so the order of operands
+                // Right subtree += left subtree (addition commutes bit for bit, so the order of operands
                 // is not a choice; the grouping is).
-                let left = treeBuffers[level].pointer, right = gradients.pointer
-                for i in 0..<n { right[i] = left[i] + right[i] }
+                RowKernels.add(gradients.pointer, treeBuffers[level].pointer, count: n)
                 lossSum = last.lossSum + lossSum
                 pending.removeLast()
                 level += 1

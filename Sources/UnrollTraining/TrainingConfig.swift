@@ -130,7 +130,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             return "reduction groups off: --accumulate \(accumulation) excludes them on sequence tasks, so results differ "
                 + "in the last bits with the number of ranks (--reduction-group 0 silences this)"
         }
-        guard groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 else {
+        guard Self.ranksHoldSubtrees(groups: groups, worldSize: worldSize) else {
             return "reduction groups off: \(worldSize) ranks cannot share --batch-size \(batchSize)'s \(groups) groups "
                 + "as whole subtrees (a power of two dividing \(groups) can), so results differ in the last bits "
                 + "from other world sizes (--reduction-group 0 silences this)"
@@ -149,7 +149,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         let g = effectiveReductionGroup
         guard g > 0, seq2seq == nil, trees == nil else { return nil }
         let groups = batchSize / g
-        guard groups % worldSize == 0 && worldSize & (worldSize - 1) == 0 else {
+        guard Self.ranksHoldSubtrees(groups: groups, worldSize: worldSize) else {
             return "--reduction-group \(g) cuts --batch-size \(batchSize) into \(groups) groups, which \(worldSize) ranks "
                 + "cannot share as whole subtrees: the number of ranks must be a power of two dividing \(groups) "
                 + "(or set --reduction-group 0: results then depend on the number of ranks)"
@@ -159,6 +159,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                 + "(or set --reduction-group 0)"
         }
         return nil
+    }
+
+    /// Whether `worldSize` ranks each hold a whole subtree of the halving tree over `groups` groups.
+    static func ranksHoldSubtrees(groups: Int, worldSize: Int) -> Bool {
+        groups % worldSize == 0 && worldSize & (worldSize - 1) == 0
     }
 
     /// Why K micro-batches cannot each be a whole subtree of `groups` consecutive groups (the
